@@ -1,0 +1,247 @@
+/* The configuration: YAML text in, one validated, immutable sst_config_t out. Loading never
+ * aborts on malformed input; every error names the file, the line and the key. Nothing here
+ * opens sockets or reads clocks; see docs/configuration.md for every key and its default. */
+#ifndef SST_CONFIG_H
+#define SST_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Hard bounds that keep every table fixed-size; the loader rejects configs beyond them. */
+#define SST_MAX_REGIONS      32
+#define SST_MAX_BACKENDS     256 /* across all regions */
+#define SST_MAX_ROUTES       64
+#define SST_MAX_LISTENERS    16
+#define SST_MAX_STATUS_RANGE 8
+#define SST_MAX_CORS_ORIGINS 16
+#define SST_MAX_TRUSTED      32
+#define SST_MAX_WORKERS      64
+
+/* Where a load failed: "file:line:column: key: message". line/column are 1-based, 0 when the
+ * error is not tied to a position (file unreadable). key is the dotted path, e.g.
+ * "regions[1].health.interval", empty when not tied to a key. */
+typedef struct sst_diag_s {
+    char file[256];
+    unsigned line;
+    unsigned column;
+    char key[128];
+    char msg[256];
+} sst_diag_t;
+
+/* Formats a diag as one line ("file:line:column: key: message") into buf; returns buf. */
+const char *sst_diag_format(const sst_diag_t *diag, char *buf, size_t size);
+
+/* A resolved socket address with its text form as written (canonical "host:port"). */
+typedef struct sst_addr_s {
+    char text[272];  /* "127.0.0.1:9001", "[::1]:9001", "backend.local:80" */
+    char host[256];  /* host part without brackets */
+    uint16_t port;   /* 0 is allowed for listeners only: pick an ephemeral port */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+} sst_addr_t;
+
+typedef struct sst_status_range_s {
+    uint16_t lo, hi; /* inclusive */
+} sst_status_range_t;
+
+typedef enum sst_initial_state_e {
+    SST_INITIAL_AUTO = 0, /* UP for a route's primary region, DOWN for the rest */
+    SST_INITIAL_UP,
+    SST_INITIAL_DOWN,
+} sst_initial_state_t;
+
+/* Active-probe and passive-signal settings. Set per region; a backend may override any key. */
+typedef struct sst_health_cfg_s {
+    bool enabled;                /* health.enabled, default true */
+    char method[16];             /* default "GET" */
+    char path[1024];             /* default "/healthz"; origin-form */
+    char host[256];              /* Host header; empty means the backend's host:port */
+    sst_status_range_t expect[SST_MAX_STATUS_RANGE]; /* default one range 200-399 */
+    size_t n_expect;
+    char *expect_body;           /* required body substring, NULL for none; owned by the config */
+    uint64_t interval_ms;        /* default 2000 */
+    uint64_t fast_interval_ms;   /* while rising or falling; default 500, never above interval */
+    uint64_t timeout_ms;         /* default 1000 */
+    uint64_t jitter_ms;          /* each delay is drawn in [d - jitter, d + jitter]; default
+                                  * 10% of interval when not set */
+    uint32_t rise;               /* default 2 */
+    uint32_t fall;               /* default 2 */
+    uint32_t passive_fall;       /* consecutive passive failures that mark DOWN; default 3; 0 off */
+    uint32_t passive_fall_refused; /* same, counting only refused connects; default 1; 0 off */
+    bool passive_5xx;            /* count 5xx responses as passive failures; default false */
+    sst_initial_state_t initial; /* default AUTO */
+} sst_health_cfg_t;
+
+typedef struct sst_backend_cfg_s {
+    sst_addr_t addr;
+    size_t region;           /* index into sst_config_t.regions */
+    uint32_t weight;         /* default 1, 1..256 */
+    sst_health_cfg_t health; /* region settings merged with this backend's overrides */
+} sst_backend_cfg_t;
+
+typedef struct sst_region_cfg_s {
+    char *name;              /* [A-Za-z0-9_.-]+, unique */
+    char *url;               /* public base URL, scheme://authority[/path], no trailing '/';
+                                NULL when the region is never a redirect target */
+    size_t first_backend;    /* backends of this region: cfg->backends[first, first + n) */
+    size_t n_backends;
+    sst_health_cfg_t health; /* region-level settings (backends carry merged copies) */
+    uint32_t min_healthy;    /* default 1 */
+    bool min_healthy_pct;    /* min_healthy is a percentage of n_backends (rounded up) */
+    uint32_t max_ejection_pct; /* share of backends passive checks may take DOWN; default 100 */
+    uint64_t slow_start_ms;  /* default 0 (off) */
+    uint64_t failback_delay_ms; /* default 10000 */
+} sst_region_cfg_t;
+
+typedef enum sst_all_down_e {
+    SST_ALL_DOWN_REJECT = 0, /* 503 with Retry-After */
+    SST_ALL_DOWN_FAIL_OPEN,  /* proxy to the primary whatever its health */
+    SST_ALL_DOWN_FALLBACK,   /* redirect to fallback_region whatever its health */
+} sst_all_down_t;
+
+typedef enum sst_hop_limit_e {
+    SST_HOP_LIMIT_SERVE = 0, /* serve from local_region when it is in the route, else reject */
+    SST_HOP_LIMIT_REJECT,
+} sst_hop_limit_t;
+
+typedef struct sst_route_cfg_s {
+    char *name;                   /* default "route<N>"; the last route is the default route */
+    char *host;                   /* "*", "example.com", "*.example.com"; lower case */
+    char *path_prefix;            /* default "/" */
+    size_t primary;               /* region index */
+    size_t failover[SST_MAX_REGIONS]; /* region indices, in order */
+    size_t n_failover;
+    uint16_t redirect_status;     /* 307 (default) or 308 */
+    sst_all_down_t all_down;      /* default REJECT */
+    size_t fallback_region;       /* for SST_ALL_DOWN_FALLBACK */
+    uint64_t retry_after_s;       /* default 5 */
+    char *hop_param;              /* query parameter carrying the hop count; NULL: no marker */
+    uint32_t max_hops;            /* default 1 */
+    sst_hop_limit_t at_hop_limit; /* default SERVE */
+    char *cors_origins[SST_MAX_CORS_ORIGINS]; /* exact origins, or "*" */
+    size_t n_cors_origins;
+    uint64_t redirect_discard_bytes; /* body bytes read and dropped before a redirect keeps the
+                                        connection; default 64k */
+    uint32_t retries;             /* extra attempts on other backends of the region, default 2 */
+} sst_route_cfg_t;
+
+typedef struct sst_listener_cfg_s {
+    sst_addr_t addr;
+    char *proto;              /* X-Forwarded-Proto value, default "http" */
+    bool https_redirect;      /* send every request to https://same-host/same-target */
+    uint16_t https_status_get;   /* for GET and HEAD, default 301 */
+    uint16_t https_status_other; /* for other methods, default 307 */
+    uint16_t https_port;      /* 0: default port 443, omitted from Location */
+} sst_listener_cfg_t;
+
+typedef struct sst_limits_cfg_s {
+    uint64_t request_line;    /* default 8k  -> 414 */
+    uint64_t header_field;    /* default 8k  -> 431, one name+value */
+    uint64_t header_bytes;    /* default 32k -> 431, whole head */
+    uint64_t headers;         /* default 100 -> 431, field count */
+    uint64_t body;            /* default 100m -> 413; 0 means unlimited */
+    uint64_t connections;     /* default 10000, all workers together */
+    uint64_t upstream_connections; /* per backend per worker, default 1024 */
+    uint64_t upstream_idle;   /* idle keep-alive connections kept per backend per worker,
+                                 default 64 */
+    uint64_t response_header_bytes; /* default 32k -> 502 */
+    uint64_t response_headers;      /* default 100 -> 502 */
+    uint64_t buffer;          /* bytes in flight per direction before reading pauses; 64k */
+} sst_limits_cfg_t;
+
+typedef struct sst_timeouts_cfg_s {
+    uint64_t request_head_ms;  /* total time to receive a head, default 10s -> 408 */
+    uint64_t idle_ms;          /* keep-alive idle, default 60s */
+    uint64_t connect_ms;       /* upstream connect, default 2s */
+    uint64_t upstream_response_ms; /* request sent to response head, default 30s -> 504 */
+    uint64_t body_ms;          /* body inactivity, both directions, default 30s */
+    uint64_t body_total_ms;    /* whole request body, default 0 (off) -> 408 */
+    uint64_t body_min_rate;    /* bytes/s a request body must average after 5s; 0 off */
+    uint64_t send_ms;          /* a client that reads nothing for this long is closed; 30s */
+    uint64_t linger_ms;        /* drain after an early answer before closing, default 2s */
+    uint64_t shutdown_ms;      /* graceful shutdown deadline, default 30s */
+} sst_timeouts_cfg_t;
+
+typedef enum sst_log_format_e {
+    SST_LOG_TEXT = 0,
+    SST_LOG_JSON,
+} sst_log_format_t;
+
+typedef struct sst_log_cfg_s {
+    char *access;             /* "stderr" (default), "stdout", "off", or a file path */
+    sst_log_format_t format;  /* default text */
+    int level;                /* SST_LOG_* from log.h, default info */
+} sst_log_cfg_t;
+
+typedef struct sst_admin_cfg_s {
+    bool enabled;             /* true when the admin key is present; the demo enables it */
+    sst_addr_t addr;          /* default 127.0.0.1:9901 */
+    char *token;              /* bearer token; required when addr is not loopback */
+} sst_admin_cfg_t;
+
+typedef struct sst_cidr_s {
+    struct sockaddr_storage net;
+    uint8_t prefix;
+} sst_cidr_t;
+
+typedef struct sst_config_s {
+    atomic_uint_fast32_t refcount;
+    char *source;                 /* file path, or "<embedded demo>" */
+    uint64_t version;             /* assigned by the loader's caller; 0 on load */
+    uint32_t workers;             /* 0 = number of cores */
+    size_t local_region;          /* region index, or SIZE_MAX when not set */
+    sst_listener_cfg_t listeners[SST_MAX_LISTENERS];
+    size_t n_listeners;
+    sst_region_cfg_t regions[SST_MAX_REGIONS];
+    size_t n_regions;
+    sst_backend_cfg_t backends[SST_MAX_BACKENDS];
+    size_t n_backends;
+    sst_route_cfg_t routes[SST_MAX_ROUTES];
+    size_t n_routes;
+    sst_limits_cfg_t limits;
+    sst_timeouts_cfg_t timeouts;
+    sst_log_cfg_t log;
+    sst_admin_cfg_t admin;
+    sst_cidr_t trusted_proxies[SST_MAX_TRUSTED]; /* whose X-Forwarded-For/Forwarded is kept */
+    size_t n_trusted_proxies;
+    bool demo;                    /* the embedded demo: main.c also starts the stub regions */
+} sst_config_t;
+
+/* Loads and validates the YAML file at `path`. Returns 0 and sets *out (refcount 1, caller
+ * owns), or a negative SST_E* code and fills *diag; *out is untouched on failure. Host names in
+ * addresses are resolved here (blocking getaddrinfo: call it off the request path). */
+int sst_config_load(const char *path, sst_config_t **out, sst_diag_t *diag);
+
+/* Same, from memory. `name` is used as the file name in diagnostics. */
+int sst_config_load_string(const char *name, const char *yaml, size_t len, sst_config_t **out,
+                           sst_diag_t *diag);
+
+/* The embedded demo default: proxy on 127.0.0.1:8080, admin on 127.0.0.1:9901, region us-east
+ * (127.0.0.1:9001, 127.0.0.1:9002) and eu-west (127.0.0.1:9101). Returns 0 or SST_ENOMEM. */
+int sst_config_demo(sst_config_t **out, sst_diag_t *diag);
+extern const char sst_config_demo_yaml[];
+
+sst_config_t *sst_config_ref(sst_config_t *cfg);
+/* Drops one reference; frees the config with the last one. Thread-safe. NULL is ignored. */
+void sst_config_unref(sst_config_t *cfg);
+
+/* Lookups by name; return the index or -1. */
+int sst_config_region_index(const sst_config_t *cfg, const char *name, size_t len);
+/* Finds a backend by its address text ("127.0.0.1:9001") in any region; -1 if none. */
+int sst_config_backend_index(const sst_config_t *cfg, const char *addr, size_t len);
+
+/* "1s", "250ms", "2m", "1h", "1500" (ms). Returns 0 or SST_EINVAL / SST_ERANGE. */
+int sst_parse_duration_ms(const char *s, size_t len, uint64_t *out);
+/* "16k", "10m", "1g", "512" (bytes), binary multiples. Returns 0 or SST_EINVAL / SST_ERANGE. */
+int sst_parse_size(const char *s, size_t len, uint64_t *out);
+/* "host:port" or "[v6]:port"; resolves names when `resolve` is true. Returns 0 or SST_EINVAL. */
+int sst_parse_addr(const char *s, size_t len, bool allow_port0, bool resolve, sst_addr_t *out);
+/* True for 127.0.0.0/8 and ::1. */
+bool sst_addr_is_loopback(const sst_addr_t *addr);
+/* True when `sa` is inside one of cfg->trusted_proxies. */
+bool sst_config_is_trusted(const sst_config_t *cfg, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,152 @@
+/* The routing core: which route a request matches, whether it is proxied, redirected (307/308)
+ * or rejected, how the Location is built, which backend serves it, and what to do when an
+ * attempt fails. Pure: values in, values out; no libuv, no clock, no malloc. */
+#ifndef SST_ROUTE_H
+#define SST_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sidestep/config.h"
+#include "sidestep/health.h"
+#include "sidestep/str.h"
+
+/* The most hops a Location can carry; config rejects max_hops above it. */
+#define SST_MAX_HOPS 9
+
+typedef enum sst_decision_kind_e {
+    SST_DECIDE_PROXY = 0, /* proxy to `region`'s backends */
+    SST_DECIDE_REDIRECT,  /* answer `status` with a Location in `region` */
+    SST_DECIDE_REJECT,    /* answer `status` (503 with Retry-After, 400, ...) */
+} sst_decision_kind_t;
+
+typedef struct sst_route_input_s {
+    uint64_t now_ms;
+    sst_str_t method;  /* as received, e.g. "POST" */
+    sst_str_t target;  /* request-target exactly as received: origin-form or absolute-form */
+    sst_str_t host;    /* Host header value, empty when absent */
+    sst_str_t origin;  /* Origin header value, empty when absent */
+    uint32_t exclude_regions; /* bit r set: region r already failed for this request (in-flight
+                                 failover); such a region is treated as not usable */
+} sst_route_input_t;
+
+/* Location = parts[0] + parts[1] + ... + parts[n_parts-1]. Slices point into the config, the
+ * input target and static storage, so they stay valid while both do. */
+#define SST_LOCATION_PARTS 6
+
+typedef struct sst_decision_s {
+    sst_decision_kind_t kind;
+    size_t route;          /* matched route index (always set on success) */
+    size_t region;         /* PROXY: region to proxy to; REDIRECT: target region */
+    uint16_t status;       /* REDIRECT: 307 or 308 (or 301 for https); REJECT: status */
+    bool ignore_health;    /* PROXY under fail_open or a forced-up region: pick any backend */
+    const char *reason;    /* static text: "primary up", "failover", "all regions down", ... */
+    uint64_t retry_after_s; /* REJECT 503: Retry-After value, 0 for none */
+    sst_str_t location[SST_LOCATION_PARTS];
+    size_t n_location;
+    size_t location_len;   /* sum of the parts */
+    sst_str_t cors_origin; /* REDIRECT: value for Access-Control-Allow-Origin, empty for none */
+    uint32_t hops_in;      /* hop count found in the request's query */
+} sst_decision_t;
+
+/* Index of the route matching host (port ignored, case-insensitive) and the target's path, or
+ * the last route (the default) when none matches. Host patterns: "*", exact, "*.suffix". The
+ * longest path prefix wins among routes whose host matches; ties go to the first listed. */
+size_t sst_route_match(const sst_config_t *cfg, sst_str_t host, sst_str_t target);
+
+/* Decides for one request. Returns 0 and fills *out, or SST_EINVAL when the target cannot be
+ * routed (not origin-form or absolute-form with an http/https scheme): the caller answers 400.
+ * Rules, in order:
+ *  - hop marker at or past max_hops: never redirect; serve from local_region when usable (or
+ *    when it is the route's primary under fail_open), else REJECT 503.
+ *  - walk [primary, failover...]: the first usable region (sst_hsnap_region_usable, not in
+ *    exclude_regions) wins: PROXY when it is the primary or local_region, else REDIRECT.
+ *  - none usable: all_down policy (reject 503 + Retry-After, fail_open PROXY primary,
+ *    fallback REDIRECT to fallback_region, or PROXY it when it is local_region).
+ * A route never redirects to local_region. */
+int sst_route_decide(const sst_route_input_t *in, const sst_config_t *cfg,
+                     const sst_hsnap_t *snap, sst_decision_t *out);
+
+/* HTTPS enforcement for a listener with https_redirect: Location https://HOST[:port]TARGET,
+ * status https_status_get for GET/HEAD else https_status_other. Returns 0, or SST_EINVAL when
+ * host is empty or malformed (the caller answers 400). `host_buf` (at least 300 bytes) holds
+ * the host without its port; the decision's slices may point into it. */
+int sst_route_https(const sst_route_input_t *in, const sst_listener_cfg_t *lc, char *host_buf,
+                    size_t host_buf_size, sst_decision_t *out);
+
+/* Splits a request-target into its path-and-query (origin-form part). For "/a?b" that is the
+ * whole target; for "http://h:1/a?b" it is "/a?b"; for "http://h" it is "/" (static). Returns
+ * 0, or SST_EINVAL for asterisk-form, authority-form and other schemes. */
+int sst_target_path_query(sst_str_t target, sst_str_t *out, sst_str_t *authority);
+
+/* --- backend selection ------------------------------------------------------------------- */
+
+/* Per worker and region round-robin state; zero-initialise. */
+typedef struct sst_lb_state_s {
+    int32_t current[SST_MAX_BACKENDS]; /* smooth weighted round-robin accumulators */
+} sst_lb_state_t;
+
+/* Bitmap of backends already tried by this request. */
+typedef struct sst_tried_s {
+    uint64_t bits[(SST_MAX_BACKENDS + 63) / 64];
+} sst_tried_t;
+
+static inline void sst_tried_set(sst_tried_t *t, size_t b)
+{
+    t->bits[b / 64] |= (uint64_t)1 << (b % 64);
+}
+static inline bool sst_tried_has(const sst_tried_t *t, size_t b)
+{
+    return (t->bits[b / 64] >> (b % 64)) & 1;
+}
+
+/* Picks a backend of `region` by smooth weighted round-robin over backends with a non-zero
+ * sst_hsnap_backend_weight, skipping `tried`. With ignore_health (fail_open, forced-up region),
+ * when no untried backend is UP, the DOWN ones that are not forced down count with their
+ * configured weight. Returns the backend index, or -1 when none is eligible. */
+int sst_lb_pick(const sst_config_t *cfg, const sst_hsnap_t *snap, size_t region, uint64_t now_ms,
+                bool ignore_health, const sst_tried_t *tried, sst_lb_state_t *st);
+
+/* --- what to do when an attempt fails ----------------------------------------------------- */
+
+/* How far an attempt got when it failed. docs/routing.md has the safety matrix. */
+typedef enum sst_fail_phase_e {
+    SST_FAIL_NO_BACKEND = 0, /* no eligible backend in the region: nothing was tried */
+    SST_FAIL_CONNECT,        /* refused, timed out or errored while connecting: nothing sent */
+    SST_FAIL_SEND_PARTIAL,   /* reset or closed before the request was fully written */
+    SST_FAIL_SENT,           /* reset or closed after the full request, before a response */
+    SST_FAIL_RESPONSE_TIMEOUT, /* no response head within upstream_response */
+    SST_FAIL_BAD_RESPONSE,   /* unparseable or over-limit response head */
+    SST_FAIL_RESPONSE_STARTED, /* failed after response bytes reached the client */
+} sst_fail_phase_t;
+
+typedef enum sst_fail_action_e {
+    SST_ON_FAIL_RETRY = 0, /* same region, another backend (caller marks the failed one tried) */
+    SST_ON_FAIL_REROUTE,   /* sst_route_decide again with the region in exclude_regions */
+    SST_ON_FAIL_RESPOND,   /* answer `status` (502 or 504) */
+    SST_ON_FAIL_ABORT,     /* close the client connection: the response was already started */
+} sst_fail_action_t;
+
+typedef struct sst_fail_input_s {
+    sst_fail_phase_t phase;
+    bool idempotent;          /* RFC 9110 §9.2.2 method */
+    bool body_consumed;       /* request body bytes were already read from the client */
+    uint32_t attempts;        /* attempts made so far, including the failed one */
+    uint32_t retries;         /* the route's retries setting */
+    bool backend_left;        /* another untried eligible backend exists in the region */
+} sst_fail_input_t;
+
+typedef struct sst_fail_decision_s {
+    sst_fail_action_t action;
+    uint16_t status;          /* for RESPOND */
+    const char *reason;       /* static text for the log */
+} sst_fail_decision_t;
+
+/* The failure safety matrix (docs/routing.md). Pure. */
+void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out);
+
+/* RFC 9110 §9.2.2: GET HEAD OPTIONS TRACE PUT DELETE are idempotent. */
+bool sst_method_is_idempotent(sst_str_t method);
+
+#endif
