@@ -37,7 +37,7 @@ typedef struct sst_route_input_s {
 
 typedef struct sst_decision_s {
     sst_decision_kind_t kind;
-    size_t route;          /* matched route index (always set on success) */
+    size_t route;          /* matched route index; SIZE_MAX when no route matched */
     size_t region;         /* PROXY: region to proxy to; REDIRECT: target region */
     uint16_t status;       /* REDIRECT: 307 or 308 (or 301 for https); REJECT: status */
     bool ignore_health;    /* PROXY under fail_open or a forced-up region: pick any backend */
@@ -51,13 +51,16 @@ typedef struct sst_decision_s {
 } sst_decision_t;
 
 /* Index of the route matching host (port ignored, case-insensitive) and the target's path, or
- * the last route (the default) when none matches. Host patterns: "*", exact, "*.suffix". The
- * longest path prefix wins among routes whose host matches; ties go to the first listed. */
-size_t sst_route_match(const sst_config_t *cfg, sst_str_t host, sst_str_t target);
+ * -1 when none matches. Host patterns: "*", exact, "*.suffix" (matches any name ending in
+ * ".suffix", not "suffix" itself). Among matching routes, an exact host beats a wildcard suffix,
+ * which beats "*"; then the longest path prefix wins; then the first listed. The config loader
+ * adds a catch-all default route when the file has no `routes`. */
+int sst_route_match(const sst_config_t *cfg, sst_str_t host, sst_str_t target);
 
 /* Decides for one request. Returns 0 and fills *out, or SST_EINVAL when the target cannot be
  * routed (not origin-form or absolute-form with an http/https scheme): the caller answers 400.
  * Rules, in order:
+ *  - no route matches: REJECT 404.
  *  - hop marker at or past max_hops: never redirect; serve from local_region when usable (or
  *    when it is the route's primary under fail_open), else REJECT 503.
  *  - walk [primary, failover...]: the first usable region (sst_hsnap_region_usable, not in
