@@ -64,6 +64,8 @@ typedef struct sst_probe_result_s {
     sst_reason_t reason; /* L7OK on success; L4CON, L4TOUT, L7TOUT, L7RSP, L7STS, L7BODY, ... */
     uint16_t status;     /* HTTP status when one was read, else 0 */
     uint64_t duration_ms;
+    char detail[64];     /* optional detail for the event text ("connection reset",
+                            "HPE_INVALID_CONSTANT"); empty when none */
 } sst_probe_result_t;
 
 /* Signals from proxied traffic. */
@@ -208,6 +210,8 @@ typedef struct sst_health_backend_info_s {
     uint32_t successes, failures; /* current consecutive probe counters */
     uint32_t passive_failures;
     bool passive_down;            /* DOWN because of passive checks */
+    uint64_t passive_ejections;   /* passive ejections carried out */
+    uint64_t passive_ejections_refused; /* ejections refused by max_ejection_pct */
     uint64_t probes_ok, probes_failed;
     uint64_t last_probe_ms;       /* when the last probe finished, 0 if none */
     uint64_t last_probe_duration_ms;
