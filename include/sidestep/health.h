@@ -64,6 +64,8 @@ typedef struct sst_probe_result_s {
     sst_reason_t reason; /* L7OK on success; L4CON, L4TOUT, L7TOUT, L7RSP, L7STS, L7BODY, ... */
     uint16_t status;     /* HTTP status when one was read, else 0 */
     uint64_t duration_ms;
+    char detail[64];     /* optional detail for the event text ("connection reset",
+                            "HPE_INVALID_CONSTANT"); empty when none */
 } sst_probe_result_t;
 
 /* Signals from proxied traffic. */
@@ -162,22 +164,31 @@ typedef struct sst_health_s sst_health_t;
 /* Creates the state for `cfg` (not owned, must outlive the object). When `prev` is given (a
  * reload), operational state, counters and operator actions carry over for backends whose
  * region name and address are unchanged and for regions whose name is unchanged; everything
- * else starts from its initial state. Returns 0 and sets *out, or SST_ENOMEM. */
+ * else starts from its initial state. Initial states emit no event; a carried region whose
+ * state the new config changes emits one RELOAD event. `prev` (and its config) is only read.
+ * Returns 0 and sets *out, SST_EINVAL (NULL or inconsistent cfg) or SST_ENOMEM. */
 int sst_health_create(const sst_config_t *cfg, const sst_health_t *prev, uint64_t now_ms,
                       sst_health_event_cb cb, void *opaque, sst_health_t **out);
 void sst_health_destroy(sst_health_t *h);
 
-/* Feeds one probe result for backend b. Emits events for changes. Returns true when the
- * published state changed (publish a new snapshot). */
+/* Feeds one probe result for backend b. Emits events for changes. A backend still in its
+ * initial DOWN state goes UP on its first success; otherwise `rise` / `fall` apply. Ignored for
+ * a backend with health.enabled false. Returns true when the published state changed (publish
+ * a new snapshot). */
 bool sst_health_probe_result(sst_health_t *h, size_t b, const sst_probe_result_t *res,
                              uint64_t now_ms);
 
 /* Feeds one passive signal. A DOWN from passive checks needs `rise` active successes to come
- * back. Honors max_ejection_pct. Returns true when the published state changed. */
+ * back. Honors max_ejection_pct (refusals counted in the backend info). SST_PASSIVE_5XX
+ * without health.passive_5xx counts as OK. Ignored when health.enabled is false, as nothing
+ * could bring the backend back. Returns true when the published state changed. */
 bool sst_health_passive(sst_health_t *h, size_t b, sst_passive_t sig, uint64_t now_ms);
 
-/* Operator actions. `reason` is copied; ttl_ms 0 means no expiry. Returns 0 (and *changed),
- * or SST_EINVAL for an op that does not apply (drain on a backend). */
+/* Operator actions. `reason` is copied; ttl_ms 0 means no expiry. Returns 0 (and *changed:
+ * the published state changed or an event was emitted), or SST_EINVAL for an op that does not
+ * apply (drain on a backend) or an index out of range. On a region, FORCE_UP also ends a
+ * failback hold, CLEAR of a force-down that brings the region back starts one, and UNDRAIN
+ * never does. */
 int sst_health_admin_region(sst_health_t *h, size_t r, sst_admin_op_t op, const char *reason,
                             uint64_t ttl_ms, uint64_t now_ms, bool *changed);
 int sst_health_admin_backend(sst_health_t *h, size_t b, sst_admin_op_t op, const char *reason,
@@ -208,6 +219,8 @@ typedef struct sst_health_backend_info_s {
     uint32_t successes, failures; /* current consecutive probe counters */
     uint32_t passive_failures;
     bool passive_down;            /* DOWN because of passive checks */
+    uint64_t passive_ejections;   /* passive ejections carried out */
+    uint64_t passive_ejections_refused; /* ejections refused by max_ejection_pct */
     uint64_t probes_ok, probes_failed;
     uint64_t last_probe_ms;       /* when the last probe finished, 0 if none */
     uint64_t last_probe_duration_ms;

@@ -1,0 +1,555 @@
+/* Active HTTP probes: per backend one timer (the next probe, then that probe's deadline) and one
+ * TCP handle per attempt; responses parsed with llhttp. Reports results to its owner and decides
+ * nothing about health; never blocks the loop. */
+#include "probe.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "sidestep/error.h"
+#include "sidestep/str.h"
+
+typedef enum probe_phase_e {
+    PROBE_IDLE = 0,   /* waiting for the timer; the TCP handle is not initialised */
+    PROBE_CONNECTING, /* connect in flight, timer is the deadline */
+    PROBE_EXCHANGING, /* request written or queued, reading the response */
+    PROBE_CLOSING,    /* result decided, TCP handle closing; reported from its close callback */
+} probe_phase_t;
+
+typedef struct probe_target_s {
+    sst_prober_t *p;
+    size_t index; /* backend index in the config */
+    const sst_backend_cfg_t *bc;
+    uv_timer_t timer;
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    llhttp_t parser;
+    probe_phase_t phase;
+    uint64_t started_ns;
+    sst_probe_result_t result;
+    bool verdict;      /* a parser callback filled `result` */
+    bool head_done;    /* the final (non-1xx) response head was parsed */
+    size_t head_bytes; /* bytes read before head_done */
+    size_t body_scanned;
+    size_t match; /* bytes of the needle matched so far, carried across reads */
+    char send_error[32];
+    /* Fixed per backend, built at start: */
+    char *request;
+    size_t request_len;
+    bool is_head; /* a HEAD response carries no body */
+    const char *needle;
+    size_t needle_len;
+    size_t *kmp; /* failure function of needle: longest proper border of needle[0..i] */
+    char rbuf[4096];
+} probe_target_t;
+
+struct sst_prober_s {
+    uv_loop_t *loop;
+    const sst_config_t *cfg;
+    const sst_health_t *h;
+    sst_probe_cb cb;
+    void *opaque;
+    uint64_t rng;
+    bool stopping;
+    size_t pending_closes;
+    sst_prober_done_cb done;
+    void *done_arg;
+    uv_timer_t ctl; /* never started: closing it guarantees `done` runs from a close callback */
+    llhttp_settings_t settings;
+    size_t n_targets;
+    probe_target_t targets[];
+};
+
+static void probe_on_timer(uv_timer_t *timer);
+
+/* --- results ------------------------------------------------------------------------------ */
+
+static void detail_set(sst_probe_result_t *res, const char *a, const char *b)
+{
+    snprintf(res->detail, sizeof(res->detail), "%s%s%s", a ? a : "", a && b ? ": " : "",
+             b ? b : "");
+}
+
+static void probe_verdict(probe_target_t *t, bool ok, sst_reason_t reason, const char *detail)
+{
+    if (t->verdict)
+        return;
+    t->verdict = true;
+    t->result.ok = ok;
+    t->result.reason = reason;
+    detail_set(&t->result, detail, NULL);
+}
+
+static bool status_expected(const sst_health_cfg_t *hc, uint16_t status)
+{
+    size_t n = hc->n_expect < SST_MAX_STATUS_RANGE ? hc->n_expect : SST_MAX_STATUS_RANGE;
+    if (n == 0)
+        return status >= 200 && status <= 399; /* the documented default range */
+    for (size_t i = 0; i < n; i++)
+        if (status >= hc->expect[i].lo && status <= hc->expect[i].hi)
+            return true;
+    return false;
+}
+
+static void probe_on_tcp_closed(uv_handle_t *handle);
+
+/* Ends the attempt with the result already in t->result; reported once the handle closed. */
+static void probe_close(probe_target_t *t)
+{
+    if (t->phase != PROBE_CONNECTING && t->phase != PROBE_EXCHANGING)
+        return;
+    t->result.duration_ms = (uv_hrtime() - t->started_ns) / 1000000u;
+    uv_timer_stop(&t->timer);
+    t->phase = PROBE_CLOSING;
+    uv_close((uv_handle_t *)&t->tcp, probe_on_tcp_closed);
+}
+
+static void probe_fail(probe_target_t *t, sst_reason_t reason, const char *a, const char *b)
+{
+    t->verdict = true;
+    t->result.ok = false;
+    t->result.reason = reason;
+    detail_set(&t->result, a, b);
+    probe_close(t);
+}
+
+static void probe_schedule(probe_target_t *t, bool first)
+{
+    sst_prober_t *p = t->p;
+    uint64_t delay = sst_health_probe_delay(p->h, t->index, first, &p->rng);
+    uv_timer_start(&t->timer, probe_on_timer, delay, 0);
+}
+
+static void probe_report(probe_target_t *t)
+{
+    sst_prober_t *p = t->p;
+
+    p->cb(p->opaque, t->index, &t->result);
+    /* The callback may have stopped the prober: every handle is closing then, and p stays
+     * alive until their close callbacks, which cannot run before we return. */
+    if (p->stopping)
+        return;
+    probe_schedule(t, false);
+}
+
+/* --- llhttp callbacks --------------------------------------------------------------------- */
+
+static bool kmp_feed(probe_target_t *t, const char *s, size_t n)
+{
+    size_t k = t->match;
+    for (size_t i = 0; i < n; i++) {
+        while (k > 0 && s[i] != t->needle[k])
+            k = t->kmp[k - 1];
+        if (s[i] == t->needle[k])
+            k++;
+        if (k == t->needle_len) {
+            t->match = k;
+            return true;
+        }
+    }
+    t->match = k;
+    return false;
+}
+
+static int probe_on_headers_complete(llhttp_t *parser)
+{
+    probe_target_t *t = parser->data;
+    uint16_t status = parser->status_code;
+
+    /* RFC 9110 §15.2: interim 1xx responses precede the final one (101 is final). */
+    if (status >= 100 && status < 200 && status != 101)
+        return 0;
+    t->head_done = true;
+    t->result.status = status;
+    if (!status_expected(&t->bc->health, status))
+        probe_verdict(t, false, SST_REASON_L7STS, NULL);
+    else if (t->needle == NULL)
+        probe_verdict(t, true, SST_REASON_L7OK, NULL);
+    if (t->verdict)
+        return HPE_PAUSED; /* nothing more to read */
+    return t->is_head ? 1 : 0;
+}
+
+static int probe_on_body(llhttp_t *parser, const char *at, size_t len)
+{
+    probe_target_t *t = parser->data;
+
+    if (t->verdict || t->needle == NULL)
+        return 0;
+    size_t room = SST_PROBE_BODY_SCAN_MAX - t->body_scanned;
+    size_t n = len < room ? len : room;
+    if (kmp_feed(t, at, n)) {
+        probe_verdict(t, true, SST_REASON_L7OK, NULL);
+        return 0;
+    }
+    t->body_scanned += n;
+    if (t->body_scanned >= SST_PROBE_BODY_SCAN_MAX)
+        probe_verdict(t, false, SST_REASON_L7BODY, "not in the first 64k of the body");
+    return 0;
+}
+
+static int probe_on_message_complete(llhttp_t *parser)
+{
+    probe_target_t *t = parser->data;
+
+    if (!t->head_done)
+        return 0;                                     /* the end of an interim response */
+    probe_verdict(t, false, SST_REASON_L7BODY, NULL); /* whole body read, substring absent */
+    return HPE_PAUSED;
+}
+
+/* --- the attempt -------------------------------------------------------------------------- */
+
+static void probe_on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    probe_target_t *t = handle->data;
+    *buf = uv_buf_init(t->rbuf, sizeof(t->rbuf));
+}
+
+static void probe_on_eof(probe_target_t *t)
+{
+    /* A body delimited by the connection's end completes only here. */
+    llhttp_errno_t err = llhttp_finish(&t->parser);
+    if (t->verdict) {
+        probe_close(t);
+        return;
+    }
+    const char *what =
+        t->head_done ? "closed in the middle of the body" : "closed before a response head";
+    probe_fail(t, SST_REASON_L7RSP, what,
+               t->send_error[0] != '\0' ? t->send_error
+               : err != HPE_OK          ? llhttp_errno_name(err)
+                                        : NULL);
+}
+
+static void probe_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    probe_target_t *t = stream->data;
+
+    if (t->phase != PROBE_EXCHANGING || nread == 0)
+        return; /* 0 is EAGAIN, not EOF */
+    if (nread == UV_EOF) {
+        probe_on_eof(t);
+        return;
+    }
+    if (nread < 0) {
+        probe_fail(t, SST_REASON_L7RSP, "read error", sst_strerror((int)nread));
+        return;
+    }
+    if (!t->head_done)
+        t->head_bytes += (size_t)nread;
+    llhttp_errno_t err = llhttp_execute(&t->parser, buf->base, (size_t)nread);
+    if (t->verdict) {
+        probe_close(t);
+        return;
+    }
+    if (err != HPE_OK) {
+        probe_fail(t, SST_REASON_L7RSP, llhttp_errno_name(err),
+                   llhttp_get_error_reason(&t->parser));
+        return;
+    }
+    if (!t->head_done && t->head_bytes > SST_PROBE_HEAD_MAX)
+        probe_fail(t, SST_REASON_L7RSP, "response head too large", NULL);
+}
+
+static void probe_on_write(uv_write_t *req, int status)
+{
+    probe_target_t *t = req->data;
+
+    /* A failed send is not decisive on its own: the peer may already have answered, and a
+     * reset or EOF reaches the read side too (the deadline bounds the rest). */
+    if (status < 0 && t->phase == PROBE_EXCHANGING)
+        snprintf(t->send_error, sizeof(t->send_error), "send: %s", uv_err_name(status));
+}
+
+static sst_reason_t connect_reason(int status)
+{
+    if (status == UV_ECONNREFUSED)
+        return SST_REASON_L4CON;
+    if (status == UV_ETIMEDOUT)
+        return SST_REASON_L4TOUT;
+    return SST_REASON_L4ERR;
+}
+
+static void probe_connect_failed(probe_target_t *t, int status)
+{
+    sst_reason_t r = connect_reason(status);
+    probe_fail(t, r, r == SST_REASON_L4ERR ? sst_strerror(status) : NULL, NULL);
+}
+
+static void probe_on_connect(uv_connect_t *req, int status)
+{
+    probe_target_t *t = req->data;
+
+    if (t->phase != PROBE_CONNECTING)
+        return; /* UV_ECANCELED: a deadline or stop already closed the handle */
+    if (status < 0) {
+        probe_connect_failed(t, status);
+        return;
+    }
+    t->phase = PROBE_EXCHANGING;
+    uv_buf_t buf = uv_buf_init(t->request, (unsigned)t->request_len);
+    t->write_req.data = t;
+    int rc = uv_write(&t->write_req, (uv_stream_t *)&t->tcp, &buf, 1, probe_on_write);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&t->tcp, probe_on_alloc, probe_on_read);
+    if (rc != 0)
+        probe_fail(t, SST_REASON_L4ERR, "send", sst_strerror(rc));
+}
+
+static void probe_begin(probe_target_t *t)
+{
+    sst_prober_t *p = t->p;
+    const sst_health_cfg_t *hc = &t->bc->health;
+    /* 0 never comes from the loader; a hand-made config gets the documented default rather
+     * than a probe that can hang forever. */
+    uint64_t timeout = hc->timeout_ms != 0 ? hc->timeout_ms : 1000;
+
+    memset(&t->result, 0, sizeof(t->result));
+    t->verdict = false;
+    t->head_done = false;
+    t->head_bytes = 0;
+    t->body_scanned = 0;
+    t->match = 0;
+    t->send_error[0] = '\0';
+    llhttp_init(&t->parser, HTTP_RESPONSE, &p->settings);
+    t->parser.data = t;
+    /* The loop clock was cached when this iteration began, maybe long ago on a busy loop:
+     * refresh it so the deadline counts from now, like the measured duration. */
+    uv_update_time(p->loop);
+    t->started_ns = uv_hrtime();
+
+    int rc = uv_tcp_init(p->loop, &t->tcp);
+    if (rc != 0) {
+        /* No handle to close: report from this timer callback directly. */
+        t->result.reason = SST_REASON_L4ERR;
+        detail_set(&t->result, "socket", sst_strerror(rc));
+        probe_report(t);
+        return;
+    }
+    t->tcp.data = t;
+    t->connect_req.data = t;
+    t->phase = PROBE_CONNECTING;
+    rc = uv_tcp_connect(&t->connect_req, &t->tcp, (const struct sockaddr *)&t->bc->addr.sa,
+                        probe_on_connect);
+    if (rc != 0) {
+        probe_connect_failed(t, rc);
+        return;
+    }
+    uv_timer_start(&t->timer, probe_on_timer, timeout, 0);
+}
+
+static void probe_on_timer(uv_timer_t *timer)
+{
+    probe_target_t *t = timer->data;
+
+    switch (t->phase) {
+    case PROBE_IDLE:
+        probe_begin(t);
+        break;
+    case PROBE_CONNECTING:
+        probe_fail(t, SST_REASON_L4TOUT, NULL, NULL);
+        break;
+    case PROBE_EXCHANGING:
+        probe_fail(t, SST_REASON_L7TOUT, t->head_done ? "waiting for the body" : NULL, NULL);
+        break;
+    case PROBE_CLOSING:
+        break;
+    }
+}
+
+/* --- lifetime ----------------------------------------------------------------------------- */
+
+static void prober_free(sst_prober_t *p)
+{
+    for (size_t i = 0; i < p->n_targets; i++) {
+        free(p->targets[i].request);
+        free(p->targets[i].kmp);
+    }
+    free(p);
+}
+
+static void prober_release(sst_prober_t *p)
+{
+    if (--p->pending_closes != 0)
+        return;
+    sst_prober_done_cb done = p->done;
+    void *arg = p->done_arg;
+    prober_free(p); /* the only place a started prober is freed */
+    if (done != NULL)
+        done(arg);
+}
+
+static void probe_on_tcp_closed(uv_handle_t *handle)
+{
+    probe_target_t *t = handle->data;
+    sst_prober_t *p = t->p;
+
+    t->phase = PROBE_IDLE;
+    if (p->stopping) {
+        prober_release(p); /* counted by sst_prober_stop; the result is dropped */
+        return;
+    }
+    probe_report(t);
+}
+
+static void probe_on_timer_closed(uv_handle_t *handle)
+{
+    probe_target_t *t = handle->data;
+    prober_release(t->p);
+}
+
+static void prober_on_ctl_closed(uv_handle_t *handle)
+{
+    prober_release(handle->data);
+}
+
+void sst_prober_stop(sst_prober_t *p, sst_prober_done_cb done, void *arg)
+{
+    if (p == NULL || p->stopping)
+        return;
+    p->stopping = true;
+    p->done = done;
+    p->done_arg = arg;
+    p->pending_closes = 1;
+    uv_close((uv_handle_t *)&p->ctl, prober_on_ctl_closed);
+    for (size_t i = 0; i < p->n_targets; i++) {
+        probe_target_t *t = &p->targets[i];
+        p->pending_closes++;
+        uv_close((uv_handle_t *)&t->timer, probe_on_timer_closed);
+        switch (t->phase) {
+        case PROBE_IDLE:
+            break;
+        case PROBE_CONNECTING:
+        case PROBE_EXCHANGING:
+            t->phase = PROBE_CLOSING;
+            p->pending_closes++;
+            uv_close((uv_handle_t *)&t->tcp, probe_on_tcp_closed);
+            break;
+        case PROBE_CLOSING:
+            p->pending_closes++; /* its close callback is already on its way */
+            break;
+        }
+    }
+}
+
+/* --- start -------------------------------------------------------------------------------- */
+
+/* request-target and Host value: visible ASCII only, so nothing can split the request. */
+static bool probe_text_ok(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    if (n == 0 || n == cap)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+static int probe_prepare(probe_target_t *t)
+{
+    const sst_health_cfg_t *hc = &t->bc->health;
+    const sst_addr_t *a = &t->bc->addr;
+    const char *host = hc->host[0] != '\0' ? hc->host : a->text;
+    size_t host_cap = hc->host[0] != '\0' ? sizeof(hc->host) : sizeof(a->text);
+
+    if ((a->sa.ss_family != AF_INET && a->sa.ss_family != AF_INET6) || a->salen == 0)
+        return SST_EINVAL;
+    size_t mlen = strnlen(hc->method, sizeof(hc->method));
+    if (mlen == sizeof(hc->method) || !sst_str_is_token(sst_str(hc->method, mlen)))
+        return SST_EINVAL;
+    if (!probe_text_ok(hc->path, sizeof(hc->path)) || !probe_text_ok(host, host_cap))
+        return SST_EINVAL;
+
+    static const char fmt[] = "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sidestep-health\r\n"
+                              "Connection: close\r\n\r\n";
+    int len = snprintf(NULL, 0, fmt, hc->method, hc->path, host);
+    if (len <= 0)
+        return SST_EINVAL;
+    t->request = malloc((size_t)len + 1);
+    if (t->request == NULL)
+        return SST_ENOMEM;
+    if (snprintf(t->request, (size_t)len + 1, fmt, hc->method, hc->path, host) != len)
+        return SST_EINVAL;
+    t->request_len = (size_t)len;
+    t->is_head = strcmp(hc->method, "HEAD") == 0;
+
+    if (hc->expect_body != NULL && hc->expect_body[0] != '\0') {
+        t->needle = hc->expect_body;
+        t->needle_len = strlen(hc->expect_body);
+        t->kmp = malloc(t->needle_len * sizeof(*t->kmp));
+        if (t->kmp == NULL)
+            return SST_ENOMEM;
+        size_t k = 0;
+        t->kmp[0] = 0;
+        for (size_t i = 1; i < t->needle_len; i++) {
+            while (k > 0 && t->needle[i] != t->needle[k])
+                k = t->kmp[k - 1];
+            if (t->needle[i] == t->needle[k])
+                k++;
+            t->kmp[i] = k;
+        }
+    }
+    return 0;
+}
+
+int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h, uint64_t seed,
+                     sst_probe_cb cb, void *opaque, sst_prober_t **out)
+{
+    if (loop == NULL || cfg == NULL || h == NULL || cb == NULL || out == NULL ||
+        cfg->n_backends > SST_MAX_BACKENDS)
+        return SST_EINVAL;
+    size_t n = 0;
+    for (size_t b = 0; b < cfg->n_backends; b++)
+        n += cfg->backends[b].health.enabled;
+    /* n <= SST_MAX_BACKENDS: the size cannot overflow. */
+    sst_prober_t *p = calloc(1, sizeof(*p) + n * sizeof(probe_target_t));
+    if (p == NULL)
+        return SST_ENOMEM;
+    p->loop = loop;
+    p->cfg = cfg;
+    p->h = h;
+    p->cb = cb;
+    p->opaque = opaque;
+    p->rng = seed != 0 ? seed : 0x2545f4914f6cdd1du;
+    p->n_targets = n;
+    llhttp_settings_init(&p->settings);
+    p->settings.on_headers_complete = probe_on_headers_complete;
+    p->settings.on_body = probe_on_body;
+    p->settings.on_message_complete = probe_on_message_complete;
+
+    size_t k = 0;
+    for (size_t b = 0; b < cfg->n_backends; b++) {
+        if (!cfg->backends[b].health.enabled)
+            continue;
+        probe_target_t *t = &p->targets[k++];
+        t->p = p;
+        t->index = b;
+        t->bc = &cfg->backends[b];
+        int rc = probe_prepare(t);
+        if (rc != 0) {
+            prober_free(p);
+            return rc;
+        }
+    }
+
+    /* Nothing below can fail (libuv's uv_timer_init always returns 0), so no handle ever
+     * needs closing on an error path. */
+    uv_timer_init(loop, &p->ctl);
+    p->ctl.data = p;
+    for (size_t i = 0; i < n; i++) {
+        probe_target_t *t = &p->targets[i];
+        uv_timer_init(loop, &t->timer);
+        t->timer.data = t;
+        probe_schedule(t, true);
+    }
+    *out = p;
+    return 0;
+}

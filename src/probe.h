@@ -1,0 +1,51 @@
+/* Active HTTP/1.1 health probes on a libuv loop: one timer per backend schedules probes and
+ * bounds each one, one TCP handle per attempt. Results go to a callback; the prober never
+ * changes health state and never blocks the loop. */
+#ifndef SST_PROBE_H
+#define SST_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "sidestep/config.h"
+#include "sidestep/health.h"
+
+/* Body bytes searched for expect_body; a substring not found within them is a mismatch. */
+#define SST_PROBE_BODY_SCAN_MAX (64 * 1024)
+/* Bytes a response head may take before the probe fails with L7RSP. */
+#define SST_PROBE_HEAD_MAX      (64 * 1024)
+
+typedef struct sst_prober_s sst_prober_t;
+
+/* One finished probe of backend index `backend`. `res` is valid during the call only. Runs on
+ * the loop thread, never from inside sst_prober_start/stop. The callback may call
+ * sst_prober_stop (then no further callback runs). */
+typedef void (*sst_probe_cb)(void *opaque, size_t backend, const sst_probe_result_t *res);
+typedef void (*sst_prober_done_cb)(void *arg);
+
+/* Starts probing every backend of `cfg` whose health.enabled is set. Each probe connects to the
+ * backend's resolved address, sends
+ *   METHOD PATH HTTP/1.1 / Host: HOST / User-Agent: sidestep-health / Connection: close
+ * and judges the response head (status within health.expect) and, with expect_body, the first
+ * SST_PROBE_BODY_SCAN_MAX body bytes; connect and the whole exchange are bounded by
+ * health.timeout_ms. After each result the callback runs and the next probe is scheduled with
+ * sst_health_probe_delay(h, ...), so `h` should have been fed the result by then; the first
+ * probe of each backend is spread with first=true. `seed` seeds the xorshift64 RNG (0 picks a
+ * fixed non-zero seed).
+ * `loop`, `cfg` and `h` are borrowed: `cfg` and `h` must describe the same config and stay
+ * valid until sst_prober_stop returns (the prober reads neither afterwards).
+ * Returns 0 and sets *out, or SST_EINVAL (NULL argument, malformed method/path/host, backend
+ * without an address) or SST_ENOMEM; on failure nothing was started and no callback runs. */
+int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h, uint64_t seed,
+                     sst_probe_cb cb, void *opaque, sst_prober_t **out);
+
+/* Stops all probing: in-flight probes are abandoned without a result and every handle is
+ * closed. From its return on, no probe callback runs and neither cfg nor h is read. `done`
+ * (may be NULL) runs exactly once, later from the loop, after the last close callback, when
+ * the prober has been freed. Idempotent: later calls do nothing (their `done` never runs).
+ * Safe from inside the probe callback. */
+void sst_prober_stop(sst_prober_t *p, sst_prober_done_cb done, void *arg);
+
+#endif
