@@ -12,6 +12,23 @@
 
 #include "sidestep/str.h"
 
+/* What it speaks (tests/support/sst.py parses the same format):
+ * - Default answer: 200, Content-Type: text/plain, X-Stub-Origin: NAME, and a body listing one
+ *   item per line: "origin NAME PORT", "method M", "target T", "http 1.1", "header Name: value"
+ *   per request header in received order, "trailer Name: value" per chunked trailer,
+ *   "body-bytes N" and, with a hasher, "body-LABEL HEX". Request bodies are streamed.
+ * - Per-request scripting headers, overriding the start options: X-Stub-Status: 200-599,
+ *   X-Stub-Size: N (N bytes of "0123456789abcdef" repeated instead of the listing),
+ *   X-Stub-Chunked: 1, X-Stub-Delay: MS (before the head), X-Stub-No-Length: 1 (close-delimited),
+ *   X-Stub-Header: Name: value (repeatable), X-Stub-Fail: MODE (below, "none" clears a default),
+ *   X-Stub-Echo-Body: 1 (the body streamed back as it arrives). A bad value or an unknown
+ *   X-Stub-* header gets 400 with the reason, on a connection kept alive.
+ * - Paths: /healthz answers "ok" (status per health_status); /__stub/stats answers JSON
+ *   {"name", "requests", "health", "connections", "active"}; /__stub/health/N sets the /healthz
+ *   status. /__stub/ paths ignore every default and X-Stub-* header.
+ * - Keep-alive and pipelining (answers in order), Expect: 100-continue, HEAD, HTTP/1.0. A request
+ *   llhttp rejects gets 400 (414/431 past the head cap) and the connection is closed. */
+
 typedef struct sst_origin_s sst_origin_t;
 
 /* Scripted misbehaviour (X-Stub-Fail: NAME, or a default for every request). */
@@ -67,8 +84,9 @@ typedef struct sst_origin_hasher_s {
     void *arg;
 } sst_origin_hasher_t;
 
-/* Start options. Zero-initialised options give the echo origin; every field below is a default
- * that X-Stub-* request headers override per request (see the README of tests/support). */
+/* Start options. Zero-initialised options give the echo origin. The fields from `status` to `fail`
+ * are defaults that X-Stub-* request headers override per request; /healthz takes only delay_ms
+ * and fail from them (a slow or broken origin is slow or broken for probes too). */
 typedef struct sst_origin_opts_s {
     const char *name; /* echoed as "origin NAME PORT" and X-Stub-Origin; 1-63 token
                        * characters; copied; NULL means "origin" */
@@ -102,9 +120,10 @@ typedef struct sst_origin_stats_s {
 int sst_origin_start(uv_loop_t *loop, const char *addr, const sst_origin_opts_t *opts,
                      sst_origin_t **out);
 
-/* The port actually bound. */
+/* The port actually bound. Like every function here, call it from the loop's thread. */
 uint16_t sst_origin_port(const sst_origin_t *origin);
 
+/* Copies the counters into *out. */
 void sst_origin_stats(const sst_origin_t *origin, sst_origin_stats_t *out);
 
 /* Changes the status /healthz answers from now on (200-599), as a request to /__stub/health/N
@@ -114,8 +133,8 @@ int sst_origin_set_health(sst_origin_t *origin, uint16_t status);
 typedef void (*sst_origin_stop_cb)(void *arg);
 
 /* Closes the listener and every connection, then frees the origin. Returns 0, and `done` (may be
- * NULL) runs exactly once, later, from the loop, after the last handle closed; or SST_EBUSY when
- * the origin is already stopping (no callback). The origin must not be used after this call. */
+ * NULL) runs exactly once, later, from the loop, after the last handle closed. A second call
+ * before then returns SST_EBUSY (no callback); once `done` ran the pointer is gone. */
 int sst_origin_stop(sst_origin_t *origin, sst_origin_stop_cb done, void *arg);
 
 #endif

@@ -583,6 +583,11 @@ class DefaultsTests(unittest.TestCase):
             self.assertEqual(s.stats()["requests"], 1)
             r = sst.http(s.port, "GET", "/", [("X-Stub-Fail", "none")])
             self.assertEqual(r.status, 200)
+            with sst.Conn(s.port) as c:  # a broken origin is broken for probes too
+                c.request("GET", "/healthz")
+                self.assertEqual(c.recv_all(), b"")
+                self.assertEqual(c.close_kind, "reset")
+            self.assertEqual(s.stats()["health"], 1)
             self.assertEqual(s.stop(), 0)
 
     def test_default_delay_and_chunked(self):
@@ -591,6 +596,10 @@ class DefaultsTests(unittest.TestCase):
             r = sst.http(s.port, "GET", "/")
             self.assertGreaterEqual(time.monotonic() - t0, 0.14)
             self.assertEqual(r.framing, "chunked")
+            t0 = time.monotonic()
+            r = sst.http(s.port, "GET", "/healthz")
+            self.assertGreaterEqual(time.monotonic() - t0, 0.14)
+            self.assertEqual((r.status, r.body, r.framing), (200, b"ok\n", "length"))
             self.assertEqual(s.stop(), 0)
 
     def test_bad_arguments_exit_2(self):
