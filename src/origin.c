@@ -277,82 +277,50 @@ const char *sst_origin_fail_name(sst_origin_fail_t fail)
     return origin_fail_names[fail];
 }
 
+static const char *const origin_reasons[600] = {
+    [100] = "Continue",
+    [200] = "OK",
+    [201] = "Created",
+    [202] = "Accepted",
+    [204] = "No Content",
+    [206] = "Partial Content",
+    [301] = "Moved Permanently",
+    [302] = "Found",
+    [303] = "See Other",
+    [304] = "Not Modified",
+    [307] = "Temporary Redirect",
+    [308] = "Permanent Redirect",
+    [400] = "Bad Request",
+    [401] = "Unauthorized",
+    [403] = "Forbidden",
+    [404] = "Not Found",
+    [405] = "Method Not Allowed",
+    [408] = "Request Timeout",
+    [409] = "Conflict",
+    [410] = "Gone",
+    [413] = "Content Too Large",
+    [414] = "URI Too Long",
+    [429] = "Too Many Requests",
+    [431] = "Request Header Fields Too Large",
+    [500] = "Internal Server Error",
+    [501] = "Not Implemented",
+    [502] = "Bad Gateway",
+    [503] = "Service Unavailable",
+    [504] = "Gateway Timeout",
+    [505] = "HTTP Version Not Supported",
+    [2] = "Success",
+    [3] = "Redirection",
+    [4] = "Client Error",
+};
+
 static const char *origin_reason(unsigned status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        break;
-    }
-    switch (status / 100) {
-    case 2:
-        return "Success";
-    case 3:
-        return "Redirection";
-    case 4:
-        return "Client Error";
-    default:
-        return "Server Error";
-    }
+    static const char *const classes[] = {"Status",      "Informational", "Success",
+                                          "Redirection", "Client Error",  "Server Error"};
+
+    if (status < 600 && origin_reasons[status] != NULL)
+        return origin_reasons[status];
+    return classes[status < 600 ? status / 100 : 0];
 }
 
 static bool origin_status_ok(uint64_t status)
@@ -1008,40 +976,44 @@ static void conn_answer_text(origin_conn_t *conn, unsigned status, const char *t
     conn_answer(conn, "text/plain", text, strlen(text));
 }
 
+/* The canned broken answer of a failure mode, or NULL. */
+static const char *origin_canned(sst_origin_fail_t fail, size_t *len)
+{
+    const char *text = NULL;
+
+    switch (fail) {
+    case SST_ORIGIN_FAIL_GARBAGE:
+        text = origin_garbage;
+        break;
+    case SST_ORIGIN_FAIL_BAD_STATUS:
+        text = origin_bad_status;
+        break;
+    case SST_ORIGIN_FAIL_DUP_CL:
+        text = origin_dup_cl;
+        break;
+    case SST_ORIGIN_FAIL_CL_TE:
+        text = origin_cl_te;
+        break;
+    case SST_ORIGIN_FAIL_BAD_CHUNK:
+        text = origin_bad_chunk;
+        break;
+    default:
+        return NULL;
+    }
+    *len = strlen(text);
+    return text;
+}
+
 /* The response at the message point: the request, body included, has been read. */
 static void conn_respond(origin_conn_t *conn)
 {
     sst_origin_t *o = conn->origin;
     origin_req_t *req = &conn->req;
-    const char *canned = NULL;
     size_t canned_len = 0;
+    const char *canned = origin_canned(req->fail, &canned_len);
     char text[512];
     size_t len = 0;
 
-    switch (req->fail) {
-    case SST_ORIGIN_FAIL_GARBAGE:
-        canned = origin_garbage;
-        canned_len = sizeof(origin_garbage) - 1;
-        break;
-    case SST_ORIGIN_FAIL_BAD_STATUS:
-        canned = origin_bad_status;
-        canned_len = sizeof(origin_bad_status) - 1;
-        break;
-    case SST_ORIGIN_FAIL_DUP_CL:
-        canned = origin_dup_cl;
-        canned_len = sizeof(origin_dup_cl) - 1;
-        break;
-    case SST_ORIGIN_FAIL_CL_TE:
-        canned = origin_cl_te;
-        canned_len = sizeof(origin_cl_te) - 1;
-        break;
-    case SST_ORIGIN_FAIL_BAD_CHUNK:
-        canned = origin_bad_chunk;
-        canned_len = sizeof(origin_bad_chunk) - 1;
-        break;
-    default:
-        break;
-    }
     if (canned != NULL) {
         out_copy(conn, canned, canned_len);
         conn->after = ORIGIN_AFTER_CLOSE;
@@ -1249,21 +1221,57 @@ static const char *conn_script(origin_conn_t *conn, sst_str_t name, sst_str_t va
     return NULL;
 }
 
+/* Classifies the target's path and counts the request; returns NULL or an error text. */
+static const char *conn_plan_path(origin_conn_t *conn, bool *control)
+{
+    sst_origin_t *o = conn->origin;
+    origin_req_t *req = &conn->req;
+    sst_str_t path = sst_str(conn->head + conn->url_off, conn->url_len);
+    const char *q = path.len ? memchr(path.base, '?', path.len) : NULL;
+    uint64_t n;
+
+    if (q != NULL)
+        path.len = (size_t)(q - path.base);
+    *control = false;
+    if (sst_str_eq(path, SST_STR_LIT("/__stub/stats"))) {
+        *control = true;
+        req->kind = ORIGIN_KIND_STATS;
+    } else if (sst_str_has_prefix(path, SST_STR_LIT("/__stub/health/"))) {
+        *control = true;
+        req->kind = ORIGIN_KIND_SET_HEALTH;
+        if (sst_str_to_u64(sst_str(path.base + 15, path.len - 15), 999, &n) != 0 ||
+            !origin_status_ok(n))
+            return "bad health status (200-599)";
+        req->health = (unsigned)n;
+    } else if (sst_str_eq(path, SST_STR_LIT("/healthz"))) {
+        req->kind = ORIGIN_KIND_HEALTH;
+        req->status = o->health_status;
+        req->chunked = false;
+        req->no_length = false;
+        o->stats.health++;
+    } else {
+        o->stats.requests++;
+    }
+    if (*control) {
+        /* Control paths ignore the defaults so a misbehaving stub can still be inspected. */
+        req->status = 200;
+        req->delay_ms = 0;
+        req->chunked = false;
+        req->no_length = false;
+        req->fail = SST_ORIGIN_FAIL_NONE;
+    }
+    return NULL;
+}
+
 /* Settles what the request asks for, from the defaults, the path and X-Stub-* headers. */
 static void conn_plan(origin_conn_t *conn)
 {
     sst_origin_t *o = conn->origin;
     origin_req_t *req = &conn->req;
     const llhttp_t *p = &conn->parser;
-    sst_str_t url = sst_str(conn->head + conn->url_off, conn->url_len);
-    sst_str_t path = url;
-    const char *q = url.len ? memchr(url.base, '?', url.len) : NULL;
-    bool control = false;
-    const char *error = NULL;
-    uint64_t n;
+    const char *error;
+    bool control;
 
-    if (q != NULL)
-        path.len = (size_t)(q - url.base);
     req->ntrailer_start = conn->nhdrs;
     req->is_head = p->method == HTTP_HEAD;
     req->http10 = p->http_major == 1 && p->http_minor == 0;
@@ -1275,36 +1283,7 @@ static void conn_plan(origin_conn_t *conn)
     req->no_length = o->no_length;
     req->fail = o->fail;
     req->kind = o->fixed_size ? ORIGIN_KIND_SIZED : ORIGIN_KIND_ECHO;
-
-    if (sst_str_eq(path, SST_STR_LIT("/__stub/stats"))) {
-        control = true;
-        req->kind = ORIGIN_KIND_STATS;
-    } else if (sst_str_has_prefix(path, SST_STR_LIT("/__stub/health/"))) {
-        control = true;
-        req->kind = ORIGIN_KIND_SET_HEALTH;
-        if (sst_str_to_u64(sst_str(path.base + 15, path.len - 15), 999, &n) == 0 &&
-            origin_status_ok(n))
-            req->health = (unsigned)n;
-        else
-            error = "bad health status (200-599)";
-    } else if (sst_str_eq(path, SST_STR_LIT("/healthz"))) {
-        req->kind = ORIGIN_KIND_HEALTH;
-        req->status = o->health_status;
-        o->stats.health++;
-    } else {
-        o->stats.requests++;
-    }
-    if (control) {
-        /* Control paths ignore the defaults so a misbehaving stub can still be inspected. */
-        req->status = 200;
-        req->delay_ms = 0;
-        req->chunked = false;
-        req->no_length = false;
-        req->fail = SST_ORIGIN_FAIL_NONE;
-    } else if (req->kind == ORIGIN_KIND_HEALTH) {
-        req->chunked = false;
-        req->no_length = false;
-    }
+    error = conn_plan_path(conn, &control);
 
     for (size_t i = 0; i < conn->nhdrs; i++) {
         sst_str_t name = conn_hdr_name(conn, i);

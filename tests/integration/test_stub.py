@@ -307,6 +307,10 @@ class ScriptingTests(StubCase):
         r = self.get(headers=[("X-Stub-Status", "503")])
         self.assertEqual((r.status, r.reason), (503, "Service Unavailable"))
         self.assertEqual(r.echo().header("X-Stub-Status"), "503")
+        for status, reason in ((201, "Created"), (299, "Success"), (418, "Client Error"),
+                               (599, "Server Error")):
+            r = self.get(headers=[("X-Stub-Status", str(status))])
+            self.assertEqual((r.status, r.reason), (status, reason))
 
     def test_no_content_status_has_no_body_or_length(self):
         c = self.conn()

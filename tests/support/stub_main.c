@@ -94,11 +94,11 @@ static void stub_usage(FILE *f)
     fprintf(f, "\n");
 }
 
-static int stub_number(const char *opt, const char *text, uint64_t max, uint64_t *out)
+static int stub_number(const char *opt, const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (text == NULL || sst_str_to_u64(sst_str_c(text), max, out) != 0) {
-        fprintf(stderr, "sidestep-stub: %s needs a number up to %llu\n", opt,
-                (unsigned long long)max);
+    if (text == NULL || sst_str_to_u64(sst_str_c(text), max, out) != 0 || *out < min) {
+        fprintf(stderr, "sidestep-stub: %s needs a number from %llu to %llu\n", opt,
+                (unsigned long long)min, (unsigned long long)max);
         return SST_EINVAL;
     }
     return 0;
@@ -124,22 +124,22 @@ static int stub_parse_args(int argc, char **argv, sst_origin_opts_t *opts, const
         } else if (strcmp(a, "--name") == 0 && v != NULL) {
             opts->name = v;
         } else if (strcmp(a, "--status") == 0) {
-            if (stub_number(a, v, 599, &n) != 0 || n < 200)
+            if (stub_number(a, v, 200, 599, &n) != 0)
                 return SST_EINVAL;
             opts->status = (uint16_t)n;
         } else if (strcmp(a, "--health-status") == 0) {
-            if (stub_number(a, v, 599, &n) != 0 || n < 200)
+            if (stub_number(a, v, 200, 599, &n) != 0)
                 return SST_EINVAL;
             opts->health_status = (uint16_t)n;
         } else if (strcmp(a, "--size") == 0) {
-            if (stub_number(a, v, (uint64_t)1 << 40, &opts->size) != 0)
+            if (stub_number(a, v, 0, (uint64_t)1 << 40, &opts->size) != 0)
                 return SST_EINVAL;
             opts->fixed_size = true;
         } else if (strcmp(a, "--delay") == 0) {
-            if (stub_number(a, v, 3600000, &opts->delay_ms) != 0)
+            if (stub_number(a, v, 0, 3600000, &opts->delay_ms) != 0)
                 return SST_EINVAL;
         } else if (strcmp(a, "--workers") == 0) {
-            if (stub_number(a, v, STUB_MAX_WORKERS, &n) != 0 || n == 0)
+            if (stub_number(a, v, 1, STUB_MAX_WORKERS, &n) != 0)
                 return SST_EINVAL;
             *workers = (unsigned)n;
         } else if (strcmp(a, "--fail") == 0 && v != NULL) {
