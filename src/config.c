@@ -864,6 +864,7 @@ static const config_num_key_t config_timeouts[] = {
     TIMEOUT(idle, idle_ms, DURATION, 1, DAY_MS, S(60)),
     TIMEOUT(connect, connect_ms, DURATION, 1, DAY_MS, S(2)),
     TIMEOUT(upstream_response, upstream_response_ms, DURATION, 1, DAY_MS, S(30)),
+    TIMEOUT(upstream_idle, upstream_idle_ms, DURATION, 1, DAY_MS, S(4)),
     TIMEOUT(body, body_ms, DURATION, 1, DAY_MS, S(30)),
     TIMEOUT(body_total, body_total_ms, DURATION, 0, DAY_MS, 0),
     TIMEOUT(body_min_rate, body_min_rate, SIZE, 0, GIB, 0),

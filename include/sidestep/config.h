@@ -36,9 +36,9 @@ const char *sst_diag_format(const sst_diag_t *diag, char *buf, size_t size);
 
 /* A resolved socket address with its text form as written (canonical "host:port"). */
 typedef struct sst_addr_s {
-    char text[272];  /* "127.0.0.1:9001", "[::1]:9001", "backend.local:80" */
-    char host[256];  /* host part without brackets */
-    uint16_t port;   /* 0 is allowed for listeners only: pick an ephemeral port */
+    char text[272]; /* "127.0.0.1:9001", "[::1]:9001", "backend.local:80" */
+    char host[256]; /* host part without brackets */
+    uint16_t port;  /* 0 is allowed for listeners only: pick an ephemeral port */
     struct sockaddr_storage sa;
     socklen_t salen;
 } sst_addr_t;
@@ -55,24 +55,24 @@ typedef enum sst_initial_state_e {
 
 /* Active-probe and passive-signal settings. Set per region; a backend may override any key. */
 typedef struct sst_health_cfg_s {
-    bool enabled;                /* health.enabled, default true */
-    char method[16];             /* default "GET" */
-    char path[1024];             /* default "/healthz"; origin-form */
-    char host[256];              /* Host header; empty means the backend's host:port */
+    bool enabled;    /* health.enabled, default true */
+    char method[16]; /* default "GET" */
+    char path[1024]; /* default "/healthz"; origin-form */
+    char host[256];  /* Host header; empty means the backend's host:port */
     sst_status_range_t expect[SST_MAX_STATUS_RANGE]; /* default one range 200-399 */
     size_t n_expect;
-    char *expect_body;           /* required body substring, NULL for none; owned by the config */
-    uint64_t interval_ms;        /* default 2000 */
-    uint64_t fast_interval_ms;   /* while rising or falling; default 500, never above interval */
-    uint64_t timeout_ms;         /* default 1000 */
-    uint64_t jitter_ms;          /* each delay is drawn in [d - jitter, d + jitter]; default
-                                  * 10% of interval when not set */
-    uint32_t rise;               /* default 2 */
-    uint32_t fall;               /* default 2 */
-    uint32_t passive_fall;       /* consecutive passive failures that mark DOWN; default 3; 0 off */
+    char *expect_body;         /* required body substring, NULL for none; owned by the config */
+    uint64_t interval_ms;      /* default 2000 */
+    uint64_t fast_interval_ms; /* while rising or falling; default 500, never above interval */
+    uint64_t timeout_ms;       /* default 1000 */
+    uint64_t jitter_ms;        /* each delay is drawn in [d - jitter, d + jitter]; default
+                                * 10% of interval when not set */
+    uint32_t rise;             /* default 2 */
+    uint32_t fall;             /* default 2 */
+    uint32_t passive_fall;     /* consecutive passive failures that mark DOWN; default 3; 0 off */
     uint32_t passive_fall_refused; /* same, counting only refused connects; default 1; 0 off */
-    bool passive_5xx;            /* count 5xx responses as passive failures; default false */
-    sst_initial_state_t initial; /* default AUTO */
+    bool passive_5xx;              /* count 5xx responses as passive failures; default false */
+    sst_initial_state_t initial;   /* default AUTO */
 } sst_health_cfg_t;
 
 typedef struct sst_backend_cfg_s {
@@ -83,16 +83,16 @@ typedef struct sst_backend_cfg_s {
 } sst_backend_cfg_t;
 
 typedef struct sst_region_cfg_s {
-    char *name;              /* [A-Za-z0-9_.-]+, unique */
-    char *url;               /* public base URL, scheme://authority[/path], no trailing '/';
-                                NULL when the region is never a redirect target */
-    size_t first_backend;    /* backends of this region: cfg->backends[first, first + n) */
+    char *name;           /* [A-Za-z0-9_.-]+, unique */
+    char *url;            /* public base URL, scheme://authority[/path], no trailing '/';
+                             NULL when the region is never a redirect target */
+    size_t first_backend; /* backends of this region: cfg->backends[first, first + n) */
     size_t n_backends;
-    sst_health_cfg_t health; /* region-level settings (backends carry merged copies) */
-    uint32_t min_healthy;    /* default 1 */
-    bool min_healthy_pct;    /* min_healthy is a percentage of n_backends (rounded up) */
-    uint32_t max_ejection_pct; /* share of backends passive checks may take DOWN; default 100 */
-    uint64_t slow_start_ms;  /* default 0 (off) */
+    sst_health_cfg_t health;    /* region-level settings (backends carry merged copies) */
+    uint32_t min_healthy;       /* default 1 */
+    bool min_healthy_pct;       /* min_healthy is a percentage of n_backends (rounded up) */
+    uint32_t max_ejection_pct;  /* share of backends passive checks may take DOWN; default 100 */
+    uint64_t slow_start_ms;     /* default 0 (off) */
     uint64_t failback_delay_ms; /* default 10000 */
 } sst_region_cfg_t;
 
@@ -108,10 +108,10 @@ typedef enum sst_hop_limit_e {
 } sst_hop_limit_t;
 
 typedef struct sst_route_cfg_s {
-    char *name;                   /* default "route<N>"; the last route is the default route */
-    char *host;                   /* "*", "example.com", "*.example.com"; lower case */
-    char *path_prefix;            /* default "/" */
-    size_t primary;               /* region index */
+    char *name;                       /* default "route<N>"; the last route is the default route */
+    char *host;                       /* "*", "example.com", "*.example.com"; lower case */
+    char *path_prefix;                /* default "/" */
+    size_t primary;                   /* region index */
     size_t failover[SST_MAX_REGIONS]; /* region indices, in order */
     size_t n_failover;
     uint16_t redirect_status;     /* 307 (default) or 308 */
@@ -125,44 +125,46 @@ typedef struct sst_route_cfg_s {
     size_t n_cors_origins;
     uint64_t redirect_discard_bytes; /* body bytes read and dropped before a redirect keeps the
                                         connection; default 64k */
-    uint32_t retries;             /* extra attempts on other backends of the region, default 2 */
+    uint32_t retries;                /* extra attempts on other backends of the region, default 2 */
 } sst_route_cfg_t;
 
 typedef struct sst_listener_cfg_s {
     sst_addr_t addr;
-    char *proto;              /* X-Forwarded-Proto value, default "http" */
-    bool https_redirect;      /* send every request to https://same-host/same-target */
+    char *proto;                 /* X-Forwarded-Proto value, default "http" */
+    bool https_redirect;         /* send every request to https://same-host/same-target */
     uint16_t https_status_get;   /* for GET and HEAD, default 301 */
     uint16_t https_status_other; /* for other methods, default 307 */
-    uint16_t https_port;      /* 0: default port 443, omitted from Location */
+    uint16_t https_port;         /* 0: default port 443, omitted from Location */
 } sst_listener_cfg_t;
 
 typedef struct sst_limits_cfg_s {
-    uint64_t request_line;    /* default 8k  -> 414 */
-    uint64_t header_field;    /* default 8k  -> 431, one name+value */
-    uint64_t header_bytes;    /* default 32k -> 431, whole head */
-    uint64_t headers;         /* default 100 -> 431, field count */
-    uint64_t body;            /* default 100m -> 413; 0 means unlimited */
-    uint64_t connections;     /* default 10000, all workers together */
-    uint64_t upstream_connections; /* per backend per worker, default 1024 */
-    uint64_t upstream_idle;   /* idle keep-alive connections kept per backend per worker,
-                                 default 64 */
+    uint64_t request_line;          /* default 8k  -> 414 */
+    uint64_t header_field;          /* default 8k  -> 431, one name+value */
+    uint64_t header_bytes;          /* default 32k -> 431, whole head */
+    uint64_t headers;               /* default 100 -> 431, field count */
+    uint64_t body;                  /* default 100m -> 413; 0 means unlimited */
+    uint64_t connections;           /* default 10000, all workers together */
+    uint64_t upstream_connections;  /* per backend per worker, default 1024 */
+    uint64_t upstream_idle;         /* idle keep-alive connections kept per backend per worker,
+                                       default 64 */
     uint64_t response_header_bytes; /* default 32k -> 502 */
     uint64_t response_headers;      /* default 100 -> 502 */
-    uint64_t buffer;          /* bytes in flight per direction before reading pauses; 64k */
+    uint64_t buffer;                /* bytes in flight per direction before reading pauses; 64k */
 } sst_limits_cfg_t;
 
 typedef struct sst_timeouts_cfg_s {
-    uint64_t request_head_ms;  /* total time to receive a head, default 10s -> 408 */
-    uint64_t idle_ms;          /* keep-alive idle, default 60s */
-    uint64_t connect_ms;       /* upstream connect, default 2s */
+    uint64_t request_head_ms;      /* total time to receive a head, default 10s -> 408 */
+    uint64_t idle_ms;              /* keep-alive idle, default 60s */
+    uint64_t connect_ms;           /* upstream connect, default 2s */
     uint64_t upstream_response_ms; /* request sent to response head, default 30s -> 504 */
-    uint64_t body_ms;          /* body inactivity, both directions, default 30s */
-    uint64_t body_total_ms;    /* whole request body, default 0 (off) -> 408 */
-    uint64_t body_min_rate;    /* bytes/s a request body must average after 5s; 0 off */
-    uint64_t send_ms;          /* a client that reads nothing for this long is closed; 30s */
-    uint64_t linger_ms;        /* drain after an early answer before closing, default 2s */
-    uint64_t shutdown_ms;      /* graceful shutdown deadline, default 30s */
+    uint64_t upstream_idle_ms;     /* idle pooled upstream connection kept, default 4s (below the
+                                      5 s keep-alive of common backends such as Node.js) */
+    uint64_t body_ms;              /* body inactivity, both directions, default 30s */
+    uint64_t body_total_ms;        /* whole request body, default 0 (off) -> 408 */
+    uint64_t body_min_rate;        /* bytes/s a request body must average after 5s; 0 off */
+    uint64_t send_ms;              /* a client that reads nothing for this long is closed; 30s */
+    uint64_t linger_ms;            /* drain after an early answer before closing, default 2s */
+    uint64_t shutdown_ms;          /* graceful shutdown deadline, default 30s */
 } sst_timeouts_cfg_t;
 
 typedef enum sst_log_format_e {
@@ -171,15 +173,15 @@ typedef enum sst_log_format_e {
 } sst_log_format_t;
 
 typedef struct sst_log_cfg_s {
-    char *access;             /* "stderr" (default), "stdout", "off", or a file path */
-    sst_log_format_t format;  /* default text */
-    int level;                /* SST_LOG_* from log.h, default info */
+    char *access;            /* "stderr" (default), "stdout", "off", or a file path */
+    sst_log_format_t format; /* default text */
+    int level;               /* SST_LOG_* from log.h, default info */
 } sst_log_cfg_t;
 
 typedef struct sst_admin_cfg_s {
-    bool enabled;             /* true when the admin key is present; the demo enables it */
-    sst_addr_t addr;          /* default 127.0.0.1:9901 */
-    char *token;              /* bearer token; required when addr is not loopback */
+    bool enabled;    /* true when the admin key is present; the demo enables it */
+    sst_addr_t addr; /* default 127.0.0.1:9901 */
+    char *token;     /* bearer token; required when addr is not loopback */
 } sst_admin_cfg_t;
 
 typedef struct sst_cidr_s {
@@ -189,10 +191,10 @@ typedef struct sst_cidr_s {
 
 typedef struct sst_config_s {
     atomic_uint_fast32_t refcount;
-    char *source;                 /* file path, or "<embedded demo>" */
-    uint64_t version;             /* assigned by the loader's caller; 0 on load */
-    uint32_t workers;             /* 0 = number of cores */
-    size_t local_region;          /* region index, or SIZE_MAX when not set */
+    char *source;        /* file path, or "<embedded demo>" */
+    uint64_t version;    /* assigned by the loader's caller; 0 on load */
+    uint32_t workers;    /* 0 = number of cores */
+    size_t local_region; /* region index, or SIZE_MAX when not set */
     sst_listener_cfg_t listeners[SST_MAX_LISTENERS];
     size_t n_listeners;
     sst_region_cfg_t regions[SST_MAX_REGIONS];
@@ -207,7 +209,7 @@ typedef struct sst_config_s {
     sst_admin_cfg_t admin;
     sst_cidr_t trusted_proxies[SST_MAX_TRUSTED]; /* whose X-Forwarded-For/Forwarded is kept */
     size_t n_trusted_proxies;
-    bool demo;                    /* the embedded demo: main.c also starts the stub regions */
+    bool demo; /* the embedded demo: main.c also starts the stub regions */
 } sst_config_t;
 
 /* Loads and validates the YAML file at `path`. Returns 0 and sets *out (refcount 1, caller

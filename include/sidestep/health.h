@@ -64,25 +64,25 @@ typedef struct sst_probe_result_s {
     sst_reason_t reason; /* L7OK on success; L4CON, L4TOUT, L7TOUT, L7RSP, L7STS, L7BODY, ... */
     uint16_t status;     /* HTTP status when one was read, else 0 */
     uint64_t duration_ms;
-    char detail[64];     /* optional detail for the event text ("connection reset",
-                            "HPE_INVALID_CONSTANT"); empty when none */
+    char detail[64]; /* optional detail for the event text ("connection reset",
+                        "HPE_INVALID_CONSTANT"); empty when none */
 } sst_probe_result_t;
 
 /* Signals from proxied traffic. */
 typedef enum sst_passive_e {
-    SST_PASSIVE_OK = 0,      /* a response head arrived (and was not a counted 5xx) */
-    SST_PASSIVE_REFUSED,     /* connect refused */
+    SST_PASSIVE_OK = 0,  /* a response head arrived (and was not a counted 5xx) */
+    SST_PASSIVE_REFUSED, /* connect refused */
     SST_PASSIVE_CONNECT_TIMEOUT,
-    SST_PASSIVE_RESET,       /* reset or closed before a response head */
-    SST_PASSIVE_5XX,         /* a 5xx response head; counted only with health.passive_5xx */
+    SST_PASSIVE_RESET, /* reset or closed before a response head */
+    SST_PASSIVE_5XX,   /* a 5xx response head; counted only with health.passive_5xx */
 } sst_passive_t;
 
 typedef enum sst_admin_op_e {
-    SST_ADMIN_DRAIN = 0,  /* regions only */
-    SST_ADMIN_UNDRAIN,    /* regions only */
+    SST_ADMIN_DRAIN = 0, /* regions only */
+    SST_ADMIN_UNDRAIN,   /* regions only */
     SST_ADMIN_FORCE_UP,
     SST_ADMIN_FORCE_DOWN,
-    SST_ADMIN_CLEAR,      /* removes a force (not a drain) */
+    SST_ADMIN_CLEAR, /* removes a force (not a drain) */
 } sst_admin_op_t;
 
 typedef enum sst_event_kind_e {
@@ -95,16 +95,16 @@ typedef enum sst_event_kind_e {
 typedef struct sst_health_event_s {
     uint64_t at_ms;
     sst_event_kind_t kind;
-    size_t index;           /* backend or region index in the config */
-    const char *name;       /* region name or backend address text */
-    sst_state_t from, to;   /* effective states; equal for drain/force-only changes */
+    size_t index;         /* backend or region index in the config */
+    const char *name;     /* region name or backend address text */
+    sst_state_t from, to; /* effective states; equal for drain/force-only changes */
     sst_reason_t reason;
-    char text[160];         /* e.g. "status 503", "probe timeout after 500ms",
-                               "operator force-down: drill (ttl 10m)" */
-    uint32_t successes;     /* consecutive successes behind the change */
-    uint32_t failures;      /* consecutive failures behind the change */
-    uint32_t n_up;          /* regions: backends UP after the change */
-    uint32_t n_backends;    /* regions: backends in the region */
+    char text[160];      /* e.g. "status 503", "probe timeout after 500ms",
+                            "operator force-down: drill (ttl 10m)" */
+    uint32_t successes;  /* consecutive successes behind the change */
+    uint32_t failures;   /* consecutive failures behind the change */
+    uint32_t n_up;       /* regions: backends UP after the change */
+    uint32_t n_backends; /* regions: backends in the region */
 } sst_health_event_t;
 
 typedef void (*sst_health_event_cb)(const sst_health_event_t *ev, void *opaque);
@@ -112,18 +112,18 @@ typedef void (*sst_health_event_cb)(const sst_health_event_t *ev, void *opaque);
 /* --- immutable snapshot for the request path --------------------------------------------- */
 
 typedef struct sst_hsnap_backend_s {
-    uint8_t state;          /* sst_state_t, effective: force applied over operational */
-    uint8_t op;             /* sst_state_t from checks */
-    uint8_t force;          /* sst_force_t */
-    uint8_t reason;         /* sst_reason_t of the last change */
-    uint64_t since_ms;      /* effective state since */
+    uint8_t state;                /* sst_state_t, effective: force applied over operational */
+    uint8_t op;                   /* sst_state_t from checks */
+    uint8_t force;                /* sst_force_t */
+    uint8_t reason;               /* sst_reason_t of the last change */
+    uint64_t since_ms;            /* effective state since */
     uint64_t slow_start_begin_ms; /* both 0 when at full weight */
     uint64_t slow_start_end_ms;
 } sst_hsnap_backend_t;
 
 typedef struct sst_hsnap_region_s {
-    uint8_t state;          /* sst_state_t, effective: force, else min_healthy over backends */
-    uint8_t force;          /* sst_force_t */
+    uint8_t state; /* sst_state_t, effective: force, else min_healthy over backends */
+    uint8_t force; /* sst_force_t */
     uint8_t reason;
     bool drained;
     uint64_t since_ms;
@@ -215,18 +215,18 @@ typedef struct sst_health_backend_info_s {
     sst_force_t force;
     uint64_t since_ms;
     sst_reason_t reason;
-    char reason_text[160];       /* last change's text */
+    char reason_text[160];        /* last change's text */
     uint32_t successes, failures; /* current consecutive probe counters */
     uint32_t passive_failures;
-    bool passive_down;            /* DOWN because of passive checks */
-    uint64_t passive_ejections;   /* passive ejections carried out */
+    bool passive_down;                  /* DOWN because of passive checks */
+    uint64_t passive_ejections;         /* passive ejections carried out */
     uint64_t passive_ejections_refused; /* ejections refused by max_ejection_pct */
     uint64_t probes_ok, probes_failed;
-    uint64_t last_probe_ms;       /* when the last probe finished, 0 if none */
+    uint64_t last_probe_ms; /* when the last probe finished, 0 if none */
     uint64_t last_probe_duration_ms;
     uint16_t last_status;
     sst_reason_t last_probe_reason;
-    uint64_t force_expires_ms;    /* 0 when no TTL */
+    uint64_t force_expires_ms; /* 0 when no TTL */
     char force_reason[128];
 } sst_health_backend_info_t;
 

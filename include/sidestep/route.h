@@ -23,10 +23,10 @@ typedef enum sst_decision_kind_e {
 
 typedef struct sst_route_input_s {
     uint64_t now_ms;
-    sst_str_t method;  /* as received, e.g. "POST" */
-    sst_str_t target;  /* request-target exactly as received: origin-form or absolute-form */
-    sst_str_t host;    /* Host header value, empty when absent */
-    sst_str_t origin;  /* Origin header value, empty when absent */
+    sst_str_t method;         /* as received, e.g. "POST" */
+    sst_str_t target;         /* request-target exactly as received: origin-form or absolute-form */
+    sst_str_t host;           /* Host header value, empty when absent */
+    sst_str_t origin;         /* Origin header value, empty when absent */
     uint32_t exclude_regions; /* bit r set: region r already failed for this request (in-flight
                                  failover); such a region is treated as not usable */
 } sst_route_input_t;
@@ -37,11 +37,11 @@ typedef struct sst_route_input_s {
 
 typedef struct sst_decision_s {
     sst_decision_kind_t kind;
-    size_t route;          /* matched route index; SIZE_MAX when no route matched */
-    size_t region;         /* PROXY: region to proxy to; REDIRECT: target region */
-    uint16_t status;       /* REDIRECT: 307 or 308 (or 301 for https); REJECT: status */
-    bool ignore_health;    /* PROXY under fail_open or a forced-up region: pick any backend */
-    const char *reason;    /* static text: "primary up", "failover", "all regions down", ... */
+    size_t route;           /* matched route index; SIZE_MAX when no route matched */
+    size_t region;          /* PROXY: region to proxy to; REDIRECT: target region */
+    uint16_t status;        /* REDIRECT: 307 or 308 (or 301 for https); REJECT: status */
+    bool ignore_health;     /* PROXY under fail_open or a forced-up region: pick any backend */
+    const char *reason;     /* static text: "primary up", "failover", "all regions down", ... */
     uint64_t retry_after_s; /* REJECT 503: Retry-After value, 0 for none */
     sst_str_t location[SST_LOCATION_PARTS];
     size_t n_location;
@@ -68,8 +68,8 @@ int sst_route_match(const sst_config_t *cfg, sst_str_t host, sst_str_t target);
  *  - none usable: all_down policy (reject 503 + Retry-After, fail_open PROXY primary,
  *    fallback REDIRECT to fallback_region, or PROXY it when it is local_region).
  * A route never redirects to local_region. */
-int sst_route_decide(const sst_route_input_t *in, const sst_config_t *cfg,
-                     const sst_hsnap_t *snap, sst_decision_t *out);
+int sst_route_decide(const sst_route_input_t *in, const sst_config_t *cfg, const sst_hsnap_t *snap,
+                     sst_decision_t *out);
 
 /* HTTPS enforcement for a listener with https_redirect: Location https://HOST[:port]TARGET,
  * status https_status_get for GET/HEAD else https_status_other. Returns 0, or SST_EINVAL when
@@ -115,12 +115,12 @@ int sst_lb_pick(const sst_config_t *cfg, const sst_hsnap_t *snap, size_t region,
 
 /* How far an attempt got when it failed. docs/routing.md has the safety matrix. */
 typedef enum sst_fail_phase_e {
-    SST_FAIL_NO_BACKEND = 0, /* no eligible backend in the region: nothing was tried */
-    SST_FAIL_CONNECT,        /* refused, timed out or errored while connecting: nothing sent */
-    SST_FAIL_SEND_PARTIAL,   /* reset or closed before the request was fully written */
-    SST_FAIL_SENT,           /* reset or closed after the full request, before a response */
+    SST_FAIL_NO_BACKEND = 0,   /* no eligible backend in the region: nothing was tried */
+    SST_FAIL_CONNECT,          /* refused, timed out or errored while connecting: nothing sent */
+    SST_FAIL_SEND_PARTIAL,     /* reset or closed before the request was fully written */
+    SST_FAIL_SENT,             /* reset or closed after the full request, before a response */
     SST_FAIL_RESPONSE_TIMEOUT, /* no response head within upstream_response */
-    SST_FAIL_BAD_RESPONSE,   /* unparseable or over-limit response head */
+    SST_FAIL_BAD_RESPONSE,     /* unparseable or over-limit response head */
     SST_FAIL_RESPONSE_STARTED, /* failed after response bytes reached the client */
 } sst_fail_phase_t;
 
@@ -133,17 +133,17 @@ typedef enum sst_fail_action_e {
 
 typedef struct sst_fail_input_s {
     sst_fail_phase_t phase;
-    bool idempotent;          /* RFC 9110 §9.2.2 method */
-    bool body_consumed;       /* request body bytes were already read from the client */
-    uint32_t attempts;        /* attempts made so far, including the failed one */
-    uint32_t retries;         /* the route's retries setting */
-    bool backend_left;        /* another untried eligible backend exists in the region */
+    bool idempotent;    /* RFC 9110 §9.2.2 method */
+    bool body_consumed; /* request body bytes were already read from the client */
+    uint32_t attempts;  /* attempts made so far, including the failed one */
+    uint32_t retries;   /* the route's retries setting */
+    bool backend_left;  /* another untried eligible backend exists in the region */
 } sst_fail_input_t;
 
 typedef struct sst_fail_decision_s {
     sst_fail_action_t action;
-    uint16_t status;          /* for RESPOND */
-    const char *reason;       /* static text for the log */
+    uint16_t status;    /* for RESPOND */
+    const char *reason; /* static text for the log */
 } sst_fail_decision_t;
 
 /* The failure safety matrix (docs/routing.md). Pure. */

@@ -204,6 +204,7 @@ static void test_defaults(void **state)
     assert_int_equal(t->idle_ms, 60000);
     assert_int_equal(t->connect_ms, 2000);
     assert_int_equal(t->upstream_response_ms, 30000);
+    assert_int_equal(t->upstream_idle_ms, 4000);
     assert_int_equal(t->body_ms, 30000);
     assert_int_equal(t->body_total_ms, 0);
     assert_int_equal(t->body_min_rate, 0);
@@ -310,6 +311,7 @@ static const char full_yaml[] =
     "  idle: 2m\n"
     "  connect: 250ms\n"
     "  upstream_response: 1h\n"
+    "  upstream_idle: 3s\n"
     "  body: 10s\n"
     "  body_total: 5m\n"
     "  body_min_rate: 1k\n"
@@ -457,6 +459,7 @@ static void test_every_key(void **state)
     assert_int_equal(t->idle_ms, 120000);
     assert_int_equal(t->connect_ms, 250);
     assert_int_equal(t->upstream_response_ms, 3600000);
+    assert_int_equal(t->upstream_idle_ms, 3000);
     assert_int_equal(t->body_ms, 10000);
     assert_int_equal(t->body_total_ms, 300000);
     assert_int_equal(t->body_min_rate, 1024);

@@ -1,0 +1,902 @@
+/* HTTP/1.1 parsing around llhttp (strict, no lenient flags). A prescan runs ahead of llhttp over
+ * every head and rejects what Debian's llhttp 8.1 lets through (bare CR, bare LF, obs-fold,
+ * control characters, a malformed request-line); head fields are copied into a bounded
+ * sst_head_t; the validated view of a head is built here. No sockets, no clock. */
+#include "http1.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sidestep/error.h"
+
+#define HEAD_INITIAL_TEXT    1024
+#define HEAD_INITIAL_HDRS    32
+/* Chunk-extension bytes allowed on one chunk line: extensions carry nothing we forward, so a
+ * small cap stops a peer from streaming an endless chunk line. */
+#define H1_MAX_CHUNK_EXT     4096
+/* 1xx heads accepted before the final response; more is a flood (502). */
+#define H1_MAX_INFORMATIONAL 16
+
+/* ---- head storage ----------------------------------------------------------------------- */
+
+sst_head_t *sst_head_new(void)
+{
+    sst_head_t *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->text = malloc(HEAD_INITIAL_TEXT);
+    h->hdrs = malloc(HEAD_INITIAL_HDRS * sizeof(*h->hdrs));
+    if (h->text == NULL || h->hdrs == NULL) {
+        sst_head_free(h);
+        return NULL;
+    }
+    h->cap = HEAD_INITIAL_TEXT;
+    h->cap_hdrs = HEAD_INITIAL_HDRS;
+    return h;
+}
+
+void sst_head_free(sst_head_t *h)
+{
+    if (h == NULL)
+        return;
+    free(h->text);
+    free(h->hdrs);
+    free(h);
+}
+
+void sst_head_clear(sst_head_t *h, uint32_t keep)
+{
+    h->len = 0;
+    h->n_hdrs = 0;
+    h->url_off = h->url_len = 0;
+    h->reason_off = h->reason_len = 0;
+    if (h->cap > keep && keep >= HEAD_INITIAL_TEXT) {
+        char *t = realloc(h->text, HEAD_INITIAL_TEXT);
+        if (t != NULL) {
+            h->text = t;
+            h->cap = HEAD_INITIAL_TEXT;
+        }
+    }
+}
+
+static int head_append(sst_head_t *h, const char *p, size_t n)
+{
+    if (n > UINT32_MAX - h->len)
+        return SST_E2BIG;
+    if (h->len + n > h->cap) {
+        size_t cap = h->cap;
+        while (cap < h->len + n)
+            cap *= 2;
+        if (cap > UINT32_MAX)
+            return SST_E2BIG;
+        char *t = realloc(h->text, cap);
+        if (t == NULL)
+            return SST_ENOMEM;
+        h->text = t;
+        h->cap = (uint32_t)cap;
+    }
+    memcpy(h->text + h->len, p, n);
+    h->len += (uint32_t)n;
+    return 0;
+}
+
+static sst_hdr_t *head_new_field(sst_head_t *h)
+{
+    if (h->n_hdrs == h->cap_hdrs) {
+        uint32_t cap = h->cap_hdrs * 2;
+        sst_hdr_t *t = realloc(h->hdrs, (size_t)cap * sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        h->hdrs = t;
+        h->cap_hdrs = cap;
+    }
+    sst_hdr_t *f = &h->hdrs[h->n_hdrs];
+    memset(f, 0, sizeof(*f));
+    return f;
+}
+
+int sst_head_find(const sst_head_t *h, const char *name, uint32_t from)
+{
+    sst_str_t want = sst_str_c(name);
+    for (uint32_t i = from; i < h->n_hdrs; i++)
+        if (sst_str_ieq(sst_hdr_name(h, &h->hdrs[i]), want))
+            return (int)i;
+    return -1;
+}
+
+/* ---- the prescan ---------------------------------------------------------------------- */
+
+enum {
+    PS_START = 0, /* before a message: empty lines allowed (RFC 9112 §2.2) */
+    PS_START_CR,
+    PS_LINE1, /* request-line or status-line */
+    PS_LINE1_CR,
+    PS_LSTART, /* start of a field line, or of the final CRLF */
+    PS_FIELD,
+    PS_FIELD_CR,
+    PS_END_CR,
+    PS_DONE, /* head complete: the prescan does not look at bodies */
+};
+
+static int h1_fail(sst_h1_t *h, uint16_t status, const char *reason)
+{
+    if (h->err_status == 0) {
+        h->err_status = h->response ? 502 : status;
+        h->err_reason = reason;
+    }
+    return -1;
+}
+
+static inline bool h1_is_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* Scans head bytes. Returns 0 (all of data scanned, or the head ended inside it) or -1. */
+static int h1_prescan(sst_h1_t *h, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && h->ps != PS_DONE; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (++h->head_bytes > h->lim.head)
+            return h1_fail(h, 431, "request head too large");
+        switch (h->ps) {
+        case PS_START:
+            if (c == '\r') {
+                h->ps = PS_START_CR;
+                break;
+            }
+            if (c == '\n')
+                return h1_fail(h, 400, "bare LF");
+            h->ps = PS_LINE1;
+            h->line_len = 0;
+            h->rl_spaces = 0;
+            h->rl_prev_sp = false;
+            h->rl_method_bad = false;
+            /* the byte belongs to the first line */
+            /* FALLTHROUGH */
+        case PS_LINE1:
+            if (c == '\r') {
+                if (!h->response && (h->rl_spaces != 2 || h->rl_prev_sp))
+                    return h1_fail(h, 400, "malformed request-line");
+                h->ps = PS_LINE1_CR;
+                break;
+            }
+            if (c == '\n')
+                return h1_fail(h, 400, "bare LF");
+            if (c == 0 || (h1_is_ctl(c) && !(h->response && c == '\t')))
+                return h1_fail(h, 400, "control character in request-line");
+            if (++h->line_len > h->lim.request_line)
+                return h1_fail(h, 414, "request-line too long");
+            if (!h->response) {
+                if (c == ' ') {
+                    /* RFC 9112 §3: method SP request-target SP HTTP-version, single spaces */
+                    if (h->rl_prev_sp || h->line_len == 1 || h->rl_spaces == 2)
+                        return h1_fail(h, 400, "malformed request-line");
+                    h->rl_spaces++;
+                    h->rl_prev_sp = true;
+                } else {
+                    h->rl_prev_sp = false;
+                    if (h->rl_spaces == 0 && !sst_is_tchar(c))
+                        h->rl_method_bad = true;
+                }
+            }
+            break;
+        case PS_START_CR:
+            if (c != '\n')
+                return h1_fail(h, 400, "bare CR");
+            h->ps = PS_START;
+            break;
+        case PS_LINE1_CR:
+        case PS_FIELD_CR:
+            if (c != '\n')
+                return h1_fail(h, 400, "bare CR");
+            h->ps = PS_LSTART;
+            break;
+        case PS_LSTART:
+            if (c == '\r') {
+                h->ps = PS_END_CR;
+                break;
+            }
+            if (c == '\n')
+                return h1_fail(h, 400, "bare LF");
+            if (c == ' ' || c == '\t')
+                return h1_fail(h, 400, "obsolete line folding");
+            h->ps = PS_FIELD;
+            h->line_len = 0;
+            /* FALLTHROUGH */
+        case PS_FIELD:
+            if (c == '\r') {
+                h->ps = PS_FIELD_CR;
+                break;
+            }
+            if (c == '\n')
+                return h1_fail(h, 400, "bare LF");
+            if (h1_is_ctl(c))
+                return h1_fail(h, 400, "control character in header");
+            if (++h->line_len > h->lim.field)
+                return h1_fail(h, 431, "header field too large");
+            break;
+        case PS_END_CR:
+            if (c != '\n')
+                return h1_fail(h, 400, "bare CR");
+            h->ps = PS_DONE;
+            break;
+        case PS_DONE:
+            break;
+        }
+    }
+    return 0;
+}
+
+/* ---- llhttp callbacks ---------------------------------------------------------------- */
+
+enum { CB_NONE = 0, CB_URL, CB_STATUS, CB_FIELD, CB_VALUE };
+
+static inline sst_h1_t *h1_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int h1_store(sst_h1_t *h, const char *at, size_t len)
+{
+    int rc = head_append(h->head, at, len);
+    if (rc == SST_ENOMEM)
+        return h1_fail(h, 503, "out of memory");
+    if (rc != 0)
+        return h1_fail(h, 431, "request head too large");
+    return 0;
+}
+
+static int h1_on_message_begin(llhttp_t *p)
+{
+    sst_h1_t *h = h1_of(p);
+    h->cb_state = CB_NONE;
+    h->in_trailers = false;
+    h->body_bytes = 0;
+    return 0;
+}
+
+static int h1_on_url(llhttp_t *p, const char *at, size_t len)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->cb_state != CB_URL) {
+        h->cb_state = CB_URL;
+        h->head->url_off = h->head->len;
+    }
+    if (h1_store(h, at, len) != 0)
+        return HPE_USER;
+    h->head->url_len += (uint32_t)len;
+    return 0;
+}
+
+static int h1_on_status(llhttp_t *p, const char *at, size_t len)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->cb_state != CB_STATUS) {
+        h->cb_state = CB_STATUS;
+        h->head->reason_off = h->head->len;
+    }
+    if (h1_store(h, at, len) != 0)
+        return HPE_USER;
+    h->head->reason_len += (uint32_t)len;
+    return 0;
+}
+
+static int h1_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->in_trailers) {
+        /* Trailer fields are never forwarded nor honoured (framing fields in trailers would
+         * be a smuggling vector); only their size is bounded. */
+        h->field_len += (uint32_t)len;
+        return h->field_len > h->lim.field ? (h1_fail(h, 431, "trailer too large"), HPE_USER) : 0;
+    }
+    if (h->cb_state != CB_FIELD) {
+        if (h->head->n_hdrs >= h->lim.headers) {
+            h1_fail(h, 431, "too many header fields");
+            return HPE_USER;
+        }
+        sst_hdr_t *f = head_new_field(h->head);
+        if (f == NULL) {
+            h1_fail(h, 503, "out of memory");
+            return HPE_USER;
+        }
+        f->name_off = h->head->len;
+        h->cb_state = CB_FIELD;
+        h->field_len = 0;
+    }
+    h->field_len += (uint32_t)len;
+    if (h1_store(h, at, len) != 0)
+        return HPE_USER;
+    h->head->hdrs[h->head->n_hdrs].name_len += (uint32_t)len;
+    return 0;
+}
+
+static int h1_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->in_trailers) {
+        h->field_len += (uint32_t)len;
+        return h->field_len > h->lim.field ? (h1_fail(h, 431, "trailer too large"), HPE_USER) : 0;
+    }
+    sst_hdr_t *f = &h->head->hdrs[h->head->n_hdrs];
+    if (h->cb_state != CB_VALUE) {
+        h->cb_state = CB_VALUE;
+        f->value_off = h->head->len;
+    }
+    if (h1_store(h, at, len) != 0)
+        return HPE_USER;
+    f->value_len += (uint32_t)len;
+    return 0;
+}
+
+static int h1_on_header_value_complete(llhttp_t *p)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->in_trailers) {
+        h->field_len = 0;
+        h->cb_state = CB_NONE;
+        return 0;
+    }
+    sst_hdr_t *f = &h->head->hdrs[h->head->n_hdrs];
+    if (h->cb_state != CB_VALUE) /* empty value: llhttp sends no span */
+        f->value_off = h->head->len;
+    if (f->name_len == 0) {
+        /* llhttp 8.1 accepts ": value" with an empty name (RFC 9110 §5.1: a name is a token) */
+        h1_fail(h, 400, "empty header name");
+        return HPE_USER;
+    }
+    h->head->n_hdrs++;
+    h->cb_state = CB_NONE;
+    return 0;
+}
+
+static int h1_on_headers_complete(llhttp_t *p)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->response) {
+        int status = llhttp_get_status_code(p);
+        if (status >= 100 && status < 200 && status != 101) {
+            /* Informational: not forwarded (sidestep answers Expect itself); the final head
+             * follows. Counted so that a flood cannot keep the exchange open forever. */
+            if (++h->n_informational > H1_MAX_INFORMATIONAL) {
+                h1_fail(h, 502, "too many 1xx responses");
+                return HPE_USER;
+            }
+            return 0;
+        }
+        /* RFC 9112 §6.3: no body after HEAD, 204 or 304, whatever Content-Length says (llhttp
+         * 8.1 would wait for the length of a 304). Setting F_SKIPBODY is what returning 1 from
+         * this callback does; we pause instead. */
+        if (h->head_request || status == 204 || status == 304)
+            p->flags |= F_SKIPBODY;
+    } else {
+        /* sidestep never switches protocols: Upgrade is a hop-by-hop field it removes, so the
+         * message is an ordinary request and llhttp must not stop for an upgrade. */
+        p->upgrade = 0;
+    }
+    h->paused_head = true;
+    return HPE_PAUSED;
+}
+
+static int h1_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    sst_h1_t *h = h1_of(p);
+    h->body_bytes += len;
+    if (!h->response && h->lim.body != 0 && h->body_bytes > h->lim.body) {
+        h1_fail(h, 413, "request body too large");
+        return HPE_USER;
+    }
+    if (h->on_body != NULL && h->on_body(h->opaque, at, len) != 0) {
+        h1_fail(h, 502, "body relay failed");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int h1_on_chunk_header(llhttp_t *p)
+{
+    sst_h1_t *h = h1_of(p);
+    h->ext_bytes = 0;
+    if (p->content_length == 0) {
+        h->in_trailers = true;
+        h->field_len = 0;
+    }
+    return 0;
+}
+
+static int h1_on_chunk_ext(llhttp_t *p, const char *at, size_t len)
+{
+    sst_h1_t *h = h1_of(p);
+    h->ext_bytes += len;
+    if (h->ext_bytes > H1_MAX_CHUNK_EXT) {
+        h1_fail(h, 400, "chunk extension too long");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int h1_on_message_complete(llhttp_t *p)
+{
+    sst_h1_t *h = h1_of(p);
+    if (h->response) {
+        int status = llhttp_get_status_code(p);
+        if (status >= 100 && status < 200 && status != 101) {
+            /* Forget the 1xx head; stop so the prescan sees the next head from its start. */
+            sst_head_clear(h->head, UINT32_MAX);
+            h->ps = PS_START;
+            h->line_len = 0;
+            return HPE_PAUSED;
+        }
+    }
+    h->paused_done = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t h1_settings = {
+    .on_message_begin = h1_on_message_begin,
+    .on_url = h1_on_url,
+    .on_status = h1_on_status,
+    .on_header_field = h1_on_header_field,
+    .on_header_value = h1_on_header_value,
+    .on_header_value_complete = h1_on_header_value_complete,
+    .on_headers_complete = h1_on_headers_complete,
+    .on_body = h1_on_body,
+    .on_chunk_header = h1_on_chunk_header,
+    .on_chunk_extension_name = h1_on_chunk_ext,
+    .on_chunk_extension_value = h1_on_chunk_ext,
+    .on_message_complete = h1_on_message_complete,
+};
+
+/* ---- driving ---------------------------------------------------------------------------- */
+
+void sst_h1_init(sst_h1_t *h, bool response, const sst_h1_limits_t *lim, sst_h1_body_cb on_body,
+                 void *opaque)
+{
+    memset(h, 0, sizeof(*h));
+    llhttp_init(&h->p, response ? HTTP_RESPONSE : HTTP_REQUEST, &h1_settings);
+    h->p.data = h;
+    h->lim = *lim;
+    h->response = response;
+    h->on_body = on_body;
+    h->opaque = opaque;
+}
+
+void sst_h1_next(sst_h1_t *h)
+{
+    h->ps = PS_START;
+    h->head_bytes = 0;
+    h->line_len = 0;
+    h->paused_head = h->paused_done = false;
+    h->n_informational = 0;
+    h->body_bytes = 0;
+    h->in_trailers = false;
+    h->head_request = false;
+    if (llhttp_get_errno(&h->p) == HPE_PAUSED)
+        llhttp_resume(&h->p);
+}
+
+void sst_h1_resume(sst_h1_t *h)
+{
+    h->paused_head = false;
+    if (llhttp_get_errno(&h->p) == HPE_PAUSED)
+        llhttp_resume(&h->p);
+}
+
+bool sst_h1_idle(const sst_h1_t *h)
+{
+    return h->ps == PS_START && h->head_bytes == 0;
+}
+
+static uint16_t h1_map_error(const sst_h1_t *h, llhttp_errno_t err, const char **reason)
+{
+    *reason = llhttp_get_error_reason(&h->p);
+    if (h->response)
+        return 502;
+    switch (err) {
+    case HPE_INVALID_METHOD:
+        /* A well-formed token we do not know is 501 (RFC 9110 §9.1); noise is 400. */
+        if (h->line_len > 0 && !h->rl_method_bad)
+            return 501;
+        return 400;
+    case HPE_INVALID_VERSION:
+        return 505;
+    case HPE_PAUSED_H2_UPGRADE:
+        *reason = "HTTP/2 connection preface on an HTTP/1.1 port";
+        return 505;
+    default:
+        return 400;
+    }
+}
+
+sst_h1_rc_t sst_h1_feed(sst_h1_t *h, const char *data, size_t len, size_t *consumed)
+{
+    size_t off = 0;
+
+    if (h->err_status != 0)
+        return SST_H1_ERROR;
+    /* Runs at least once: after a pause, llhttp completes a body-less message with no input. */
+    do {
+        if (h->ps != PS_DONE && h1_prescan(h, data + off, len - off) != 0)
+            return SST_H1_ERROR;
+        llhttp_errno_t err = llhttp_execute(&h->p, data + off, len - off);
+        if (err == HPE_OK)
+            break;
+        if (err == HPE_PAUSED) {
+            off = (size_t)(llhttp_get_error_pos(&h->p) - data);
+            if (h->paused_head) {
+                *consumed = off;
+                return SST_H1_HEAD;
+            }
+            if (h->paused_done) {
+                *consumed = off;
+                return SST_H1_DONE;
+            }
+            /* paused after a 1xx head: go on with the next head */
+            llhttp_resume(&h->p);
+            continue;
+        }
+        if (err == HPE_USER) {
+            if (h->err_status == 0)
+                h1_fail(h, 400, "bad request");
+            return SST_H1_ERROR;
+        }
+        const char *reason;
+        uint16_t status = h1_map_error(h, err, &reason);
+        h1_fail(h, status, reason);
+        return SST_H1_ERROR;
+    } while (off < len);
+    *consumed = len;
+    return SST_H1_MORE;
+}
+
+sst_h1_rc_t sst_h1_eof(sst_h1_t *h)
+{
+    if (h->err_status != 0)
+        return SST_H1_ERROR;
+    if (sst_h1_idle(h))
+        return SST_H1_MORE;
+    llhttp_errno_t err = llhttp_finish(&h->p);
+    if (err == HPE_OK || err == HPE_PAUSED)
+        return h->paused_done ? SST_H1_DONE : SST_H1_MORE;
+    h1_fail(h, 400, "connection closed mid-message");
+    return SST_H1_ERROR;
+}
+
+/* ---- head checks ------------------------------------------------------------------------ */
+
+/* RFC 3986 host: reg-name / IPv4 / IP-literal, optional ":port". Conservative: the characters
+ * of reg-name (unreserved, pct-encoded, sub-delims) and of IP literals. */
+static bool h1_valid_authority(sst_str_t a)
+{
+    size_t i = 0;
+    if (a.len > 255)
+        return false;
+    if (a.len > 0 && a.base[0] == '[') {
+        while (i < a.len && a.base[i] != ']') {
+            unsigned char c = (unsigned char)a.base[i];
+            if (i > 0 && !(c == ':' || c == '.' || (c >= '0' && c <= '9') ||
+                           (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+                return false;
+            i++;
+        }
+        if (i == a.len)
+            return false;
+        i++;
+    } else {
+        for (; i < a.len && a.base[i] != ':'; i++) {
+            unsigned char c = (unsigned char)a.base[i];
+            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      strchr("-._~%!$&'()*+,;=", c) != NULL;
+            if (!ok || c == 0)
+                return false;
+        }
+    }
+    if (i < a.len) {
+        if (a.base[i] != ':')
+            return false;
+        uint64_t port;
+        sst_str_t p = sst_str(a.base + i + 1, a.len - i - 1);
+        if (p.len > 0 && sst_str_to_u64(p, 65535, &port) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool h1_connection_has(const sst_head_t *head, const char *token)
+{
+    for (int i = sst_head_find(head, "connection", 0); i >= 0;
+         i = sst_head_find(head, "connection", (uint32_t)i + 1))
+        if (sst_str_list_has(sst_hdr_value(head, &head->hdrs[i]), token))
+            return true;
+    return false;
+}
+
+static int h1_check_names(const sst_head_t *head)
+{
+    for (uint32_t i = 0; i < head->n_hdrs; i++)
+        if (!sst_str_is_token(sst_hdr_name(head, &head->hdrs[i])))
+            return -1;
+    return 0;
+}
+
+int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **reason)
+{
+    const sst_head_t *head = h->head;
+    const llhttp_t *p = &h->p;
+
+    memset(out, 0, sizeof(*out));
+    out->connection_idx = -1;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        *reason = p->http_major == 0 ? "HTTP/0.9 is not supported" : "HTTP version not supported";
+        return p->http_major == 0 ? 400 : 505;
+    }
+    out->minor = p->http_minor;
+    out->method = p->method;
+    out->method_name = sst_str_c(llhttp_method_name((llhttp_method_t)p->method));
+    if (p->method == HTTP_CONNECT) {
+        *reason = "CONNECT is not supported";
+        return 405;
+    }
+    if (p->method == HTTP_PRI) {
+        *reason = "HTTP/2 connection preface on an HTTP/1.1 port";
+        return 505;
+    }
+    if (h1_check_names(head) != 0) {
+        *reason = "invalid header name";
+        return 400;
+    }
+
+    out->target = sst_head_url(head);
+    if (out->target.len == 0) {
+        *reason = "empty request-target";
+        return 400;
+    }
+    for (size_t i = 0; i < out->target.len; i++) {
+        unsigned char c = (unsigned char)out->target.base[i];
+        /* RFC 9112 §3.2: no fragment, no raw non-ASCII (llhttp 8.1 lets 0x80-0xff through) */
+        if (c >= 0x80 || c <= 0x20 || c == 0x7f || c == '#') {
+            *reason = "invalid character in request-target";
+            return 400;
+        }
+    }
+    sst_str_t authority = SST_STR_NULL;
+    if (out->target.base[0] == '/') {
+        /* origin-form */
+    } else if (out->target.len == 1 && out->target.base[0] == '*') {
+        if (p->method != HTTP_OPTIONS) {
+            *reason = "asterisk-form is only for OPTIONS";
+            return 400;
+        }
+    } else {
+        size_t skip = 0;
+        if (out->target.len > 7 &&
+            sst_str_ieq(sst_str(out->target.base, 7), SST_STR_LIT("http://")))
+            skip = 7;
+        else if (out->target.len > 8 &&
+                 sst_str_ieq(sst_str(out->target.base, 8), SST_STR_LIT("https://")))
+            skip = 8;
+        if (skip == 0) {
+            *reason = "unsupported request-target form";
+            return 400;
+        }
+        size_t end = skip;
+        while (end < out->target.len && out->target.base[end] != '/' &&
+               out->target.base[end] != '?')
+            end++;
+        authority = sst_str(out->target.base + skip, end - skip);
+        if (authority.len == 0 || memchr(authority.base, '@', authority.len) != NULL ||
+            !h1_valid_authority(authority)) {
+            *reason = "invalid authority in request-target";
+            return 400;
+        }
+        out->absolute_form = true;
+    }
+
+    int host_idx = sst_head_find(head, "host", 0);
+    if (host_idx >= 0 && sst_head_find(head, "host", (uint32_t)host_idx + 1) >= 0) {
+        *reason = "repeated Host header";
+        return 400;
+    }
+    if (host_idx < 0 && out->minor == 1) {
+        *reason = "missing Host header"; /* RFC 9112 §3.2 */
+        return 400;
+    }
+    if (host_idx >= 0) {
+        sst_str_t hv = sst_hdr_value(head, &head->hdrs[host_idx]);
+        if (!h1_valid_authority(hv)) {
+            *reason = "invalid Host header";
+            return 400;
+        }
+        out->host = hv;
+    }
+    if (out->absolute_form)
+        out->host = authority; /* RFC 9112 §3.2.2: the target's authority wins over Host */
+
+    int te_idx = sst_head_find(head, "transfer-encoding", 0);
+    if (te_idx >= 0) {
+        if (out->minor == 0) {
+            /* RFC 9112 §6.1: a 1.0 message with Transfer-Encoding cannot be trusted */
+            *reason = "Transfer-Encoding in an HTTP/1.0 request";
+            return 400;
+        }
+        sst_str_t te = sst_hdr_value(head, &head->hdrs[te_idx]);
+        sst_str_t item, last = SST_STR_NULL;
+        size_t pos = 0, n = 0;
+        while (sst_str_next_list_item(te, &pos, &item)) {
+            last = item;
+            n++;
+        }
+        if (!sst_str_ieq(last, SST_STR_LIT("chunked"))) {
+            /* RFC 9112 §6.3: chunked must be the final coding, else the length is unknown */
+            *reason = "Transfer-Encoding does not end in chunked";
+            return 400;
+        }
+        if (n > 1) {
+            /* sidestep re-frames bodies and implements no other coding (RFC 9112 §6.1) */
+            *reason = "unsupported transfer coding";
+            return 501;
+        }
+        out->chunked = true;
+    }
+    if (p->flags & F_CONTENT_LENGTH) {
+        out->has_length = true;
+        out->content_length = p->content_length;
+    }
+    out->has_body = out->chunked || (out->has_length && out->content_length > 0);
+    if (out->has_length && h->lim.body != 0 && out->content_length > h->lim.body) {
+        *reason = "request body too large";
+        return 413;
+    }
+
+    int ex_idx = sst_head_find(head, "expect", 0);
+    if (ex_idx >= 0) {
+        sst_str_t ev = sst_str_trim_ows(sst_hdr_value(head, &head->hdrs[ex_idx]));
+        if (!sst_str_ieq(ev, SST_STR_LIT("100-continue")) ||
+            sst_head_find(head, "expect", (uint32_t)ex_idx + 1) >= 0) {
+            *reason = "unsupported expectation"; /* RFC 9110 §10.1.1 */
+            return 417;
+        }
+        /* A 1.0 client cannot handle 100 Continue; the expectation is ignored for it. */
+        out->expect_continue = out->minor == 1 && out->has_body;
+    }
+
+    int origin_idx = sst_head_find(head, "origin", 0);
+    if (origin_idx >= 0)
+        out->origin = sst_hdr_value(head, &head->hdrs[origin_idx]);
+
+    out->connection_idx = sst_head_find(head, "connection", 0);
+    if (out->minor == 1)
+        out->keep_alive = !h1_connection_has(head, "close");
+    else
+        out->keep_alive =
+            h1_connection_has(head, "keep-alive") && !h1_connection_has(head, "close");
+    return 0;
+}
+
+int sst_h1_check_response(const sst_h1_t *h, sst_h1_response_t *out, const char **reason)
+{
+    const sst_head_t *head = h->head;
+    const llhttp_t *p = &h->p;
+
+    memset(out, 0, sizeof(*out));
+    out->connection_idx = -1;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        *reason = "backend answered with an unsupported HTTP version";
+        return 502;
+    }
+    out->minor = p->http_minor;
+    int status = llhttp_get_status_code((llhttp_t *)p);
+    if (status < 200 || status > 599) {
+        *reason = status == 101 ? "backend switched protocols unasked" : "invalid status code";
+        return 502;
+    }
+    out->status = (uint16_t)status;
+    if (h1_check_names(head) != 0) {
+        *reason = "invalid header name from backend";
+        return 502;
+    }
+    int te_idx = sst_head_find(head, "transfer-encoding", 0);
+    if (te_idx >= 0) {
+        sst_str_t te = sst_str_trim_ows(sst_hdr_value(head, &head->hdrs[te_idx]));
+        if (!sst_str_ieq(te, SST_STR_LIT("chunked")) ||
+            sst_head_find(head, "transfer-encoding", (uint32_t)te_idx + 1) >= 0) {
+            *reason = "unsupported transfer coding from backend";
+            return 502;
+        }
+        out->chunked = true;
+    }
+    if (sst_head_find(head, "content-length", 0) >= 0) {
+        if (out->chunked) {
+            /* RFC 9112 §6.3: a sender must not send both; treat it as an attack */
+            *reason = "Content-Length with Transfer-Encoding from backend";
+            return 502;
+        }
+        out->has_length = true;
+        out->content_length = p->content_length;
+    }
+    out->no_body = h->head_request || status == 204 || status == 304;
+    out->until_close = !out->no_body && !out->chunked && !out->has_length;
+    out->connection_idx = sst_head_find(head, "connection", 0);
+    if (out->minor == 1)
+        out->keep_alive = !h1_connection_has(head, "close");
+    else
+        out->keep_alive =
+            h1_connection_has(head, "keep-alive") && !h1_connection_has(head, "close");
+    if (out->until_close)
+        out->keep_alive = false;
+    return 0;
+}
+
+bool sst_h1_is_hop_by_hop(const sst_head_t *head, sst_str_t name)
+{
+    static const char *const fixed[] = {
+        "connection", "keep-alive",        "proxy-connection", "te",
+        "trailer",    "transfer-encoding", "upgrade",          "content-length",
+    };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (sst_str_ieq_c(name, fixed[i]))
+            return true;
+    for (int i = sst_head_find(head, "connection", 0); i >= 0;
+         i = sst_head_find(head, "connection", (uint32_t)i + 1)) {
+        size_t pos = 0;
+        sst_str_t item;
+        sst_str_t list = sst_hdr_value(head, &head->hdrs[i]);
+        while (sst_str_next_list_item(list, &pos, &item))
+            if (sst_str_ieq(item, name))
+                return true;
+    }
+    return false;
+}
+
+const char *sst_h1_status_text(unsigned status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}

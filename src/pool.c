@@ -1,0 +1,121 @@
+/* Idle keep-alive connections to each backend, per worker: most recently used first, bounded
+ * by limits.upstream_idle, closed after timeouts.upstream_idle. A pooled connection belongs to
+ * the pool; a request only borrows it. Pools are keyed by backend address, so a reload that
+ * keeps a backend keeps its warm connections. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static sst_pool_t *pool_find(sst_worker_t *w, const char *key)
+{
+    for (sst_link_t *l = w->all_pools.next; l != &w->all_pools; l = l->next) {
+        sst_pool_t *p = sst_container_of(l, sst_pool_t, link);
+        if (strcmp(p->key, key) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static sst_pool_t *pool_get(sst_worker_t *w, const sst_backend_cfg_t *b, uint16_t metric_id)
+{
+    sst_pool_t *p = pool_find(w, b->addr.text);
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        p->w = w;
+        snprintf(p->key, sizeof(p->key), "%s", b->addr.text);
+        sst_list_init(&p->idle);
+        sst_list_push(&w->all_pools, &p->link);
+    }
+    /* the address may resolve differently after a reload */
+    memcpy(&p->sa, &b->addr.sa, sizeof(p->sa));
+    p->metric_id = metric_id;
+    return p;
+}
+
+sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backend)
+{
+    if (w->cur != NULL && view == w->cur->view && w->pools[backend] != NULL)
+        return w->pools[backend];
+    /* a request still routed with an older config: share pools by address */
+    return pool_get(w, &view->cfg->backends[backend], view->prep->backend_mid[backend]);
+}
+
+sst_upstream_t *sst__pool_take(sst_pool_t *p)
+{
+    if (sst_list_empty(&p->idle))
+        return NULL;
+    sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
+    sst__pool_forget(p, u);
+    return u;
+}
+
+void sst__pool_put(sst_pool_t *p, sst_upstream_t *u)
+{
+    sst_list_push(&p->idle, &u->link);
+    p->n_idle++;
+    sst_counter_add(&p->w->metrics->up_idle[p->metric_id], 1);
+}
+
+void sst__pool_forget(sst_pool_t *p, sst_upstream_t *u)
+{
+    sst_list_remove(&u->link);
+    p->n_idle--;
+    sst_counter_add(&p->w->metrics->up_idle[p->metric_id], (uint64_t)-1);
+}
+
+static void pool_close_idle(sst_pool_t *p)
+{
+    while (!sst_list_empty(&p->idle)) {
+        sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
+        sst__upstream_close(u); /* forgets it */
+    }
+}
+
+static void pool_maybe_free(sst_pool_t *p)
+{
+    if (p->retired && p->n_total == 0) {
+        sst_list_remove(&p->link);
+        free(p);
+    }
+}
+
+void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_t *prep)
+{
+    for (sst_link_t *l = w->all_pools.next; l != &w->all_pools; l = l->next)
+        sst_container_of(l, sst_pool_t, link)->retired = true;
+    memset(w->pools, 0, sizeof(w->pools));
+    for (size_t b = 0; b < cfg->n_backends; b++) {
+        sst_pool_t *p = pool_get(w, &cfg->backends[b], prep->backend_mid[b]);
+        if (p != NULL)
+            p->retired = false;
+        w->pools[b] = p; /* NULL on ENOMEM: sst__pool_for retries the allocation */
+    }
+    sst_link_t *l = w->all_pools.next;
+    while (l != &w->all_pools) {
+        sst_pool_t *p = sst_container_of(l, sst_pool_t, link);
+        l = l->next;
+        if (p->retired) {
+            pool_close_idle(p);
+            pool_maybe_free(p);
+        }
+    }
+}
+
+void sst__pools_close_all(sst_worker_t *w)
+{
+    for (sst_link_t *l = w->all_pools.next; l != &w->all_pools; l = l->next)
+        pool_close_idle(sst_container_of(l, sst_pool_t, link));
+}
+
+void sst__pools_free(sst_worker_t *w)
+{
+    while (!sst_list_empty(&w->all_pools)) {
+        sst_pool_t *p = sst_container_of(w->all_pools.next, sst_pool_t, link);
+        sst_list_remove(&p->link);
+        free(p);
+    }
+}

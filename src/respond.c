@@ -1,0 +1,90 @@
+/* Answers sidestep writes itself: the redirect as a vector of prepared parts (no copy, no
+ * allocation) and the short plain-text error responses. One place maps a status to its text. */
+#include <stdio.h>
+#include <string.h>
+
+#include "http1.h"
+#include "internal.h"
+
+static const char *redirect_status_line(uint16_t status)
+{
+    switch (status) {
+    case 301:
+        return "HTTP/1.1 301 Moved Permanently\r\nLocation: ";
+    case 302:
+        return "HTTP/1.1 302 Found\r\nLocation: ";
+    case 303:
+        return "HTTP/1.1 303 See Other\r\nLocation: ";
+    case 308:
+        return "HTTP/1.1 308 Permanent Redirect\r\nLocation: ";
+    default:
+        return "HTTP/1.1 307 Temporary Redirect\r\nLocation: ";
+    }
+}
+
+static const char https_mid[] =
+    "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n";
+static const char https_body[] = "Redirecting to HTTPS.\n";
+static const char cors_pre[] = "Access-Control-Allow-Origin: ";
+static const char cors_post[] = "\r\nVary: Origin\r\n";
+
+static inline uv_buf_t iov_c(const char *s, size_t len)
+{
+    return uv_buf_init((char *)s, (unsigned)len);
+}
+
+size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
+                         const char *conn_tail, uv_buf_t *iov, size_t max)
+{
+    size_t n = 0;
+    if (max < d->n_location + 8 || (!https && d->region >= SST_MAX_REGIONS))
+        return 0;
+    const char *sl = redirect_status_line(d->status);
+    iov[n++] = iov_c(sl, strlen(sl));
+    for (size_t i = 0; i < d->n_location; i++)
+        iov[n++] = iov_c(d->location[i].base, d->location[i].len);
+    if (https)
+        iov[n++] = iov_c(https_mid, sizeof(https_mid) - 1);
+    else
+        iov[n++] = iov_c(prep->redirect_mid[d->region].base, prep->redirect_mid[d->region].len);
+    if (d->cors_origin.len > 0) {
+        iov[n++] = iov_c(cors_pre, sizeof(cors_pre) - 1);
+        iov[n++] = iov_c(d->cors_origin.base, d->cors_origin.len);
+        iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
+    }
+    iov[n++] = iov_c(conn_tail, strlen(conn_tail));
+    if (https)
+        iov[n++] = iov_c(https_body, sizeof(https_body) - 1);
+    else
+        iov[n++] = iov_c(prep->redirect_body[d->region].base, prep->redirect_body[d->region].len);
+    return n;
+}
+
+size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
+                           uint64_t retry_after_s, bool close, bool http10_keepalive)
+{
+    char body[320];
+    char extra[128] = "";
+    const char *text = sst_h1_status_text(status);
+    int bl = snprintf(body, sizeof(body), "%u %s: %.240s\n", status, text,
+                      reason != NULL ? reason : text);
+    if (bl < 0)
+        bl = 0;
+    if ((size_t)bl >= sizeof(body))
+        bl = (int)sizeof(body) - 1;
+    if (status == 503 && retry_after_s > 0)
+        snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n", (unsigned long long)retry_after_s);
+    else if (status == 405)
+        snprintf(extra, sizeof(extra), "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n");
+    int n = snprintf(buf, size,
+                     "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Cache-Control: no-store\r\nContent-Length: %d\r\n%s%s\r\n%.*s",
+                     status, text, bl, extra,
+                     close              ? "Connection: close\r\n"
+                     : http10_keepalive ? "Connection: keep-alive\r\n"
+                                        : "",
+                     bl, body);
+    if (n < 0)
+        return 0;
+    return (size_t)n < size ? (size_t)n : size - 1;
+}

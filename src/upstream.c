@@ -1,0 +1,503 @@
+/* One upstream (backend) connection: connect, send the rebuilt request, parse and relay the
+ * response, report how an attempt failed. It decides nothing about retries or redirects: it
+ * tells conn.c the failure phase and conn.c asks route.c. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "sidestep/error.h"
+#include "sidestep/log.h"
+
+static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void up_arm_timer(sst_upstream_t *u);
+static int up_on_body(void *opaque, const char *at, size_t len);
+
+static inline const sst_config_t *up_cfg(const sst_upstream_t *u)
+{
+    return u->w->cur->view->cfg;
+}
+
+static inline uint64_t up_now(const sst_upstream_t *u)
+{
+    return uv_now(&u->w->loop);
+}
+
+size_t sst__upstream_queued(const sst_upstream_t *u)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&u->tcp);
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static void up_free(sst_upstream_t *u)
+{
+    if (u->head != NULL)
+        sst__head_put(u->w, u->head);
+    if (u->in != NULL)
+        sst__chunk_unref(u->w, u->in);
+    free(u);
+}
+
+static void up_on_closed(uv_handle_t *handle)
+{
+    sst_upstream_t *u = handle->data;
+    assert(u->pending_closes > 0);
+    if (--u->pending_closes == 0)
+        up_free(u);
+}
+
+void sst__upstream_close(sst_upstream_t *u)
+{
+    if (u->state == SST_UP_CLOSING)
+        return;
+    if (u->state == SST_UP_IDLE)
+        sst__pool_forget(u->pool, u);
+    u->state = SST_UP_CLOSING;
+    u->conn = NULL;
+    sst_pool_t *p = u->pool;
+    assert(p->n_total > 0);
+    p->n_total--;
+    sst_counter_t *active = &u->w->metrics->up_active[p->metric_id];
+    sst_counter_add(active, (uint64_t)-1);
+    u->pending_closes = 2;
+    uv_close((uv_handle_t *)&u->tcp, up_on_closed);
+    uv_close((uv_handle_t *)&u->timer, up_on_closed);
+}
+
+/* Reports a failed attempt to the client connection, which decides what follows; the
+ * upstream is closed by that path. */
+static void up_fail(sst_upstream_t *u, sst_fail_phase_t phase, sst_m_upfail_t kind, const char *why)
+{
+    sst_conn_t *c = u->conn;
+    if (c == NULL) {
+        sst__upstream_close(u);
+        return;
+    }
+    sst__conn_upstream_failed(c, phase, kind, why);
+    if (u->state != SST_UP_CLOSING)
+        sst__upstream_close(u);
+}
+
+/* Phase of a failure before a response head: was the request fully written? */
+static sst_fail_phase_t up_phase(const sst_upstream_t *u)
+{
+    if (u->resp_head)
+        return SST_FAIL_RESPONSE_STARTED;
+    return u->req_written ? SST_FAIL_SENT : SST_FAIL_SEND_PARTIAL;
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static void up_on_timer(uv_timer_t *t)
+{
+    sst_upstream_t *u = t->data;
+    const sst_timeouts_cfg_t *to = &up_cfg(u)->timeouts;
+    uint64_t now = up_now(u);
+
+    switch (u->state) {
+    case SST_UP_CONNECTING:
+        up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT, "backend connect timeout");
+        return;
+    case SST_UP_IDLE:
+        sst__upstream_close(u);
+        return;
+    case SST_UP_ACTIVE:
+        if (u->resp_head) {
+            if (now >= u->last_progress + to->body_ms) {
+                up_fail(u, SST_FAIL_RESPONSE_STARTED, SST_M_UP_TIMEOUT,
+                        "backend response body timeout");
+                return;
+            }
+        } else if (u->req_written && now >= u->deadline) {
+            up_fail(u, SST_FAIL_RESPONSE_TIMEOUT, SST_M_UP_TIMEOUT, "backend response timeout");
+            return;
+        }
+        up_arm_timer(u);
+        return;
+    case SST_UP_CLOSING:
+        return;
+    }
+}
+
+static void up_arm_timer(sst_upstream_t *u)
+{
+    const sst_timeouts_cfg_t *to = &up_cfg(u)->timeouts;
+    uint64_t now = up_now(u), d = UINT64_MAX;
+
+    switch (u->state) {
+    case SST_UP_CONNECTING:
+        d = u->deadline;
+        break;
+    case SST_UP_IDLE:
+        d = u->deadline;
+        break;
+    case SST_UP_ACTIVE:
+        if (u->resp_head) {
+            /* a stalled body is cut unless the client is the one not reading */
+            if (!u->backpressured && to->body_ms > 0)
+                d = u->last_progress + to->body_ms;
+        } else if (u->req_written) {
+            d = u->deadline;
+        }
+        break;
+    case SST_UP_CLOSING:
+        return;
+    }
+    if (d == UINT64_MAX) {
+        uv_timer_stop(&u->timer);
+        return;
+    }
+    if (uv_is_active((uv_handle_t *)&u->timer) && now + uv_timer_get_due_in(&u->timer) <= d)
+        return;
+    uv_timer_start(&u->timer, up_on_timer, d > now ? d - now : 0, 0);
+}
+
+/* ---- connecting -------------------------------------------------------------------------- */
+
+static void up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    sst_upstream_t *u = handle->data;
+    sst_chunk_t *ch = sst__chunk_get(u->w);
+    *buf = ch != NULL ? uv_buf_init(ch->data, ch->size) : uv_buf_init(NULL, 0);
+}
+
+static void up_start_reading(sst_upstream_t *u)
+{
+    if (!u->reading && uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_on_read) == 0)
+        u->reading = true;
+}
+
+static void up_reset_response(sst_upstream_t *u)
+{
+    const sst_limits_cfg_t *l = &up_cfg(u)->limits;
+    sst_h1_limits_t lim = {
+        .request_line = l->header_field,
+        .field = l->header_field,
+        .head = l->response_header_bytes,
+        .headers = l->response_headers,
+        .body = 0,
+    };
+    sst_h1_init(&u->h1, true, &lim, up_on_body, u);
+    sst_head_clear(u->head, 16 * 1024);
+    u->h1.head = u->head;
+    u->resp_head = u->resp_done = false;
+    u->req_queued = u->req_written = false;
+    u->keep_alive = false;
+    u->req_bytes_sent = 0;
+}
+
+static void up_on_connect(uv_connect_t *req, int status)
+{
+    sst_upstream_t *u = req->data;
+    if (u->state == SST_UP_CLOSING)
+        return; /* closed while connecting: ECANCELED */
+    if (status < 0) {
+        sst_m_upfail_t kind = status == UV_ECONNREFUSED ? SST_M_UP_REFUSED
+                              : status == UV_ETIMEDOUT  ? SST_M_UP_CONNECT_TIMEOUT
+                                                        : SST_M_UP_CONNECT_ERROR;
+        up_fail(u, SST_FAIL_CONNECT, kind,
+                kind == SST_M_UP_REFUSED ? "backend connect refused" : "backend connect error");
+        return;
+    }
+    u->state = SST_UP_ACTIVE;
+    uv_tcp_nodelay(&u->tcp, 1);
+    u->last_progress = up_now(u);
+    uv_timer_stop(&u->timer);
+    up_start_reading(u);
+    if (u->conn == NULL) {
+        sst__upstream_close(u);
+        return;
+    }
+    sst__conn_upstream_ready(u->conn);
+}
+
+int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, sst_conn_t *c, sst_upstream_t **out)
+{
+    sst_upstream_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return SST_ENOMEM;
+    u->head = sst__head_get(w);
+    if (u->head == NULL) {
+        free(u);
+        return SST_ENOMEM;
+    }
+    u->w = w;
+    u->pool = pool;
+    u->conn = c;
+    sst_list_init(&u->link);
+    uv_tcp_init(&w->loop, &u->tcp);
+    u->tcp.data = u;
+    uv_timer_init(&w->loop, &u->timer);
+    u->timer.data = u;
+    u->connect_req.data = u;
+    up_reset_response(u);
+    u->state = SST_UP_CONNECTING;
+    pool->n_total++;
+    sst_counter_add(&w->metrics->up_active[pool->metric_id], 1);
+    sst_counter_add(&w->metrics->up_connects[pool->metric_id], 1);
+    int rc =
+        uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&pool->sa, up_on_connect);
+    if (rc != 0) {
+        sst__upstream_close(u);
+        return rc;
+    }
+    u->deadline = up_now(u) + up_cfg(u)->timeouts.connect_ms;
+    up_arm_timer(u);
+    *out = u;
+    return 0;
+}
+
+void sst__upstream_attach(sst_upstream_t *u, sst_conn_t *c)
+{
+    assert(u->state == SST_UP_IDLE);
+    u->state = SST_UP_ACTIVE;
+    u->conn = c;
+    u->reused = true;
+    up_reset_response(u);
+    u->last_progress = up_now(u);
+    uv_timer_stop(&u->timer);
+    up_start_reading(u);
+}
+
+/* ---- sending the request ----------------------------------------------------------------- */
+
+static void up_on_write(void *owner, int status, size_t bytes)
+{
+    sst_upstream_t *u = owner;
+    assert(u->writes_pending > 0);
+    u->writes_pending--;
+    if (u->state == SST_UP_CLOSING)
+        return;
+    if (status < 0) {
+        up_fail(u, up_phase(u), SST_M_UP_RESET, "backend write failed");
+        return;
+    }
+    u->req_bytes_sent += bytes;
+    u->last_progress = up_now(u);
+    if (u->req_queued && u->writes_pending == 0 && !u->req_written) {
+        u->req_written = true;
+        u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
+        up_arm_timer(u);
+    }
+    sst_conn_t *c = u->conn;
+    if (c != NULL && c->backpressured && sst__upstream_queued(u) <= up_cfg(u)->limits.buffer / 2)
+        sst__conn_upstream_drained(c);
+}
+
+static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
+{
+    int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
+    if (rc == 0)
+        u->writes_pending++;
+    return rc;
+}
+
+int sst__upstream_send_head(sst_upstream_t *u, sst_chunk_t *chunk, char *heap, const char *head,
+                            size_t len)
+{
+    sst_wreq_t *r = sst__wreq_get(u->w);
+    if (r == NULL) {
+        free(heap);
+        return SST_ENOMEM;
+    }
+    sst__wreq_add(r, chunk, head, len);
+    r->heap = heap;
+    return up_submit(u, r);
+}
+
+int sst__upstream_send_body(sst_upstream_t *u, sst_chunk_t *chunk, const uv_buf_t *bufs, uint32_t n,
+                            const char *prefix, size_t prefix_len, const char *suffix,
+                            size_t suffix_len)
+{
+    sst_wreq_t *r = sst__wreq_get(u->w);
+    if (r == NULL)
+        return SST_ENOMEM;
+    assert(n + 2 <= SST_WREQ_BUFS && prefix_len <= SST_WREQ_SCRATCH);
+    if (prefix_len > 0) {
+        memcpy(r->scratch, prefix, prefix_len);
+        r->scratch_used = (uint32_t)prefix_len;
+        sst__wreq_add(r, NULL, r->scratch, prefix_len);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sst__wreq_add(r, chunk, bufs[i].base, bufs[i].len);
+    if (suffix_len > 0)
+        sst__wreq_add(r, NULL, suffix, suffix_len);
+    return up_submit(u, r);
+}
+
+void sst__upstream_request_sent(sst_upstream_t *u)
+{
+    u->req_queued = true;
+    if (u->writes_pending == 0 && !u->req_written) {
+        u->req_written = true;
+        u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
+        up_arm_timer(u);
+    }
+}
+
+/* ---- the response ------------------------------------------------------------------------ */
+
+static int up_on_body(void *opaque, const char *at, size_t len)
+{
+    sst_upstream_t *u = opaque;
+    if (u->conn != NULL)
+        sst__conn_response_body(u->conn, u->in, at, len);
+    return 0;
+}
+
+void sst__upstream_resume_reading(sst_upstream_t *u)
+{
+    if (u->backpressured && u->state == SST_UP_ACTIVE) {
+        u->backpressured = false;
+        u->last_progress = up_now(u);
+        up_start_reading(u);
+        up_arm_timer(u);
+    }
+}
+
+/* Handles a complete response head. Returns false when the exchange is over (failed). */
+static bool up_on_head(sst_upstream_t *u)
+{
+    const char *reason = NULL;
+    if (sst_h1_check_response(&u->h1, &u->resp, &reason) != 0) {
+        up_fail(u, SST_FAIL_BAD_RESPONSE, SST_M_UP_BAD_RESPONSE, reason);
+        return false;
+    }
+    u->resp_head = true;
+    u->keep_alive = u->resp.keep_alive;
+    u->last_progress = up_now(u);
+    int rc = sst__conn_response_head(u->conn, &u->resp, u->head);
+    if (rc != 0) {
+        up_fail(u, SST_FAIL_BAD_RESPONSE, SST_M_UP_BAD_RESPONSE,
+                rc == SST_E2BIG ? "backend response head too large" : "out of memory");
+        return false;
+    }
+    up_arm_timer(u);
+    sst_h1_resume(&u->h1);
+    return true;
+}
+
+static void up_on_done(sst_upstream_t *u, bool extra_bytes)
+{
+    sst_conn_t *c = u->conn;
+    u->resp_done = true;
+    if (extra_bytes)
+        u->keep_alive = false; /* bytes after the response: this connection cannot be trusted */
+    uv_timer_stop(&u->timer);
+    /* conn.c detaches (pool or close) this upstream: nothing here may touch it afterwards */
+    sst__conn_response_done(c);
+}
+
+static void up_process(sst_upstream_t *u, size_t len)
+{
+    size_t off = 0;
+    for (;;) {
+        size_t used = 0;
+        sst_h1_rc_t rc = sst_h1_feed(&u->h1, u->in->data + off, len - off, &used);
+        off += used;
+        if (u->state == SST_UP_CLOSING || u->conn == NULL)
+            return;
+        switch (rc) {
+        case SST_H1_MORE:
+            sst__conn_response_flush(u->conn);
+            if (u->conn != NULL && !sst__conn_client_writable(u->conn)) {
+                /* the client is slower than the backend: stop reading until it catches up */
+                u->backpressured = true;
+                uv_read_stop((uv_stream_t *)&u->tcp);
+                u->reading = false;
+            }
+            up_arm_timer(u);
+            return;
+        case SST_H1_HEAD:
+            if (!up_on_head(u))
+                return;
+            continue;
+        case SST_H1_DONE:
+            up_on_done(u, off < len);
+            return;
+        case SST_H1_ERROR:
+            if (u->resp_head)
+                up_fail(u, SST_FAIL_RESPONSE_STARTED, SST_M_UP_ABORTED,
+                        u->h1.err_reason ? u->h1.err_reason : "bad response body");
+            else
+                up_fail(u, SST_FAIL_BAD_RESPONSE, SST_M_UP_BAD_RESPONSE,
+                        u->h1.err_reason ? u->h1.err_reason : "bad response");
+            return;
+        }
+    }
+}
+
+static void up_on_eof(sst_upstream_t *u, bool reset)
+{
+    if (u->state == SST_UP_IDLE || u->conn == NULL) {
+        sst__upstream_close(u);
+        return;
+    }
+    if (u->resp_head && !reset) {
+        sst_h1_rc_t rc = sst_h1_eof(&u->h1);
+        if (rc == SST_H1_DONE) {
+            u->keep_alive = false;
+            up_on_done(u, false);
+            return;
+        }
+    }
+    if (u->resp_head) {
+        /* cut mid-body: the client must see the cut (no final chunk, connection reset) */
+        up_fail(u, SST_FAIL_RESPONSE_STARTED, SST_M_UP_ABORTED, "backend closed mid-response");
+        return;
+    }
+    up_fail(u, up_phase(u), SST_M_UP_RESET,
+            reset ? "backend reset before responding" : "backend closed before responding");
+}
+
+static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    sst_upstream_t *u = stream->data;
+    sst_chunk_t *ch = buf->base != NULL ? sst_container_of(buf->base, sst_chunk_t, data) : NULL;
+
+    if (nread <= 0) {
+        if (ch != NULL)
+            sst__chunk_unref(u->w, ch);
+        if (nread == 0)
+            return;
+        uv_read_stop(stream);
+        u->reading = false;
+        up_on_eof(u, nread != UV_EOF);
+        return;
+    }
+    if (u->state != SST_UP_ACTIVE || u->conn == NULL) {
+        /* bytes on an idle connection: a protocol error; never reuse it */
+        sst__chunk_unref(u->w, ch);
+        sst__upstream_close(u);
+        return;
+    }
+    u->last_progress = up_now(u);
+    assert(u->in == NULL);
+    u->in = ch;
+    up_process(u, (size_t)nread);
+    /* the chunk may still be referenced by queued client writes */
+    if (u->in == ch) {
+        u->in = NULL;
+        sst__chunk_unref(u->w, ch);
+    }
+}
+
+/* ---- releasing ----------------------------------------------------------------------------- */
+
+void sst__upstream_detach(sst_upstream_t *u, bool reusable)
+{
+    u->conn = NULL;
+    if (u->state != SST_UP_ACTIVE)
+        return;
+    if (!reusable || u->backpressured || u->pool->retired || u->w->stopping ||
+        u->pool->n_idle >= up_cfg(u)->limits.upstream_idle) {
+        sst__upstream_close(u);
+        return;
+    }
+    sst__pool_put(u->pool, u);
+    u->state = SST_UP_IDLE;
+    u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_idle_ms;
+    up_arm_timer(u);
+    up_start_reading(u); /* to see the backend close it */
+}

@@ -1,0 +1,206 @@
+/* Views: what workers route with (config + health snapshot + prepared parts), reference
+ * counted so a reload or a health change swaps them in while in-flight requests keep theirs.
+ * Also the per-config preparation: response pieces, metric ids, listening sockets. */
+/* SO_REUSEPORT is a Linux extension hidden by strict _POSIX_C_SOURCE. */
+#define _DEFAULT_SOURCE 1
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+#include "sidestep/error.h"
+
+sst_view_t *sst__view_ref(sst_view_t *v)
+{
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    return v;
+}
+
+void sst__view_unref(sst_view_t *v)
+{
+    if (v == NULL || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (atomic_fetch_sub_explicit(v->prep_refs, 1, memory_order_acq_rel) == 1) {
+        sst__prep_free(v->prep);
+        free(v->prep_refs);
+    }
+    sst_hsnap_unref(v->snap);
+    sst_config_unref(v->cfg);
+    free(v);
+}
+
+int sst__view_new(sst_config_t *cfg, sst_hsnap_t *snap, sst_prep_t *prep,
+                  atomic_uint_fast32_t *prep_refs, uint64_t generation, sst_view_t **out)
+{
+    sst_view_t *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return SST_ENOMEM;
+    atomic_init(&v->refs, 1);
+    v->generation = generation;
+    v->cfg = sst_config_ref(cfg);
+    v->snap = sst_hsnap_ref(snap);
+    v->prep = prep;
+    v->prep_refs = prep_refs;
+    atomic_fetch_add(prep_refs, 1);
+    *out = v;
+    return 0;
+}
+
+/* ---- metric name registry --------------------------------------------------------------- */
+
+static uint16_t prep_register(char **names, size_t *n, size_t cap, size_t first, const char *name)
+{
+    for (size_t i = first; i < *n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (uint16_t)i;
+    if (*n >= cap - 1)
+        return (uint16_t)(cap - 1); /* the "other" series */
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return (uint16_t)(cap - 1);
+    names[*n] = copy;
+    return (uint16_t)(*n)++;
+}
+
+/* ---- listening sockets ------------------------------------------------------------------- */
+
+static int prep_listen_socket(const struct sockaddr_storage *sa, socklen_t salen, int *out)
+{
+    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    /* SO_REUSEPORT: one socket per worker on the same address, the kernel spreads
+     * connections across them (libuv 1.44 has no flag for it, so the socket is ours). */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (sa->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)sa, salen) != 0 || listen(fd, 4096) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *out = fd;
+    return 0;
+}
+
+static bool prep_had_listener(const sst_config_t *prev, const char *key)
+{
+    if (prev == NULL)
+        return false;
+    for (size_t i = 0; i < prev->n_listeners; i++)
+        if (strcmp(prev->listeners[i].addr.text, key) == 0)
+            return true;
+    return false;
+}
+
+static int prep_open_listeners(sst_prep_t *p, const sst_config_t *cfg, const sst_config_t *prev,
+                               const sst_prep_t *prev_prep, char *err, size_t err_size)
+{
+    for (size_t l = 0; l < cfg->n_listeners; l++) {
+        const sst_addr_t *a = &cfg->listeners[l].addr;
+        if (prep_had_listener(prev, a->text)) {
+            /* kept by the workers; remember where it is bound */
+            for (size_t k = 0; prev_prep != NULL && k < prev->n_listeners; k++)
+                if (strcmp(prev->listeners[k].addr.text, a->text) == 0)
+                    p->bound[l] = prev_prep->bound[k];
+            continue;
+        }
+        struct sockaddr_storage sa = a->sa;
+        socklen_t salen = a->salen;
+        for (unsigned w = 0; w < p->n_workers; w++) {
+            int rc = prep_listen_socket(&sa, salen, &p->listen_fds[l][w]);
+            if (rc != 0) {
+                snprintf(err, err_size, "listen %s: %s", a->text, sst_strerror(rc));
+                return rc;
+            }
+            if (w == 0) {
+                /* port 0: the other workers bind the port the kernel picked for the first */
+                socklen_t len = sizeof(sa);
+                getsockname(p->listen_fds[l][0], (struct sockaddr *)&sa, &len);
+                salen = len;
+                p->bound[l] = sa;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- generated response pieces ------------------------------------------------------------ */
+
+int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_server_t *s,
+                    sst_prep_t **out, char *err, size_t err_size)
+{
+    sst_prep_t *p = calloc(1, sizeof(*p));
+    size_t cap = 0, used = 0;
+    int rc;
+
+    if (p == NULL)
+        return SST_ENOMEM;
+    p->n_workers = s->n_workers;
+    for (size_t l = 0; l < SST_MAX_LISTENERS; l++)
+        for (size_t w = 0; w < SST_MAX_WORKERS; w++)
+            p->listen_fds[l][w] = -1;
+    for (size_t r = 0; r < cfg->n_regions; r++)
+        cap += 2 * strlen(cfg->regions[r].name) + 256;
+    p->storage = malloc(cap + 1);
+    if (p->storage == NULL) {
+        free(p);
+        return SST_ENOMEM;
+    }
+    for (size_t r = 0; r < cfg->n_regions; r++) {
+        const char *name = cfg->regions[r].name;
+        char body[160];
+        int bl = snprintf(body, sizeof(body), "Redirecting to region %s.\n", name);
+        if (bl < 0 || (size_t)bl >= sizeof(body))
+            bl = snprintf(body, sizeof(body), "Redirecting to another region.\n");
+        int ml = snprintf(p->storage + used, cap - used,
+                          "\r\nCache-Control: no-store\r\nX-Sidestep-Region: %s\r\n"
+                          "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n",
+                          name, bl);
+        p->redirect_mid[r] = sst_str(p->storage + used, (size_t)ml);
+        used += (size_t)ml;
+        memcpy(p->storage + used, body, (size_t)bl);
+        p->redirect_body[r] = sst_str(p->storage + used, (size_t)bl);
+        used += (size_t)bl;
+    }
+    for (size_t r = 0; r < cfg->n_routes; r++)
+        p->route_mid[r] =
+            prep_register(s->route_names, &s->n_route_names, SST_M_ROUTES, 0, cfg->routes[r].name);
+    for (size_t r = 0; r < cfg->n_regions; r++)
+        p->region_mid[r] = prep_register(s->region_names, &s->n_region_names, SST_M_REGIONS, 1,
+                                         cfg->regions[r].name);
+    for (size_t b = 0; b < cfg->n_backends; b++)
+        p->backend_mid[b] = prep_register(s->backend_names, &s->n_backend_names, SST_M_BACKENDS, 0,
+                                          cfg->backends[b].addr.text);
+    rc = prep_open_listeners(p, cfg, prev, s->view != NULL ? s->view->prep : NULL, err, err_size);
+    if (rc != 0) {
+        sst__prep_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void sst__prep_free(sst_prep_t *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t l = 0; l < SST_MAX_LISTENERS; l++)
+        for (size_t w = 0; w < SST_MAX_WORKERS; w++)
+            if (p->listen_fds[l][w] >= 0)
+                close(p->listen_fds[l][w]);
+    free(p->storage);
+    free(p);
+}
