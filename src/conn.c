@@ -1101,10 +1101,14 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
             conn_respond_error(c, 502, why);
             return;
         }
-        if (r->decision.kind == SST_DECIDE_PROXY &&
-            ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0)) {
-            /* back to a failed region, or a body that can no longer be replayed */
-            conn_respond_error(c, 502, why);
+        unsigned fail_status = kind == SST_M_UP_CONNECT_TIMEOUT ? 504 : 502;
+        if (r->decision.kind == SST_DECIDE_REJECT ||
+            (r->decision.kind == SST_DECIDE_PROXY &&
+             ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0))) {
+            /* nowhere else to go, back to a failed region, or a body that can no longer be
+             * replayed: the client learns what happened to its backend (502, or 504 for a
+             * connect timeout), not the all-down 503 meant for requests never attempted */
+            conn_respond_error(c, fail_status, why);
             return;
         }
         if (r->decision.kind == SST_DECIDE_REDIRECT) {
