@@ -588,7 +588,8 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         }
         can_retry = can_retry && !in->body_consumed;
         out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
-        out->reason = can_retry ? "no response, retry idempotent" : "no response, reroute idempotent";
+        out->reason =
+            can_retry ? "no response, retry idempotent" : "no response, reroute idempotent";
         return;
     case SST_FAIL_RESPONSE_TIMEOUT:
         /* the backend may still be working on it; never repeat */
