@@ -282,14 +282,34 @@ static int h1_on_status(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Trailer fields are never forwarded nor honoured (framing fields in trailers would be a
+ * smuggling vector), but the section is held to the rules of a head: a field within the field
+ * limit, the section within the head limit and the field count (else a client could stream
+ * trailers forever, since they count as neither head nor body), and names that are tokens
+ * (RFC 9112 §5.1: whitespace before the colon is rejected; llhttp 8.1 accepts it here). */
+static int h1_trailer_bytes(sst_h1_t *h, size_t len)
+{
+    h->field_len += (uint32_t)len;
+    h->trailer_bytes += len;
+    if (h->field_len > h->lim.field || h->trailer_bytes > h->lim.head) {
+        h1_fail(h, 431, "trailer section too large");
+        return HPE_USER;
+    }
+    return 0;
+}
+
 static int h1_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     sst_h1_t *h = h1_of(p);
     if (h->in_trailers) {
-        /* Trailer fields are never forwarded nor honoured (framing fields in trailers would
-         * be a smuggling vector); only their size is bounded. */
-        h->field_len += (uint32_t)len;
-        return h->field_len > h->lim.field ? (h1_fail(h, 431, "trailer too large"), HPE_USER) : 0;
+        for (size_t i = 0; i < len; i++) {
+            if (!sst_is_tchar((unsigned char)at[i])) {
+                h1_fail(h, 400, "invalid trailer field name");
+                return HPE_USER;
+            }
+        }
+        h->trailer_name += (uint32_t)len;
+        return h1_trailer_bytes(h, len);
     }
     if (h->cb_state != CB_FIELD) {
         if (h->head->n_hdrs >= h->lim.headers) {
@@ -315,10 +335,8 @@ static int h1_on_header_field(llhttp_t *p, const char *at, size_t len)
 static int h1_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     sst_h1_t *h = h1_of(p);
-    if (h->in_trailers) {
-        h->field_len += (uint32_t)len;
-        return h->field_len > h->lim.field ? (h1_fail(h, 431, "trailer too large"), HPE_USER) : 0;
-    }
+    if (h->in_trailers)
+        return h1_trailer_bytes(h, len);
     sst_hdr_t *f = &h->head->hdrs[h->head->n_hdrs];
     if (h->cb_state != CB_VALUE) {
         h->cb_state = CB_VALUE;
@@ -334,7 +352,16 @@ static int h1_on_header_value_complete(llhttp_t *p)
 {
     sst_h1_t *h = h1_of(p);
     if (h->in_trailers) {
+        if (h->trailer_name == 0) {
+            h1_fail(h, 400, "empty trailer field name");
+            return HPE_USER;
+        }
+        if (++h->n_trailers > h->lim.headers) {
+            h1_fail(h, 431, "too many trailer fields");
+            return HPE_USER;
+        }
         h->field_len = 0;
+        h->trailer_name = 0;
         h->cb_state = CB_NONE;
         return 0;
     }
@@ -401,6 +428,9 @@ static int h1_on_chunk_header(llhttp_t *p)
     if (p->content_length == 0) {
         h->in_trailers = true;
         h->field_len = 0;
+        h->n_trailers = 0;
+        h->trailer_name = 0;
+        h->trailer_bytes = 0;
     }
     return 0;
 }
@@ -703,7 +733,14 @@ int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **
         return 400;
     }
     if (host_idx >= 0) {
-        sst_str_t hv = sst_hdr_value(head, &head->hdrs[host_idx]);
+        /* llhttp 8.1 keeps trailing OWS in values (RFC 9110 §5.5 excludes it). An empty host
+         * makes the target URI invalid for http (RFC 9110 §4.2.1), and a proxy that routes and
+         * forwards by Host has nothing to go on. */
+        sst_str_t hv = sst_str_trim_ows(sst_hdr_value(head, &head->hdrs[host_idx]));
+        if (hv.len == 0) {
+            *reason = "empty Host header";
+            return 400;
+        }
         if (!h1_valid_authority(hv)) {
             *reason = "invalid Host header";
             return 400;
@@ -722,10 +759,18 @@ int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **
         }
         sst_str_t te = sst_hdr_value(head, &head->hdrs[te_idx]);
         sst_str_t item, last = SST_STR_NULL;
-        size_t pos = 0, n = 0;
+        size_t pos = 0, n = 0, commas = 0;
         while (sst_str_next_list_item(te, &pos, &item)) {
             last = item;
             n++;
+        }
+        for (size_t i = 0; i < te.len; i++)
+            commas += te.base[i] == ',';
+        if (commas + 1 != n) {
+            /* ", chunked": RFC 9110 §5.6.1 lets a recipient skip empty elements, but nginx
+             * (501) and HAProxy (422) refuse this framing field; an ambiguous one is a 400. */
+            *reason = "empty element in Transfer-Encoding";
+            return 400;
         }
         if (!sst_str_ieq(last, SST_STR_LIT("chunked"))) {
             /* RFC 9112 §6.3: chunked must be the final coding, else the length is unknown */

@@ -211,6 +211,24 @@ static const case_t request_cases[] = {
      L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
        "Content-Length: 5\r\n\r\n"),
      0, "a"},
+    /* regressions found by tests/integration/test_hardening_diff.py (nginx, HAProxy) */
+    {"space before the colon in a trailer",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+       "Y : z\r\n\r\n"),
+     400, NULL},
+    {"empty trailer name",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+       ": z\r\n\r\n"),
+     400, NULL},
+    {"valid trailer",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+       "X-Sum: 1\r\n\r\n"),
+     0, "a"},
+    {"empty element before chunked",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n"), 400, NULL},
+    {"empty Host", L("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 400, NULL},
+    {"blank Host", L("GET / HTTP/1.1\r\nHost:  \r\n\r\n"), 400, NULL},
+    {"Host with trailing OWS", L("GET / HTTP/1.1\r\nHost: a \t\r\n\r\n"), 0, ""},
     /* fields */
     {"NUL in a name", L("GET / HTTP/1.1\r\nHost: a\r\nX\0: b\r\n\r\n"), 400, NULL},
     {"NUL in a value", L("GET / HTTP/1.1\r\nHost: a\r\nX: b\0c\r\n\r\n"), 400, NULL},
@@ -376,6 +394,61 @@ static void test_limits(void **state)
     result_free(&r);
 }
 
+/* The trailer section is bounded like a head: field count, field size, total size. */
+static void test_trailer_limits(void **state)
+{
+    sst_h1_limits_t lim = {.request_line = 64, .field = 64, .head = 400, .headers = 4, .body = 0};
+    char in[2048];
+    result_t r;
+    const char start[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "1\r\na\r\n0\r\n";
+    static const struct {
+        int fields, value_len, status;
+    } cases[] = {
+        {4, 10, 0},   /* at the count limit */
+        {5, 10, 431}, /* one field too many */
+        {1, 62, 0},   /* "T0" + 62 bytes: the field limit exactly */
+        {1, 63, 431}, /* one byte over the field limit */
+        {4, 99, 431}, /* each field too large */
+        {4, 40, 0},   /* 4 x 42 = 168 bytes of section */
+        {0, 0, 0},    /* no trailers */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = sizeof(start) - 1;
+        memcpy(in, start, n);
+        for (int f = 0; f < cases[i].fields; f++) {
+            n += (size_t)snprintf(in + n, sizeof(in) - n, "T%d: ", f);
+            memset(in + n, 'v', (size_t)cases[i].value_len);
+            n += (size_t)cases[i].value_len;
+            memcpy(in + n, "\r\n", 2);
+            n += 2;
+        }
+        memcpy(in + n, "\r\n", 2);
+        n += 2;
+        for (size_t step = 0; step < 3; step++) {
+            lim.head = 400;
+            run(in, n, step * 5, false, false, &lim, &r, false);
+            if (r.status != cases[i].status)
+                fail_msg("case %zu (step %zu): status %d, want %d", i, step * 5, r.status,
+                         cases[i].status);
+            result_free(&r);
+        }
+    }
+    /* the whole section counts against the head limit, though each field fits */
+    size_t n = sizeof(start) - 1;
+    memcpy(in, start, n);
+    for (int f = 0; f < 4; f++)
+        n += (size_t)snprintf(in + n, sizeof(in) - n, "T%d: %050d\r\n", f, 0);
+    memcpy(in + n, "\r\n", 2);
+    lim.head = 150;
+    run(in, n + 2, 0, false, false, &lim, &r, false);
+    assert_int_equal(r.status, 431);
+    lim.head = 250;
+    run(in, n + 2, 0, false, false, &lim, &r, false);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+}
+
 static void test_hop_by_hop(void **state)
 {
     result_t r;
@@ -476,13 +549,10 @@ static void test_response_flood_and_eof(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_requests),
-        cmocka_unit_test(test_request_fields),
-        cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_hop_by_hop),
-        cmocka_unit_test(test_responses),
-        cmocka_unit_test(test_response_flood_and_eof),
+        cmocka_unit_test(test_requests),       cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_pipelined),      cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_trailer_limits), cmocka_unit_test(test_hop_by_hop),
+        cmocka_unit_test(test_responses),      cmocka_unit_test(test_response_flood_and_eof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
