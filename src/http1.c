@@ -138,7 +138,8 @@ static int h1_prescan(sst_h1_t *h, const char *data, size_t len)
     for (size_t i = 0; i < len && h->ps != PS_DONE; i++) {
         unsigned char c = (unsigned char)data[i];
         if (++h->head_bytes > h->lim.head)
-            return h1_fail(h, 431, "request head too large");
+            return h1_fail(h, 431,
+                           h->in_trailers ? "trailer section too large" : "request head too large");
         switch (h->ps) {
         case PS_START:
             if (c == '\r') {
@@ -214,7 +215,8 @@ static int h1_prescan(sst_h1_t *h, const char *data, size_t len)
             if (h1_is_ctl(c))
                 return h1_fail(h, 400, "control character in header");
             if (++h->line_len > h->lim.field)
-                return h1_fail(h, 431, "header field too large");
+                return h1_fail(
+                    h, 431, h->in_trailers ? "trailer field too large" : "header field too large");
             break;
         case PS_END_CR:
             if (c != '\n')
@@ -282,26 +284,13 @@ static int h1_on_status(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-/* Trailer fields are never forwarded nor honoured (framing fields in trailers would be a
- * smuggling vector), but the section is held to the rules of a head: a field within the field
- * limit, the section within the head limit and the field count (else a client could stream
- * trailers forever, since they count as neither head nor body), and names that are tokens
- * (RFC 9112 §5.1: whitespace before the colon is rejected; llhttp 8.1 accepts it here). */
-static int h1_trailer_bytes(sst_h1_t *h, size_t len)
-{
-    h->field_len += (uint32_t)len;
-    h->trailer_bytes += len;
-    if (h->field_len > h->lim.field || h->trailer_bytes > h->lim.head) {
-        h1_fail(h, 431, "trailer section too large");
-        return HPE_USER;
-    }
-    return 0;
-}
-
 static int h1_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     sst_h1_t *h = h1_of(p);
     if (h->in_trailers) {
+        /* Trailer fields are never forwarded nor honoured, but they are held to the rules of
+         * head fields (RFC 9112 §5.1: no whitespace before the colon; llhttp 8.1 accepts it
+         * in trailers). Bytes, line endings and sizes are the prescan's. */
         for (size_t i = 0; i < len; i++) {
             if (!sst_is_tchar((unsigned char)at[i])) {
                 h1_fail(h, 400, "invalid trailer field name");
@@ -309,7 +298,7 @@ static int h1_on_header_field(llhttp_t *p, const char *at, size_t len)
             }
         }
         h->trailer_name += (uint32_t)len;
-        return h1_trailer_bytes(h, len);
+        return 0;
     }
     if (h->cb_state != CB_FIELD) {
         if (h->head->n_hdrs >= h->lim.headers) {
@@ -336,7 +325,7 @@ static int h1_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     sst_h1_t *h = h1_of(p);
     if (h->in_trailers)
-        return h1_trailer_bytes(h, len);
+        return 0;
     sst_hdr_t *f = &h->head->hdrs[h->head->n_hdrs];
     if (h->cb_state != CB_VALUE) {
         h->cb_state = CB_VALUE;
@@ -360,7 +349,6 @@ static int h1_on_header_value_complete(llhttp_t *p)
             h1_fail(h, 431, "too many trailer fields");
             return HPE_USER;
         }
-        h->field_len = 0;
         h->trailer_name = 0;
         h->cb_state = CB_NONE;
         return 0;
@@ -426,11 +414,16 @@ static int h1_on_chunk_header(llhttp_t *p)
     sst_h1_t *h = h1_of(p);
     h->ext_bytes = 0;
     if (p->content_length == 0) {
+        /* The last chunk: stop here, so that sst_h1_feed runs the prescan over the trailer
+         * section from its first byte. llhttp 8.1 accepts a bare LF ending the section and
+         * obs-fold in it; both are rejected like in a head, and the section is bounded like a
+         * head (limits count it as neither head nor body, so a client could stream trailers
+         * forever). */
         h->in_trailers = true;
-        h->field_len = 0;
         h->n_trailers = 0;
         h->trailer_name = 0;
-        h->trailer_bytes = 0;
+        h->paused_trailers = true;
+        return HPE_PAUSED;
     }
     return 0;
 }
@@ -458,6 +451,14 @@ static int h1_on_message_complete(llhttp_t *p)
             h->line_len = 0;
             return HPE_PAUSED;
         }
+    }
+    if (!h->response) {
+        /* Whether the connection carries another request is sidestep's decision (conn.c closes
+         * when sst_h1_request_t.keep_alive says so). llhttp also decides, from flags that a
+         * trailer can set ("Connection: close" there), and in its closed state silently
+         * swallows every later byte: a pipelined request would hang unanswered. */
+        p->flags &= ~(uint16_t)F_CONNECTION_CLOSE;
+        p->flags |= F_CONNECTION_KEEP_ALIVE;
     }
     h->paused_done = true;
     return HPE_PAUSED;
@@ -554,6 +555,15 @@ sst_h1_rc_t sst_h1_feed(sst_h1_t *h, const char *data, size_t len, size_t *consu
             break;
         if (err == HPE_PAUSED) {
             off = (size_t)(llhttp_get_error_pos(&h->p) - data);
+            if (h->paused_trailers) {
+                /* after the last chunk: the trailer section is scanned like a head */
+                h->paused_trailers = false;
+                h->ps = PS_LSTART;
+                h->line_len = 0;
+                h->head_bytes = 0;
+                llhttp_resume(&h->p);
+                continue;
+            }
             if (h->paused_head) {
                 *consumed = off;
                 return SST_H1_HEAD;

@@ -90,9 +90,9 @@ typedef struct sst_h1_s {
     uint8_t cb_state;
     uint32_t field_len;
     bool in_trailers;
-    uint32_t n_trailers;    /* trailer fields seen: bounded like head fields */
-    uint32_t trailer_name;  /* bytes of the current trailer field name */
-    uint64_t trailer_bytes; /* the trailer section so far: bounded like a head */
+    uint32_t n_trailers;   /* trailer fields seen: bounded like head fields */
+    uint32_t trailer_name; /* bytes of the current trailer field name */
+    bool paused_trailers;  /* stopped after the last chunk: the prescan takes the trailers */
     bool paused_head, paused_done;
     uint32_t n_informational; /* 1xx heads seen (responses) */
     uint64_t body_bytes;
