@@ -417,8 +417,10 @@ static void up_process(sst_upstream_t *u, size_t len)
             up_on_done(u, off < len);
             return;
         case SST_H1_ERROR:
+            /* A malformed body (bad chunk, oversized trailers) is a broken backend like a
+             * malformed head: counted as a passive failure, not as a plain abort. */
             if (u->resp_head)
-                up_fail(u, SST_FAIL_RESPONSE_STARTED, SST_M_UP_ABORTED,
+                up_fail(u, SST_FAIL_RESPONSE_STARTED, SST_M_UP_BAD_RESPONSE,
                         u->h1.err_reason ? u->h1.err_reason : "bad response body");
             else
                 up_fail(u, SST_FAIL_BAD_RESPONSE, SST_M_UP_BAD_RESPONSE,
