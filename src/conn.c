@@ -839,9 +839,15 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
 
     if (sst_target_path_query(r->info.target, &pq, &authority) != 0)
         pq = r->info.target; /* asterisk-form OPTIONS goes as is */
+    /* An HTTP/1.0 client may send no Host, but the request goes out as HTTP/1.1, which must
+     * carry a non-empty one (RFC 9112 §3.2; nginx as a backend answers 400 otherwise): the
+     * backend's own address stands in, as nginx's proxy_pass does. */
+    sst_str_t host = r->info.host;
+    const sst_config_t *cfg = r->wv->view->cfg;
+    if (host.len == 0 && r->backend >= 0 && (size_t)r->backend < cfg->n_backends)
+        host = sst_str_c(cfg->backends[r->backend].addr.text);
     ok = HB_STR(&p, end, r->info.method_name) && HB_LIT(&p, end, " ") && HB_STR(&p, end, pq) &&
-         HB_LIT(&p, end, " HTTP/1.1\r\nHost: ") && HB_STR(&p, end, r->info.host) &&
-         HB_LIT(&p, end, "\r\n");
+         HB_LIT(&p, end, " HTTP/1.1\r\nHost: ") && HB_STR(&p, end, host) && HB_LIT(&p, end, "\r\n");
     for (uint32_t i = 0; ok && i < h->n_hdrs; i++) {
         sst_str_t name = sst_hdr_name(h, &h->hdrs[i]);
         sst_str_t value = sst_hdr_value(h, &h->hdrs[i]);

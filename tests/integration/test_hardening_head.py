@@ -195,6 +195,12 @@ class MalformedHead(HeadBase):
         ])
         r, q = self.forwarded_by(b"GET / HTTP/1.1\r\nHost: shop.example:8080 \t\r\n\r\n")
         self.assertEqual(q.header_all("Host"), ["shop.example:8080"])          # OWS trimmed
+        # an HTTP/1.0 request without Host goes out as HTTP/1.1: it needs a non-empty Host,
+        # and gets the backend's address (found by test_hardening_diff: nginx answered 400)
+        r, q = self.forwarded_by(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertEqual(q.version, "HTTP/1.1")
+        self.assertEqual(q.header_all("Host"), [self.backend.addr])
+        self.assertIsNone(q.header("X-Forwarded-Host"))
 
     def test_methods_targets_and_versions(self):
         clienthello = (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(32)) +
