@@ -605,8 +605,10 @@ sst_h1_rc_t sst_h1_eof(sst_h1_t *h)
 
 /* ---- head checks ------------------------------------------------------------------------ */
 
-/* RFC 3986 host: reg-name / IPv4 / IP-literal, optional ":port". Conservative: the characters
- * of reg-name (unreserved, pct-encoded, sub-delims) and of IP literals. */
+/* RFC 3986 host: reg-name / IPv4 / IP-literal, optional ":port". Conservative: of reg-name's
+ * characters only the unreserved ones. Sub-delims and pct-encoded are legal there but no real
+ * host name uses them, and "a,b" is what two Host fields look like once an intermediary folded
+ * them: routing on one host while the backend reads another is the confusion to avoid. */
 static bool h1_valid_authority(sst_str_t a)
 {
     size_t i = 0;
@@ -627,7 +629,7 @@ static bool h1_valid_authority(sst_str_t a)
         for (; i < a.len && a.base[i] != ':'; i++) {
             unsigned char c = (unsigned char)a.base[i];
             bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      strchr("-._~%!$&'()*+,;=", c) != NULL;
+                      strchr("-._~", c) != NULL;
             if (!ok || c == 0)
                 return false;
         }

@@ -112,6 +112,7 @@ REQUESTS = [
     ("no Host", get(headers=b""), R),
     ("two Host", get(headers=b"Host: a\r\nHost: a\r\n"), R),
     ("Host list", get(headers=b"Host: a, b\r\n"), R),
+    ("Host folded", get(headers=b"Host: a,b\r\n"), R),
     ("empty Host", get(headers=b"Host:\r\n"), R),
     ("Host slash", get(headers=b"Host: a/b\r\n"), R),
     ("Host userinfo", get(headers=b"Host: u@a\r\n"), R),

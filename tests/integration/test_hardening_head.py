@@ -179,6 +179,8 @@ class MalformedHead(HeadBase):
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),             # repeated
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400),                     # a list
+            (b"GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", 400),                      # folded
+            (b"GET / HTTP/1.1\r\nHost: a;b=c\r\n\r\n", 400),                    # sub-delims
             (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),                          # empty
             (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),                      # malformed
             (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),

@@ -257,6 +257,13 @@ static const case_t request_cases[] = {
     {"Host with a slash", L("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400, NULL},
     {"Host with userinfo", L("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), 400, NULL},
     {"Host with a bad port", L("GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n"), 400, NULL},
+    /* found by fuzz_http1_request: sub-delims are legal in reg-name but no host uses them */
+    {"Host with a comma", L("GET / HTTP/1.1\r\nHost: a,\r\n\r\n"), 400, NULL},
+    {"folded Host fields", L("GET / HTTP/1.1\r\nHost: a.example,b.example\r\n\r\n"), 400, NULL},
+    {"Host with sub-delims", L("GET / HTTP/1.1\r\nHost: a!b;c=d\r\n\r\n"), 400, NULL},
+    {"Host percent-encoded", L("GET / HTTP/1.1\r\nHost: a%41\r\n\r\n"), 400, NULL},
+    {"authority with a comma", L("GET http://a,b/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400, NULL},
+    {"Host with unreserved", L("GET / HTTP/1.1\r\nHost: a-b.c_d~e:80\r\n\r\n"), 0, ""},
     {"Host IPv6 literal", L("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), 0, ""},
     {"HTTP/1.0 without Host", L("GET / HTTP/1.0\r\n\r\n"), 0, ""},
     /* request-line and target */
