@@ -311,9 +311,10 @@ struct sst_upstream_s {
     uint8_t pending_closes;
     bool reused;
     bool reading;
-    bool req_queued;  /* the whole request is queued for writing */
-    bool req_written; /* ... and written */
-    bool resp_head;   /* a final response head arrived */
+    bool req_queued;   /* the whole request is queued for writing */
+    bool req_written;  /* ... and written */
+    bool write_failed; /* a request write failed: the read side decides (an early answer?) */
+    bool resp_head;    /* a final response head arrived */
     bool resp_done;
     bool keep_alive;
     bool backpressured;

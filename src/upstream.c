@@ -9,6 +9,11 @@
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 
+/* After a failed request write, how long the read side has to show an early answer or the
+ * close before the attempt fails. The close of a backend that failed our write is already on
+ * its way, so this only bounds an odd kernel error. */
+#define WRITE_FAILED_GRACE_MS 1000
+
 static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void up_arm_timer(sst_upstream_t *u);
 static int up_on_body(void *opaque, const char *at, size_t len);
@@ -109,6 +114,9 @@ static void up_on_timer(uv_timer_t *t)
                         "backend response body timeout");
                 return;
             }
+        } else if (u->write_failed && now >= u->deadline) {
+            up_fail(u, up_phase(u), SST_M_UP_RESET, "backend write failed");
+            return;
         } else if (u->req_written && now >= u->deadline) {
             up_fail(u, SST_FAIL_RESPONSE_TIMEOUT, SST_M_UP_TIMEOUT, "backend response timeout");
             return;
@@ -137,7 +145,7 @@ static void up_arm_timer(sst_upstream_t *u)
             /* a stalled body is cut unless the client is the one not reading */
             if (!u->backpressured && to->body_ms > 0)
                 d = u->last_progress + to->body_ms;
-        } else if (u->req_written) {
+        } else if (u->req_written || u->write_failed) {
             d = u->deadline;
         }
         break;
@@ -183,6 +191,7 @@ static void up_reset_response(sst_upstream_t *u)
     u->h1.head = u->head;
     u->resp_head = u->resp_done = false;
     u->req_queued = u->req_written = false;
+    u->write_failed = false;
     u->keep_alive = false;
     u->req_bytes_sent = 0;
 }
@@ -270,7 +279,16 @@ static void up_on_write(void *owner, int status, size_t bytes)
     if (u->state == SST_UP_CLOSING)
         return;
     if (status < 0) {
-        up_fail(u, up_phase(u), SST_M_UP_RESET, "backend write failed");
+        /* A backend may answer early (a 413 before the body) and close: the write fails while
+         * its answer waits in the receive buffer. The read side decides: a response is relayed,
+         * EOF or a reset fails the attempt as before (up_on_eof), and if neither comes soon the
+         * timer does. Later writes of this request fail the same way and are ignored. */
+        if (!u->write_failed && !u->resp_head) {
+            u->write_failed = true;
+            u->deadline = up_now(u) + WRITE_FAILED_GRACE_MS;
+            up_start_reading(u);
+            up_arm_timer(u);
+        }
         return;
     }
     u->req_bytes_sent += bytes;

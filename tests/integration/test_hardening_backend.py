@@ -159,6 +159,52 @@ class Retries(unittest.TestCase):
                 b.stop()
 
 
+class EarlyAnswer(unittest.TestCase):
+    """A backend may answer before it has read the whole body (a 413, a redirect) and close.
+    Its answer reaches the client; sidestep's failing body writes must not turn it into a 502.
+    (Found by test_hardening_diff: HAProxy as an origin answers at once and closes.)"""
+
+    def run_case(self, linger):
+        answer = (b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n"
+                  b"Connection: close\r\n\r\nbig!")
+
+        def script(c):
+            if c.read_request(body=False) is None:
+                return
+            c.send(answer)
+            if linger:  # FIN, then drain what the proxy still sends, like nginx's lingering
+                c.sock.shutdown(socket.SHUT_WR)
+                c.read_some(timeout=0.3)
+            c.close()
+        b = BadBackend(script)
+        body_len = 4 * 1024 * 1024
+        try:
+            with Sidestep(config([b])) as s, Conn(s.port, timeout=10) as c:
+                c.send(b"PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+                       % body_len)
+
+                def pump():
+                    try:
+                        block = b"p" * 65536
+                        for _ in range(body_len // len(block)):
+                            c.sock.sendall(block)
+                    except OSError:
+                        pass
+                t = threading.Thread(target=pump, daemon=True)
+                t.start()
+                r = c.recv_response(timeout=10)
+                t.join(10)
+                return r
+        finally:
+            b.stop()
+
+    def test_early_answer_then_close_is_relayed(self):
+        for linger in (True, False):  # FIN after draining, or a close that resets
+            for _ in range(5):  # the race between the failing write and the read is the point
+                r = self.run_case(linger=linger)
+                self.assertEqual((r.status, r.body), (413, b"big!"), "linger=%s" % linger)
+
+
 class InFlightFailover(unittest.TestCase):
     def setUp(self):
         self.eu = BadBackend(respond(ok(b"eu"), then="keep"), name="eu")

@@ -208,7 +208,8 @@ class SlowBody(unittest.TestCase):
                 stop.set()
                 ts.join(5)
                 tf.join(5)
-                self.assertEqual(len(fast.requests[-1].body), total)
+                got = [q for q in fast.requests if q.target == "/fast"]
+                self.assertEqual([len(q.body) for q in got], [total])
                 self.assert_backend_aborted_not_blamed(s)
         finally:
             fast.stop()
