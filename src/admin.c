@@ -61,7 +61,7 @@ typedef struct admin_conn_s {
     char *body;
     size_t body_len, body_cap;
     char *out;
-    char peer[64];
+    char peer[80];
     char buf[ADMIN_READ_BUF];
 } admin_conn_t;
 

@@ -294,6 +294,8 @@ class Actions(AdminCase):
             self.admin("POST", "/regions/%s/undrain" % name, {"reason": "cleanup"})
         for b in (self.us.addr, self.eu.addr):
             self.admin("POST", "/backends/%s/clear" % b, {"reason": "cleanup"})
+        # a region that was down is held for failback_delay: wait it out
+        wait_routable(self.proxy, self.token)
         self.wait_proxied()
 
     def test_region_force_down_redirects_next_request(self):
@@ -514,7 +516,7 @@ class Reload(unittest.TestCase):
                 try:
                     r = sst.http(self.proxy.port, "POST", "/t", body=b"x" * 1000)
                     if r.status != 200:
-                        failures.append(r.status)
+                        failures.append((r.status, r.headers, r.text[:300]))
                     counts[0] += 1
                 except (OSError, sst.ProtocolError, TimeoutError) as e:
                     failures.append(repr(e))
