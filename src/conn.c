@@ -527,13 +527,13 @@ static bool conn_will_close(const sst_conn_t *c)
     return c->req.close_after || !c->req.info.keep_alive || c->w->stopping || c->read_eof;
 }
 
-static const char *conn_tail(const sst_conn_t *c)
+static sst_tail_t conn_tail(const sst_conn_t *c)
 {
     if (conn_will_close(c))
-        return "Connection: close\r\n\r\n";
+        return SST_TAIL_CLOSE;
     if (c->req.info.minor == 0)
-        return "Connection: keep-alive\r\n\r\n";
-    return "\r\n";
+        return SST_TAIL_KEEPALIVE10;
+    return SST_TAIL_PLAIN;
 }
 
 static int conn_send_answer(sst_conn_t *c)
@@ -1101,10 +1101,14 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
             conn_respond_error(c, 502, why);
             return;
         }
-        if (r->decision.kind == SST_DECIDE_PROXY &&
-            ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0)) {
-            /* back to a failed region, or a body that can no longer be replayed */
-            conn_respond_error(c, 502, why);
+        unsigned fail_status = kind == SST_M_UP_CONNECT_TIMEOUT ? 504 : 502;
+        if (r->decision.kind == SST_DECIDE_REJECT ||
+            (r->decision.kind == SST_DECIDE_PROXY &&
+             ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0))) {
+            /* nowhere else to go, back to a failed region, or a body that can no longer be
+             * replayed: the client learns what happened to its backend (502, or 504 for a
+             * connect timeout), not the all-down 503 meant for requests never attempted */
+            conn_respond_error(c, fail_status, why);
             return;
         }
         if (r->decision.kind == SST_DECIDE_REDIRECT) {
@@ -1256,7 +1260,7 @@ int sst__conn_response_head(sst_conn_t *c, const sst_h1_response_t *resp, const 
         ok = HB_LIT(&p, end, "Transfer-Encoding: chunked\r\n");
     }
     if (ok)
-        ok = hb_put(&p, end, conn_tail(c), strlen(conn_tail(c)));
+        ok = HB_STR(&p, end, sst__tails[conn_tail(c)]);
     if (!ok) {
         free(heap);
         if (ch != NULL)

@@ -90,8 +90,25 @@ typedef struct sst_wreq_s {
 
 /* ---- the view: config + health + prepared responses, published to workers ---------------- */
 
-/* Per config: the constant parts of generated responses and the metric ids of names. */
+/* How a generated answer ends: the connection header, then the blank line. */
+typedef enum sst_tail_e {
+    SST_TAIL_PLAIN = 0,   /* "\r\n": HTTP/1.1 keep-alive */
+    SST_TAIL_CLOSE,       /* "Connection: close\r\n\r\n" */
+    SST_TAIL_KEEPALIVE10, /* "Connection: keep-alive\r\n\r\n": HTTP/1.0 keep-alive */
+    SST_TAILS
+} sst_tail_t;
+
+extern const sst_str_t sst__tails[SST_TAILS];
+
+/* Redirect statuses with prepared status lines. */
+#define SST_REDIRECT_STATUSES 5 /* 301 302 303 307 308 */
+
+/* Per config: the constant parts of generated responses and the metric ids of names. A 307
+ * is written as [status line + "Location: " + region url] [path-and-query parts]
+ * [headers + tail + body]: three buffers of one writev in the common case. */
 typedef struct sst_prep_s {
+    sst_str_t redirect_head[SST_MAX_REGIONS][SST_REDIRECT_STATUSES];
+    sst_str_t redirect_rest[SST_MAX_REGIONS][SST_TAILS]; /* mid + tail + body */
     sst_str_t redirect_mid[SST_MAX_REGIONS];  /* "\r\nCache-Control...Content-Length: N\r\n" */
     sst_str_t redirect_body[SST_MAX_REGIONS]; /* the short body */
     uint16_t route_mid[SST_MAX_ROUTES];       /* metric ids */
@@ -484,7 +501,7 @@ int sst__metrics_render(sst_server_t *s, char **out, size_t *len);
 
 /* response building (respond.c) */
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
-                         const char *conn_tail, uv_buf_t *iov, size_t max);
+                         sst_tail_t tail, uv_buf_t *iov, size_t max);
 size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
                            uint64_t retry_after_s, bool close, bool http10_keepalive);
 

@@ -2,9 +2,12 @@
  * by limits.upstream_idle, closed after timeouts.upstream_idle. A pooled connection belongs to
  * the pool; a request only borrows it. Pools are keyed by backend address, so a reload that
  * keeps a backend keeps its warm connections. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -44,13 +47,33 @@ sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backen
     return pool_get(w, &view->cfg->backends[backend], view->prep->backend_mid[backend]);
 }
 
+/* A peek before reuse: the backend may have closed (or died) since the last loop iteration
+ * and its FIN be waiting unread. Sending a non-idempotent request on such a connection would
+ * end in a reset after the request was written, which only a 502 can answer. One recv(2) with
+ * MSG_PEEK closes that window for the price of a syscall per reuse. */
+static bool pool_conn_alive(sst_upstream_t *u)
+{
+    uv_os_fd_t fd;
+    char b;
+    if (uv_fileno((const uv_handle_t *)&u->tcp, &fd) != 0)
+        return false;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    return false; /* 0: the backend closed; > 0: bytes on an idle connection */
+}
+
 sst_upstream_t *sst__pool_take(sst_pool_t *p)
 {
-    if (sst_list_empty(&p->idle))
-        return NULL;
-    sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
-    sst__pool_forget(p, u);
-    return u;
+    while (!sst_list_empty(&p->idle)) {
+        sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
+        if (pool_conn_alive(u)) {
+            sst__pool_forget(p, u);
+            return u;
+        }
+        sst__upstream_close(u); /* forgets it */
+    }
+    return NULL;
 }
 
 void sst__pool_put(sst_pool_t *p, sst_upstream_t *u)

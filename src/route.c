@@ -577,12 +577,19 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         out->reason = can_retry ? "request cut short, retry" : "request cut short, reroute";
         return;
     case SST_FAIL_SENT:
-        /* the backend may have acted on it: only an idempotent request may be repeated
-         * (RFC 9110 §9.2.2), and only when its body can be sent again */
-        can_retry = can_retry && in->idempotent && !in->body_consumed;
-        out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_RESPOND;
-        out->status = can_retry ? 0 : 502;
-        out->reason = can_retry ? "no response, retry idempotent" : "no response";
+        /* The backend may have acted on it: only an idempotent request may be repeated (RFC
+         * 9110 §9.2.2). A retry here needs the body again; a redirect does not (the client
+         * re-sends it, and repeating an idempotent request is harmless by definition). */
+        if (!in->idempotent) {
+            out->action = SST_ON_FAIL_RESPOND;
+            out->status = 502;
+            out->reason = "no response to a non-idempotent request";
+            return;
+        }
+        can_retry = can_retry && !in->body_consumed;
+        out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
+        out->reason =
+            can_retry ? "no response, retry idempotent" : "no response, reroute idempotent";
         return;
     case SST_FAIL_RESPONSE_TIMEOUT:
         /* the backend may still be working on it; never repeat */

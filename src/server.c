@@ -60,13 +60,16 @@ static void server_on_event(const sst_health_event_t *ev, void *opaque)
                      state_name(ev->from), state_name(ev->to), sst_reason_code(ev->reason), (int)tl,
                      text, ev->successes, ev->failures, ev->n_up, ev->n_backends);
     } else {
-        n = snprintf(line, sizeof(line),
-                     "%s event %s %s%s%.*s %s -> %s reason=%s \"%.*s\" successes=%u failures=%u"
-                     " up=%u/%u\n",
+        char counts[64];
+        if (backend)
+            snprintf(counts, sizeof(counts), "successes=%u failures=%u", ev->successes,
+                     ev->failures);
+        else
+            snprintf(counts, sizeof(counts), "up=%u/%u", ev->n_up, ev->n_backends);
+        n = snprintf(line, sizeof(line), "%s event %s %s%s%.*s %s -> %s reason=%s \"%.*s\" %s\n",
                      ts, backend ? "backend" : "region", backend ? region : "", backend ? "/" : "",
                      (int)nl, name, state_name(ev->from), state_name(ev->to),
-                     sst_reason_code(ev->reason), (int)tl, text, ev->successes, ev->failures,
-                     ev->n_up, ev->n_backends);
+                     sst_reason_code(ev->reason), (int)tl, text, counts);
     }
     if (n <= 0)
         return;

@@ -488,11 +488,15 @@ class Sidestep:
         """SIGHUP: sidestep re-reads its config file."""
         self.proc.send_signal(signal.SIGHUP)
 
-    def stop(self, timeout=10.0):
-        """SIGTERM, wait; returns the exit code."""
+    def stop(self, timeout=10.0, check=True):
+        """SIGTERM, wait; returns the exit code. With `check`, a non-zero exit (an unclean
+        shutdown, or a sanitizer report at exit) raises AssertionError with the stderr."""
         if self.proc is None:
             return None
-        return _stop_process(self.proc, [self._stderr, self._stdout], timeout)
+        code = _stop_process(self.proc, [self._stderr, self._stdout], timeout)
+        if check and code != 0:
+            raise AssertionError("sidestep exited with %r:\n%s" % (code, self.stderr_text()))
+        return code
 
     def kill(self):
         if self.proc is None:
@@ -506,9 +510,12 @@ class Sidestep:
         try:
             if self.running():
                 try:
-                    self.stop()
+                    code = self.stop(check=False)
                 except TimeoutError:
-                    pass
+                    code = None
+                if exc_type is None and code != 0:
+                    raise AssertionError("sidestep exited with %r:\n%s"
+                                         % (code, self.stderr_text()))
             if exc_type is not None and self._stderr is not None:
                 print("---- sidestep stderr ----\n%s---- end ----" % self.stderr_text())
         finally:
