@@ -24,6 +24,7 @@
 #define DRILL_POLL_MS          10
 #define DRILL_BASELINE_MS      5000
 #define DRILL_ADMIN_TIMEOUT_MS 5000
+#define DRILL_MAX_STABLE       50 /* answers in a row that make a switch "settled", at most */
 
 static const char drill_usage[] =
     "usage: sidestep drill [options]\n"
@@ -530,27 +531,22 @@ static drill_kind_t drill_kind(const drill_t *d, const sst_drill_rec_t *r)
 static bool drill_settled(drill_t *d, uint64_t since, drill_kind_t kind, char *last,
                           size_t last_size)
 {
-    sst_drill_rec_t *recs = NULL;
-    size_t n = 0, seen = 0;
+    sst_drill_rec_t recs[DRILL_MAX_STABLE];
+    size_t n = sst__traffic_recent(d->traffic, since, recs, d->stable), seen = 0;
     bool ok = true;
-    if (sst__traffic_records(d->traffic, &recs, &n, NULL, NULL) != 0 && recs == NULL)
-        return false;
     last[0] = 0;
-    for (size_t i = n; i-- > 0 && seen < d->stable;) {
-        if (recs[i].start_us < since)
-            continue;
+    for (size_t i = 0; i < n; i++) {
         if (seen++ == 0) {
             if (recs[i].error != SST_DRILL_OK)
                 snprintf(last, last_size, "%s error",
                          sst__drill_err_word((sst_drill_err_t)recs[i].error));
             else
-                snprintf(last, last_size, "%u%s%s", recs[i].status, recs[i].region[0] ? " to " : "",
-                         recs[i].region);
+                snprintf(last, last_size, "%u%s%.47s", recs[i].status,
+                         recs[i].region[0] ? " to " : "", recs[i].region);
         }
         if (drill_kind(d, &recs[i]) != kind)
             ok = false;
     }
-    free(recs);
     return ok && seen >= d->stable;
 }
 
@@ -911,7 +907,7 @@ int sst_drill_main(int argc, char **argv)
     d->t0_ns = uv_hrtime();
     d->start_epoch_ms = sst_log_epoch_ms();
     d->stable = (uint64_t)ceil(d->o.rate * 0.3);
-    d->stable = d->stable < 3 ? 3 : d->stable > 50 ? 50 : d->stable;
+    d->stable = d->stable < 3 ? 3 : d->stable > DRILL_MAX_STABLE ? DRILL_MAX_STABLE : d->stable;
     if (drill_discover(d) != 0) {
         free(d);
         return 1;

@@ -43,6 +43,10 @@ typedef struct sst_traffic_s sst_traffic_t;
  * Returns 0, or a negative error with err filled; nothing runs on failure. */
 int sst__traffic_start(const sst_traffic_opts_t *o, sst_traffic_t **out, char *err,
                        size_t err_size);
+/* Copies into out (room for max) the most recent records, in completion order from the
+ * newest back, whose request started at or after since_us; returns how many. Looks only at
+ * the tail, so polling it stays cheap however long the drill runs. Thread-safe. */
+size_t sst__traffic_recent(sst_traffic_t *t, uint64_t since_us, sst_drill_rec_t *out, size_t max);
 /* Copies the records so far (in completion order) into a malloc'd array (NULL when none).
  * *sent counts requests started, *skipped the sends dropped because too many were in flight.
  * Returns 0 or SST_ENOMEM. Thread-safe. */

@@ -34,6 +34,7 @@ struct sst_traffic_s {
     size_t body_len;
     size_t in_flight;
     bool stopping; /* loop thread only */
+    bool head_method;
     /* shared with the orchestrating thread, under mutex */
     uv_mutex_t mutex;
     sst_drill_rec_t *recs;
@@ -235,6 +236,7 @@ static void treq_start(sst_traffic_t *t)
     r->rec.start_us = traffic_us(t);
     sst_h1_init(&r->h1, true, &lim, treq_on_body, r);
     r->h1.head = r->head;
+    r->h1.head_request = t->head_method; /* no body follows the answer to a HEAD */
     uv_tcp_init(&t->loop, &r->tcp);
     uv_timer_init(&t->loop, &r->timer);
     r->tcp.data = r->timer.data = r->creq.data = r;
@@ -333,6 +335,7 @@ int sst__traffic_start(const sst_traffic_opts_t *o, sst_traffic_t **out, char *e
     t->rate = o->rate;
     t->timeout_ms = o->timeout_ms;
     t->t0_ns = o->t0_ns;
+    t->head_method = strcmp(o->method, "HEAD") == 0;
     if ((rc = traffic_build(t, o)) != 0) {
         snprintf(err, err_size, "building the request: %s", sst_strerror(rc));
         free(t->req_head);
@@ -401,6 +404,25 @@ int sst__traffic_records(sst_traffic_t *t, sst_drill_rec_t **recs, size_t *n, ui
         rc = SST_ENOMEM;
     uv_mutex_unlock(&t->mutex);
     return rc;
+}
+
+size_t sst__traffic_recent(sst_traffic_t *t, uint64_t since_us, sst_drill_rec_t *out, size_t max)
+{
+    size_t n = 0;
+    uv_mutex_lock(&t->mutex);
+    /* requests complete nearly in start order: older starts sit within the in-flight window
+     * of the tail, so this stops after a bounded walk once it reaches them */
+    size_t older = 0;
+    for (size_t i = t->n_recs; i-- > 0 && n < max;) {
+        if (t->recs[i].start_us >= since_us) {
+            out[n++] = t->recs[i];
+            older = 0;
+        } else if (++older > TRAFFIC_MAX_INFLIGHT) {
+            break;
+        }
+    }
+    uv_mutex_unlock(&t->mutex);
+    return n;
 }
 
 void sst__traffic_stop(sst_traffic_t *t)

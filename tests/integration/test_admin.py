@@ -286,6 +286,22 @@ class StatusAndMetrics(AdminCase):
                 s.close()
         self.assertEqual(results, [200] * 200)
 
+    def test_connection_cap_queues_then_serves(self):
+        # 128 open admin connections fill every slot: the next one waits in the backlog and
+        # is served as soon as a slot frees up
+        idle = [socket.create_connection(("127.0.0.1", self.proxy.admin_port))
+                for _ in range(128)]
+        try:
+            time.sleep(sst.scaled(0.3))
+            with sst.Conn(self.proxy.admin_port) as c:
+                c.request("GET", "/status", self.auth_headers())
+                self.assertEqual(c.recv_some(0.5), b"")
+                idle.pop().close()
+                self.assertEqual(c.recv_response().status, 200)
+        finally:
+            for s in idle:
+                s.close()
+
 
 class Actions(AdminCase):
     def tearDown(self):
@@ -464,10 +480,12 @@ class Reload(unittest.TestCase):
         wait_routable(self.proxy)
 
     def tearDown(self):
-        code = self.proxy.stop() if self.proxy.running() else 0
-        self.us.stop()
-        self.eu.stop()
-        self.assertEqual(code, 0, self.proxy.stderr_text())
+        try:
+            code = self.proxy.stop()  # raises on an unclean exit
+        finally:
+            self.us.stop()
+            self.eu.stop()
+        self.assertEqual(code, 0)
 
     def admin(self, method, target, body=None):
         if isinstance(body, dict):
