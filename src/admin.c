@@ -542,23 +542,27 @@ static void admin_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accepting --------------------------------------------------------------------------- */
 
+static void admin_sa_text(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+    char ip[64] = "?";
+    if (ss->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)ss, ip, sizeof(ip));
+        snprintf(buf, size, "%s:%u", ip, ntohs(((const struct sockaddr_in *)ss)->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)ss, ip, sizeof(ip));
+        snprintf(buf, size, "[%s]:%u", ip, ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
+    } else {
+        snprintf(buf, size, "?");
+    }
+}
+
 static void admin_peer_text(admin_conn_t *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char ip[64] = "?";
     snprintf(c->peer, sizeof(c->peer), "?");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
-                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
-                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        admin_sa_text(&ss, c->peer, sizeof(c->peer));
 }
 
 static void admin_on_retry(uv_timer_t *t)
@@ -667,7 +671,9 @@ int sst__admin_start(sst_server_t *s, char *err, size_t err_size)
         return rc;
     }
     s->admin = a;
-    sst_info("admin API on %s%s", ac->addr.text, ac->token ? " (bearer token required)" : "");
+    char bound[80];
+    admin_sa_text(&s->admin_bound, bound, sizeof(bound));
+    sst_info("admin API on %s%s", bound, ac->token ? " (bearer token required)" : "");
     return 0;
 }
 

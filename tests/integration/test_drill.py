@@ -24,8 +24,9 @@ def config(us, eu, ap):
         "admin": {"address": "127.0.0.1:0"},
         "workers": 2,
         "local_region": "us-east",
-        "health": {"path": "/healthz", "interval": "200ms", "timeout": "150ms",
-                   "rise": 1, "fall": 1},
+        # generous enough that a loaded sanitizer build never fails a probe by accident
+        "health": {"path": "/healthz", "interval": "%dms" % sst.scaled(250),
+                   "timeout": "%dms" % sst.scaled(200), "rise": 1, "fall": 3},
         "regions": [
             {"name": "us-east", "url": "http://127.0.0.1:1", "backends": [us.addr],
              "failback_delay": "%dms" % FAILBACK_MS},
