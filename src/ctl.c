@@ -358,7 +358,7 @@ typedef struct ctl_cmd_s {
     char *body;
 } ctl_cmd_t;
 
-static int ctl_action_body(const ctl_opts_t *o, sst_admin_op_t op, char **out)
+static int ctl_action_body(const ctl_opts_t *o, char **out)
 {
     json_object *b = json_object_new_object();
     if (b == NULL || json_object_object_add(b, "reason", json_object_new_string(o->reason)) != 0 ||
@@ -366,7 +366,6 @@ static int ctl_action_body(const ctl_opts_t *o, sst_admin_op_t op, char **out)
         json_object_put(b);
         return SST_ENOMEM;
     }
-    (void)op;
     *out = strdup(json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
     json_object_put(b);
     return *out != NULL ? 0 : SST_ENOMEM;
@@ -427,7 +426,7 @@ static int ctl_build(const ctl_opts_t *o, ctl_cmd_t *cmd)
         snprintf(cmd->target, sizeof(cmd->target), "/%s/%s/%s",
                  strcmp(kind, "region") == 0 ? "regions" : "backends", enc, w);
         cmd->method = "POST";
-        if (ctl_action_body(o, actions[i].op, &cmd->body) != 0) {
+        if (ctl_action_body(o, &cmd->body) != 0) {
             fprintf(stderr, "sidestep ctl: out of memory\n");
             return 1;
         }

@@ -777,7 +777,7 @@ static json_object *drill_report_json(const drill_t *d, const drill_report_t *re
 
 static void drill_print(const drill_t *d, const drill_report_t *rep, bool pass)
 {
-    char a[32], b[32];
+    char a[32];
     uint64_t nerr = 0;
     for (int e = SST_DRILL_CONNECT; e < SST_DRILL_ERR__COUNT; e++)
         nerr += rep->errors[e];
@@ -820,7 +820,6 @@ static void drill_print(const drill_t *d, const drill_report_t *rep, bool pass)
     for (size_t i = 0; i < d->n_problems; i++)
         printf("  problem      %s\n", d->problems[i]);
     printf("  result       %s\n", pass ? "PASS" : "FAIL");
-    (void)b;
 }
 
 static int drill_write_json(const drill_t *d, json_object *j)
