@@ -84,6 +84,8 @@ static void conn_release_request(sst_conn_t *c)
 static void conn_free(sst_conn_t *c)
 {
     sst_worker_t *w = c->w;
+    if (c->listener != NULL)
+        sst__listener_release(c->listener);
     conn_release_input(c);
     conn_release_request(c);
     free(c);
@@ -675,7 +677,7 @@ static void conn_route(sst_conn_t *c)
     const sst_config_t *cfg = r->wv->view->cfg;
     sst_route_input_t in = conn_route_input(c);
     const sst_listener_cfg_t *lc =
-        c->listener_index < cfg->n_listeners ? &cfg->listeners[c->listener_index] : NULL;
+        r->listener_index < cfg->n_listeners ? &cfg->listeners[r->listener_index] : NULL;
 
     if (lc != NULL && lc->https_redirect) {
         if (sst_route_https(&in, lc, c->w->https_host, sizeof(c->w->https_host), &r->decision) !=
@@ -839,6 +841,11 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
     sst_str_t xff_prev = SST_STR_NULL, via_prev = SST_STR_NULL;
     bool have_proto = false, have_host = false;
     bool ok;
+    const sst_config_t *cfg = r->wv->view->cfg;
+    const char *proto =
+        r->listener_index < cfg->n_listeners && cfg->listeners[r->listener_index].proto != NULL
+            ? cfg->listeners[r->listener_index].proto
+            : "http";
 
     if (sst_target_path_query(r->info.target, &pq, &authority) != 0)
         pq = r->info.target; /* asterisk-form OPTIONS goes as is */
@@ -874,8 +881,8 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
         ok = HB_STR(&p, end, xff_prev) && HB_LIT(&p, end, ", ");
     ok = ok && hb_put(&p, end, c->peer_ip, strlen(c->peer_ip)) && HB_LIT(&p, end, "\r\n");
     if (ok && !have_proto)
-        ok = HB_LIT(&p, end, "X-Forwarded-Proto: ") &&
-             hb_put(&p, end, c->proto, strlen(c->proto)) && HB_LIT(&p, end, "\r\n");
+        ok = HB_LIT(&p, end, "X-Forwarded-Proto: ") && hb_put(&p, end, proto, strlen(proto)) &&
+             HB_LIT(&p, end, "\r\n");
     if (ok && !have_host && r->info.host.len > 0)
         ok = HB_LIT(&p, end, "X-Forwarded-Host: ") && HB_STR(&p, end, r->info.host) &&
              HB_LIT(&p, end, "\r\n");
@@ -1364,6 +1371,8 @@ static bool conn_begin_request(sst_conn_t *c)
     };
     sst_h1_init(&r->h1, false, &lim, conn_on_body, c);
     r->h1.head = r->head;
+    /* the listener's entry in the config this request uses (indices follow the view) */
+    r->listener_index = c->listener->cfg_index;
     c->state = SST_CONN_HEAD;
     conn_idle_list_remove(c);
     if (!c->first_request)
@@ -1547,10 +1556,8 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->state = SST_CONN_IDLE;
     c->first_request = true;
     c->accepted_ms = c->last_progress = conn_now(c);
-    c->listener_index = l->cfg_index;
-    c->proto = l->cfg_index < cfg->n_listeners ? cfg->listeners[l->cfg_index].proto : "http";
-    if (c->proto == NULL)
-        c->proto = "http";
+    c->listener = l;
+    l->refs++;
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) != 0) {
         sst__conn_close(c);
         return;

@@ -169,7 +169,9 @@ typedef struct sst_listener_s {
     char key[280];    /* configured address text: matched across reloads */
     struct sockaddr_storage bound;
     bool closing;
-    bool paused; /* a connection is waiting in libuv until capacity returns */
+    bool paused;        /* a connection is waiting in libuv until capacity returns */
+    uint32_t refs;      /* connections accepted here that are still open */
+    bool handle_closed; /* freed once the handle is closed and no connection refers to it */
     sst_link_t link;
 } sst_listener_t;
 
@@ -277,8 +279,9 @@ struct sst_req_s {
     bool continue_sent;
     bool chunked_out; /* the response is re-chunked to the client */
     bool final_chunk_due;
-    bool accounted;      /* logged and counted */
-    bool https_redirect; /* the listener's https enforcement answered */
+    bool accounted;        /* logged and counted */
+    bool https_redirect;   /* the listener's https enforcement answered */
+    size_t listener_index; /* the listener in this request's config, SIZE_MAX if gone */
 };
 
 struct sst_conn_s {
@@ -299,10 +302,9 @@ struct sst_conn_s {
     bool kick;   /* the parser was resumed: feed it even with no new input */
     bool in_run; /* conn_run is on the stack: nested calls only ask for a rerun */
     bool rerun;
-    bool rejected; /* accepted over the connection limit: answered 503 */
-    size_t listener_index;
-    const char *proto; /* X-Forwarded-Proto (config string of the listener) */
-    char peer_ip[46];  /* INET6_ADDRSTRLEN */
+    bool rejected;            /* accepted over the connection limit: answered 503 */
+    sst_listener_t *listener; /* holds a reference: outlives a reload that removes it */
+    char peer_ip[46];         /* INET6_ADDRSTRLEN */
     bool peer_trusted;
     sst_chunk_t *in; /* unparsed input */
     uint32_t in_off, in_len;
@@ -436,6 +438,7 @@ void sst__worker_passive(sst_worker_t *w, uint64_t config_version, size_t backen
                          sst_passive_t sig);
 void sst__worker_conn_gone(sst_worker_t *w);
 void sst__worker_access_log(sst_worker_t *w, const char *line, size_t len);
+void sst__listener_release(sst_listener_t *l);
 uint64_t sst__worker_now(sst_worker_t *w);
 
 /* conn.c */

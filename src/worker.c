@@ -237,8 +237,17 @@ static void worker_on_check(uv_check_t *h)
 
 /* ---- views ----------------------------------------------------------------------------- */
 
+static void worker_adopt_view(sst_worker_t *w, sst_view_t *v);
+
 sst_wview_t *sst__worker_view_acquire(sst_worker_t *w)
 {
+    /* A view published since the last loop turn is adopted before this request starts, so an
+     * operator action or a reload applies to the very next request (one relaxed load). */
+    if (atomic_load_explicit(&w->pending_view, memory_order_relaxed) != NULL) {
+        sst_view_t *v = atomic_exchange(&w->pending_view, NULL);
+        if (v != NULL)
+            worker_adopt_view(w, v);
+    }
     w->cur->users++;
     return w->cur;
 }
@@ -258,7 +267,17 @@ void sst__worker_view_release(sst_worker_t *w, sst_wview_t *wv)
 
 static void worker_on_listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    sst_listener_t *l = h->data;
+    l->handle_closed = true;
+    if (l->refs == 0)
+        free(l);
+}
+
+void sst__listener_release(sst_listener_t *l)
+{
+    assert(l->refs > 0);
+    if (--l->refs == 0 && l->handle_closed)
+        free(l);
 }
 
 static void worker_close_listener(sst_listener_t *l)
@@ -266,6 +285,7 @@ static void worker_close_listener(sst_listener_t *l)
     if (l->closing)
         return;
     l->closing = true;
+    l->cfg_index = SIZE_MAX; /* its remaining connections use the listener defaults */
     sst_list_remove(&l->link);
     uv_close((uv_handle_t *)&l->tcp, worker_on_listener_closed);
 }
@@ -340,6 +360,7 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
     int rc = 0;
     for (sst_link_t *k = w->listeners.next; k != &w->listeners; k = k->next)
         sst_container_of(k, sst_listener_t, link)->cfg_index = SIZE_MAX;
+    /* (a closed listener keeps cfg_index SIZE_MAX: its connections then use defaults) */
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const char *key = cfg->listeners[i].addr.text;
         sst_listener_t *l = worker_find_listener(w, key);
