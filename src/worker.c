@@ -13,9 +13,10 @@
 #include "sidestep/log.h"
 
 /* Free lists are bounded: a burst may allocate more, the excess is returned to malloc. */
-#define MAX_FREE_CHUNKS 512
-#define MAX_FREE_WREQS  1024
+#define MAX_FREE_CHUNKS 64
+#define MAX_FREE_WREQS  256
 #define MAX_FREE_HEADS  256
+#define MAX_FREE_REQS   256
 #define LOG_BUF_SIZE    (64 * 1024)
 #define TICK_MS         100
 /* Connections accepted past limits.connections to answer 503 quickly; beyond this reserve,
@@ -154,8 +155,35 @@ void sst__head_put(sst_worker_t *w, sst_head_t *h)
     }
 }
 
+sst_req_t *sst__req_get(sst_worker_t *w)
+{
+    sst_req_t *r = w->free_reqs;
+    if (r != NULL) {
+        w->free_reqs = r->next;
+        w->n_free_reqs--;
+        return r;
+    }
+    return malloc(sizeof(*r));
+}
+
+void sst__req_put(sst_worker_t *w, sst_req_t *r)
+{
+    if (w->n_free_reqs < MAX_FREE_REQS && !w->stopping) {
+        r->next = w->free_reqs;
+        w->free_reqs = r;
+        w->n_free_reqs++;
+    } else {
+        free(r);
+    }
+}
+
 static void worker_free_lists(sst_worker_t *w)
 {
+    while (w->free_reqs != NULL) {
+        sst_req_t *r = w->free_reqs;
+        w->free_reqs = r->next;
+        free(r);
+    }
     while (w->free_chunks != NULL) {
         sst_chunk_t *c = w->free_chunks;
         w->free_chunks = c->next;
@@ -171,7 +199,7 @@ static void worker_free_lists(sst_worker_t *w)
         w->free_heads = h->next;
         sst_head_free(h);
     }
-    w->n_free_chunks = w->n_free_wreqs = w->n_free_heads = 0;
+    w->n_free_chunks = w->n_free_wreqs = w->n_free_heads = w->n_free_reqs = 0;
 }
 
 /* ---- access log ------------------------------------------------------------------------ */
@@ -209,8 +237,17 @@ static void worker_on_check(uv_check_t *h)
 
 /* ---- views ----------------------------------------------------------------------------- */
 
+static void worker_adopt_view(sst_worker_t *w, sst_view_t *v);
+
 sst_wview_t *sst__worker_view_acquire(sst_worker_t *w)
 {
+    /* A view published since the last loop turn is adopted before this request starts, so an
+     * operator action or a reload applies to the very next request (one relaxed load). */
+    if (atomic_load_explicit(&w->pending_view, memory_order_relaxed) != NULL) {
+        sst_view_t *v = atomic_exchange(&w->pending_view, NULL);
+        if (v != NULL)
+            worker_adopt_view(w, v);
+    }
     w->cur->users++;
     return w->cur;
 }
@@ -230,7 +267,17 @@ void sst__worker_view_release(sst_worker_t *w, sst_wview_t *wv)
 
 static void worker_on_listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    sst_listener_t *l = h->data;
+    l->handle_closed = true;
+    if (l->refs == 0)
+        free(l);
+}
+
+void sst__listener_release(sst_listener_t *l)
+{
+    assert(l->refs > 0);
+    if (--l->refs == 0 && l->handle_closed)
+        free(l);
 }
 
 static void worker_close_listener(sst_listener_t *l)
@@ -238,6 +285,7 @@ static void worker_close_listener(sst_listener_t *l)
     if (l->closing)
         return;
     l->closing = true;
+    l->cfg_index = SIZE_MAX; /* its remaining connections use the listener defaults */
     sst_list_remove(&l->link);
     uv_close((uv_handle_t *)&l->tcp, worker_on_listener_closed);
 }
@@ -312,6 +360,7 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
     int rc = 0;
     for (sst_link_t *k = w->listeners.next; k != &w->listeners; k = k->next)
         sst_container_of(k, sst_listener_t, link)->cfg_index = SIZE_MAX;
+    /* (a closed listener keeps cfg_index SIZE_MAX: its connections then use defaults) */
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const char *key = cfg->listeners[i].addr.text;
         sst_listener_t *l = worker_find_listener(w, key);

@@ -12,6 +12,7 @@ policies, HTTPS enforcement, CORS, the hop marker between two instances, and the
 a redirected request.
 """
 
+import datetime
 import hashlib
 import os
 import re
@@ -50,6 +51,14 @@ def two_regions(primary, secondary, route=None, health=None, failback="500ms", e
     if extra:
         cfg.update(extra)
     return cfg
+
+
+class Closed:
+    """A backend address where nothing listens."""
+
+    def __init__(self):
+        self.port = sst.free_port()
+        self.addr = "127.0.0.1:%d" % self.port
 
 
 def event_time(sidestep, pattern, timeout):
@@ -241,12 +250,10 @@ class Redirects(unittest.TestCase):
 
 class AllDown(unittest.TestCase):
     def test_reject_503_with_retry_after(self):
-        dead, eu = Stub("us-east"), Stub("eu-west")
+        # nothing listens behind either region, and both start DOWN
+        dead, eu = Closed(), Closed()
         with Sidestep(two_regions([dead], [eu], route={"retry_after": "7s"},
                                   health={"initial": "down"})) as s:
-            eu.kill()
-            dead.kill()
-            time.sleep(scaled(0.3))
             r = http(s.port, "POST", "/x", body=b"abc")
             self.assertEqual(r.status, 503)
             self.assertEqual(r.header("Retry-After"), "7")
@@ -265,12 +272,10 @@ class AllDown(unittest.TestCase):
             eu.stop()
 
     def test_fallback_redirects_whatever_the_health(self):
-        dead, eu = Stub("us-east"), Stub("eu-west", args=["--health-status", "500"])
+        dead, eu = Closed(), Stub("eu-west", args=["--health-status", "500"])
         try:
             with Sidestep(two_regions([dead], [eu], route={"all_down": {"fallback": "eu-west"}},
                                       health={"initial": "down"})) as s:
-                dead.kill()
-                time.sleep(scaled(0.3))
                 r = http(s.port, "GET", "/fb")
                 self.assertEqual(r.status, 307)
                 self.assertEqual(r.header("Location"), "http://%s/fb" % eu.addr)
@@ -313,8 +318,10 @@ class SteadyTraffic(unittest.TestCase):
                 for t in threads:
                     t.start()
                 time.sleep(0.5)
+                killed_at = time.time()
                 a.kill()
                 b.kill()
+                killed_done = time.time()
                 time.sleep(1.0)
                 stop.set()
                 for t in threads:
@@ -330,8 +337,15 @@ class SteadyTraffic(unittest.TestCase):
         self.assertGreater(get.get(200, 0), 10)
         post = statuses["POST"]
         self.assertEqual(set(post) - {200, 307, 502}, set(), post)
-        # one POST client and two kills one after the other: at most one in flight at each
-        self.assertLessEqual(post.get(502, 0), 2, (post, log[:5]))
+        # A POST can meet a backend while it is being killed (the process is tearing down its
+        # sockets): that one may have been read, so it gets 502. Only then: once the region is
+        # known down every POST is redirected.
+        self.assertLessEqual(post.get(502, 0), 5, (post, log[:5]))
+        for line in log:
+            stamp = datetime.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+            at = stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
+            self.assertGreaterEqual(at, killed_at - 0.01, line)
+            self.assertLessEqual(at, killed_done + scaled(0.25), line)
 
 
 class HttpsEnforcement(unittest.TestCase):
