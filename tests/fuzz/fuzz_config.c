@@ -1,11 +1,6 @@
 /* libFuzzer target: sst_config_load_string over arbitrary YAML. A loaded config must pass the
- * invariants the rest of sidestep relies on; a rejected one must come with a diagnostic.
- *
- * The loader resolves host names with a blocking getaddrinfo and reads admin.token_file. The
- * fuzz build must touch neither the network nor the file system, and src/ stays as it is: this
- * target links with -Wl,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=fopen (see
- * CMakeLists.txt), so inside sst_core those calls land here. "localhost" resolves to 127.0.0.1,
- * any other name fails as unknown, and no file opens. */
+ * invariants the rest of sidestep relies on; a rejected one must come with a diagnostic. No
+ * DNS and no file access: see the wrapped calls below. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -35,6 +30,11 @@ FILE *__wrap_fopen(const char *path, const char *mode);
         }                                                                                          \
     } while (0)
 
+/* The loader resolves host names with a blocking getaddrinfo and reads admin.token_file. The
+ * fuzz build must touch neither the network nor the file system, and src/ stays as it is: this
+ * target links with -Wl,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=fopen (CMakeLists.txt),
+ * so inside sst_core those calls land here. "localhost" resolves to 127.0.0.1, any other name
+ * fails as unknown, and no file opens. */
 typedef struct fake_ai_s {
     struct addrinfo ai;
     struct sockaddr_in sin;

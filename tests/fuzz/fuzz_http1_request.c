@@ -1,6 +1,5 @@
-/* libFuzzer target: the request side of http1.c (prescan, llhttp callbacks, the head check).
- * Each input is parsed whole, in pieces of a size taken from its first byte, and byte by byte
- * when short; the runs must agree, and every accepted head must satisfy what conn.c relies on
+/* libFuzzer target: the request side of http1.c. Each input is parsed whole, in pieces and byte
+ * by byte; the runs must agree, and every accepted head must satisfy what conn.c relies on
  * (h1_fuzz.h), else the target aborts. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,8 +1,6 @@
-/* libFuzzer target: the routing decision with a fixed config (loaded once, numeric addresses
- * only, so no DNS) and fuzzed inputs: health states, clock, excluded regions, method, target,
- * Host and Origin. Checks sst_route_match, sst_route_decide, sst_route_https and
- * sst_target_path_query against what conn.c and respond.c rely on; above all that a Location
- * never carries a byte that could end or split a header line. */
+/* libFuzzer target: route.c with a fixed config (numeric addresses: no DNS) and fuzzed health,
+ * clock, method, target, Host and Origin, checked against what conn.c and respond.c rely on;
+ * above all, a Location never carries a byte that could end or split a header line. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

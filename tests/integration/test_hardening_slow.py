@@ -11,7 +11,6 @@
   without a passive failure: the event log shows no DOWN and the backend keeps serving.
 """
 
-import os
 import socket
 import struct
 import threading
