@@ -289,10 +289,14 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
     }
     r->bufs[0] = uv_buf_init(r->heap, (unsigned)off);
     r->n_bufs = 1;
+    r->bytes = off;
     int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
-    if (rc == 0)
-        conn_arm_timer(c);
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (rc == SST_WREQ_DONE)
+        c->last_progress = conn_now(c);
+    conn_arm_timer(c);
+    return 0;
 }
 
 /* ---- timers ------------------------------------------------------------------------------ */
@@ -732,6 +736,7 @@ static void conn_on_head(sst_conn_t *c)
         conn_fatal(c, (unsigned)status, reason);
         return;
     }
+    r->idempotent = sst_method_is_idempotent(r->info.method_name);
     if (r->info.has_body) {
         r->body_started = conn_now(c);
         if (cfg->timeouts.body_total_ms > 0)
@@ -783,7 +788,7 @@ static void conn_proxy_attempt(sst_conn_t *c)
             conn_fatal(c, 503, "out of memory");
             return;
         }
-        sst_upstream_t *u = sst__pool_take(pool);
+        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent);
         if (u != NULL) {
             sst_counter_add(&w->metrics->up_reuses[pool->metric_id], 1);
             c->up = u;
@@ -1088,7 +1093,7 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
     }
     sst_fail_input_t fi = {
         .phase = phase,
-        .idempotent = sst_method_is_idempotent(r->info.method_name),
+        .idempotent = r->idempotent,
         .body_consumed = r->body_in > 0,
         .attempts = r->attempts,
         .retries = r->route < cfg->n_routes ? cfg->routes[r->route].retries : 0,
@@ -1161,11 +1166,14 @@ void sst__conn_response_flush(sst_conn_t *c)
         return;
     }
     c->req->bytes_out += r->bytes;
-    if (sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write) != 0) {
+    int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
+    if (rc < 0) {
         conn_account(c);
         conn_abort(c);
         return;
     }
+    if (rc == SST_WREQ_DONE)
+        c->last_progress = conn_now(c);
     conn_arm_timer(c);
 }
 

@@ -281,6 +281,7 @@ struct sst_req_s {
     bool final_chunk_due;
     bool accounted;        /* logged and counted */
     bool https_redirect;   /* the listener's https enforcement answered */
+    bool idempotent;       /* RFC 9110 §9.2.2 method */
     size_t listener_index; /* the listener in this request's config, SIZE_MAX if gone */
 };
 
@@ -427,6 +428,10 @@ void sst__wreq_put(sst_worker_t *w, sst_wreq_t *r);
 /* Appends a buffer; takes a reference on `chunk` when it is not NULL (bytes in static or
  * scratch storage pass NULL). The caller checks room first. */
 void sst__wreq_add(sst_wreq_t *r, sst_chunk_t *chunk, const char *at, size_t len);
+/* Writes r to stream. Returns SST_WREQ_DONE when everything was written at once (r is
+ * released, cb never runs), 0 when (the rest of) it is queued (cb runs once, later, with
+ * bytes = r->bytes), or a negative error (r is released, cb never runs). */
+#define SST_WREQ_DONE 1
 int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_cb cb);
 sst_head_t *sst__head_get(sst_worker_t *w);
 void sst__head_put(sst_worker_t *w, sst_head_t *h);
@@ -477,7 +482,9 @@ size_t sst__upstream_queued(const sst_upstream_t *u);
 
 /* pool.c */
 sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backend);
-sst_upstream_t *sst__pool_take(sst_pool_t *p);
+/* The most recently used idle connection, or NULL. With `verify`, connections the backend has
+ * closed in the meantime are noticed (and closed) before one is handed out. */
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify);
 void sst__pool_put(sst_pool_t *p, sst_upstream_t *u);
 void sst__pool_forget(sst_pool_t *p, sst_upstream_t *u);
 void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_t *prep);

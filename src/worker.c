@@ -125,6 +125,35 @@ int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_c
 {
     r->owner = owner;
     r->cb = cb;
+    if (uv_stream_get_write_queue_size(stream) == 0) {
+        /* Nothing queued: write now. When the kernel takes it all, there is no write request
+         * for libuv to complete, hence no deferred callback and no epoll_ctl to drop the
+         * POLLOUT interest afterwards (libuv 1.44 issues one per completed uv_write). */
+        int n = uv_try_write(stream, r->bufs, r->n_bufs);
+        if (n == UV_EAGAIN)
+            n = 0;
+        if (n < 0) {
+            sst__wreq_put(r->w, r);
+            return n;
+        }
+        if ((size_t)n == r->bytes) {
+            sst__wreq_put(r->w, r);
+            return SST_WREQ_DONE;
+        }
+        /* partly written: queue the rest */
+        size_t skip = (size_t)n;
+        uint32_t first = 0;
+        while (skip >= r->bufs[first].len) {
+            skip -= r->bufs[first].len;
+            first++;
+        }
+        r->bufs[first].base += skip;
+        r->bufs[first].len -= skip;
+        if (first > 0) {
+            memmove(r->bufs, r->bufs + first, (r->n_bufs - first) * sizeof(r->bufs[0]));
+            r->n_bufs -= first;
+        }
+    }
     int rc = uv_write(&r->req, stream, r->bufs, r->n_bufs, worker_on_write);
     if (rc != 0)
         sst__wreq_put(r->w, r);
