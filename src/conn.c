@@ -126,12 +126,12 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
         sst__wreq_put(c->w, c->rwb);
         c->rwb = NULL;
     }
-    c->pending_closes = 2;
+    sst__deadline_set(c->w, c, UINT64_MAX);
+    c->pending_closes = 1;
     /* RST when the response was cut short, so that the client cannot take a truncated body
      * for a complete one (a close-delimited body would look complete after a FIN). */
     if (!reset || uv_tcp_close_reset(&c->tcp, conn_on_closed) != 0)
         uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
-    uv_close((uv_handle_t *)&c->timer, conn_on_closed);
 }
 
 void sst__conn_close(sst_conn_t *c)
@@ -342,26 +342,19 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     return d;
 }
 
-static void conn_on_timer(uv_timer_t *timer);
-
 static void conn_arm_timer(sst_conn_t *c)
 {
     if (c->state == SST_CONN_CLOSING)
         return;
     uint64_t d = conn_compute_deadline(c);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uint64_t now = conn_now(c);
-    if (uv_is_active((uv_handle_t *)&c->timer) && now + uv_timer_get_due_in(&c->timer) <= d)
-        return; /* lazy: an earlier timer fires, recomputes and re-arms */
-    uv_timer_start(&c->timer, conn_on_timer, d > now ? d - now : 0, 0);
+    if (d != UINT64_MAX && c->due <= d)
+        return; /* lazy: an earlier deadline fires, recomputes and re-arms */
+    if (sst__deadline_set(c->w, c, d) != 0)
+        conn_abort(c); /* out of memory: this client only */
 }
 
-static void conn_on_timer(uv_timer_t *timer)
+void sst__conn_on_deadline(sst_conn_t *c)
 {
-    sst_conn_t *c = timer->data;
     const sst_timeouts_cfg_t *t = &conn_cfg(c)->timeouts;
     sst_wmetrics_t *m = c->w->metrics;
     uint64_t now = conn_now(c);
@@ -387,8 +380,8 @@ static void conn_on_timer(uv_timer_t *timer)
     }
     uint64_t d = conn_compute_deadline(c);
     if (d > now) {
-        if (d != UINT64_MAX)
-            uv_timer_start(&c->timer, conn_on_timer, d - now, 0);
+        if (d != UINT64_MAX && sst__deadline_set(c->w, c, d) != 0)
+            conn_abort(c);
         return;
     }
     switch (c->state) {
@@ -1553,8 +1546,8 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
+    c->due = UINT64_MAX;
+    c->heap_idx = UINT32_MAX;
     sst_list_init(&c->link);
     sst_list_init(&c->idle_link);
     sst_list_push(&w->conns, &c->link);

@@ -264,6 +264,50 @@ static void worker_on_check(uv_check_t *h)
     worker_flush_log(h->data);
 }
 
+/* ---- client connection deadlines ------------------------------------------------------ */
+
+static void worker_on_deadline(uv_timer_t *t);
+
+static void worker_arm_deadlines(sst_worker_t *w)
+{
+    const sst_conn_t *first = sst__dheap_min(&w->deadlines);
+    uint64_t due = first != NULL ? first->due : UINT64_MAX;
+    if (due == w->deadline_armed)
+        return;
+    /* Only move the timer earlier; firing early is harmless (nothing due: re-armed). */
+    if (due == UINT64_MAX || due > w->deadline_armed) {
+        if (first == NULL) {
+            uv_timer_stop(&w->deadline_timer);
+            w->deadline_armed = UINT64_MAX;
+        }
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    uv_timer_start(&w->deadline_timer, worker_on_deadline, due > now ? due - now : 0, 0);
+    w->deadline_armed = due;
+}
+
+int sst__deadline_set(sst_worker_t *w, sst_conn_t *c, uint64_t due)
+{
+    int rc = sst__dheap_set(&w->deadlines, c, due);
+    if (rc == 0)
+        worker_arm_deadlines(w);
+    return rc;
+}
+
+static void worker_on_deadline(uv_timer_t *t)
+{
+    sst_worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    w->deadline_armed = UINT64_MAX;
+    sst_conn_t *c;
+    while ((c = sst__dheap_min(&w->deadlines)) != NULL && c->due <= now) {
+        sst__dheap_set(&w->deadlines, c, UINT64_MAX);
+        sst__conn_on_deadline(c); /* may set a new deadline or close c */
+    }
+    worker_arm_deadlines(w);
+}
+
 /* ---- views ----------------------------------------------------------------------------- */
 
 static void worker_adopt_view(sst_worker_t *w, sst_view_t *v);
@@ -534,6 +578,7 @@ static void worker_finish(sst_worker_t *w)
     uv_close((uv_handle_t *)&w->async, worker_on_handle_closed);
     uv_close((uv_handle_t *)&w->flush_check, worker_on_handle_closed);
     uv_close((uv_handle_t *)&w->tick, worker_on_handle_closed);
+    uv_close((uv_handle_t *)&w->deadline_timer, worker_on_handle_closed);
 }
 
 /* ---- passive signals -------------------------------------------------------------------- */
@@ -584,6 +629,7 @@ static void worker_main(void *arg)
     if (pending != NULL)
         sst__view_unref(pending);
     worker_free_lists(w);
+    sst__dheap_free(&w->deadlines);
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
         sst_error("worker %u: loop closed with handles still open", w->id);
@@ -623,6 +669,9 @@ int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view)
     uv_check_start(&w->flush_check, worker_on_check);
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
+    uv_timer_init(&w->loop, &w->deadline_timer);
+    w->deadline_timer.data = w;
+    w->deadline_armed = UINT64_MAX;
     uv_timer_start(&w->tick, worker_on_tick, TICK_MS, TICK_MS);
     worker_adopt_view(w, sst__view_ref(view));
     if (w->cur == NULL)
