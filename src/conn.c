@@ -126,12 +126,12 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
         sst__wreq_put(c->w, c->rwb);
         c->rwb = NULL;
     }
-    c->pending_closes = 2;
+    sst__deadline_set(c->w, c, UINT64_MAX);
+    c->pending_closes = 1;
     /* RST when the response was cut short, so that the client cannot take a truncated body
      * for a complete one (a close-delimited body would look complete after a FIN). */
     if (!reset || uv_tcp_close_reset(&c->tcp, conn_on_closed) != 0)
         uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
-    uv_close((uv_handle_t *)&c->timer, conn_on_closed);
 }
 
 void sst__conn_close(sst_conn_t *c)
@@ -289,10 +289,14 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
     }
     r->bufs[0] = uv_buf_init(r->heap, (unsigned)off);
     r->n_bufs = 1;
+    r->bytes = off;
     int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
-    if (rc == 0)
-        conn_arm_timer(c);
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (rc == SST_WREQ_DONE)
+        c->last_progress = conn_now(c);
+    conn_arm_timer(c);
+    return 0;
 }
 
 /* ---- timers ------------------------------------------------------------------------------ */
@@ -338,26 +342,19 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     return d;
 }
 
-static void conn_on_timer(uv_timer_t *timer);
-
 static void conn_arm_timer(sst_conn_t *c)
 {
     if (c->state == SST_CONN_CLOSING)
         return;
     uint64_t d = conn_compute_deadline(c);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uint64_t now = conn_now(c);
-    if (uv_is_active((uv_handle_t *)&c->timer) && now + uv_timer_get_due_in(&c->timer) <= d)
-        return; /* lazy: an earlier timer fires, recomputes and re-arms */
-    uv_timer_start(&c->timer, conn_on_timer, d > now ? d - now : 0, 0);
+    if (d != UINT64_MAX && c->due <= d)
+        return; /* lazy: an earlier deadline fires, recomputes and re-arms */
+    if (sst__deadline_set(c->w, c, d) != 0)
+        conn_abort(c); /* out of memory: this client only */
 }
 
-static void conn_on_timer(uv_timer_t *timer)
+void sst__conn_on_deadline(sst_conn_t *c)
 {
-    sst_conn_t *c = timer->data;
     const sst_timeouts_cfg_t *t = &conn_cfg(c)->timeouts;
     sst_wmetrics_t *m = c->w->metrics;
     uint64_t now = conn_now(c);
@@ -383,8 +380,8 @@ static void conn_on_timer(uv_timer_t *timer)
     }
     uint64_t d = conn_compute_deadline(c);
     if (d > now) {
-        if (d != UINT64_MAX)
-            uv_timer_start(&c->timer, conn_on_timer, d - now, 0);
+        if (d != UINT64_MAX && sst__deadline_set(c->w, c, d) != 0)
+            conn_abort(c);
         return;
     }
     switch (c->state) {
@@ -732,6 +729,7 @@ static void conn_on_head(sst_conn_t *c)
         conn_fatal(c, (unsigned)status, reason);
         return;
     }
+    r->idempotent = sst_method_is_idempotent(r->info.method_name);
     if (r->info.has_body) {
         r->body_started = conn_now(c);
         if (cfg->timeouts.body_total_ms > 0)
@@ -783,7 +781,7 @@ static void conn_proxy_attempt(sst_conn_t *c)
             conn_fatal(c, 503, "out of memory");
             return;
         }
-        sst_upstream_t *u = sst__pool_take(pool);
+        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent);
         if (u != NULL) {
             sst_counter_add(&w->metrics->up_reuses[pool->metric_id], 1);
             c->up = u;
@@ -1093,7 +1091,7 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
     }
     sst_fail_input_t fi = {
         .phase = phase,
-        .idempotent = sst_method_is_idempotent(r->info.method_name),
+        .idempotent = r->idempotent,
         .body_consumed = r->body_in > 0,
         .attempts = r->attempts,
         .retries = r->route < cfg->n_routes ? cfg->routes[r->route].retries : 0,
@@ -1166,11 +1164,14 @@ void sst__conn_response_flush(sst_conn_t *c)
         return;
     }
     c->req->bytes_out += r->bytes;
-    if (sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write) != 0) {
+    int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
+    if (rc < 0) {
         conn_account(c);
         conn_abort(c);
         return;
     }
+    if (rc == SST_WREQ_DONE)
+        c->last_progress = conn_now(c);
     conn_arm_timer(c);
 }
 
@@ -1550,8 +1551,8 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
+    c->due = UINT64_MAX;
+    c->heap_idx = UINT32_MAX;
     sst_list_init(&c->link);
     sst_list_init(&c->idle_link);
     sst_list_push(&w->conns, &c->link);
