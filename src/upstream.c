@@ -271,6 +271,20 @@ void sst__upstream_attach(sst_upstream_t *u, sst_conn_t *c)
 
 /* ---- sending the request ----------------------------------------------------------------- */
 
+/* A backend may answer early (a 413 before the body) and close: the write fails while its
+ * answer waits in the receive buffer. The read side decides: a response is relayed, EOF or a
+ * reset fails the attempt as before (up_on_eof), and if neither comes soon the timer does.
+ * Until then the rest of the request is dropped. */
+static void up_write_failed(sst_upstream_t *u)
+{
+    if (u->write_failed || u->resp_head)
+        return;
+    u->write_failed = true;
+    u->deadline = up_now(u) + WRITE_FAILED_GRACE_MS;
+    up_start_reading(u);
+    up_arm_timer(u);
+}
+
 static void up_on_write(void *owner, int status, size_t bytes)
 {
     sst_upstream_t *u = owner;
@@ -279,21 +293,12 @@ static void up_on_write(void *owner, int status, size_t bytes)
     if (u->state == SST_UP_CLOSING)
         return;
     if (status < 0) {
-        /* A backend may answer early (a 413 before the body) and close: the write fails while
-         * its answer waits in the receive buffer. The read side decides: a response is relayed,
-         * EOF or a reset fails the attempt as before (up_on_eof), and if neither comes soon the
-         * timer does. Later writes of this request fail the same way and are ignored. */
-        if (!u->write_failed && !u->resp_head) {
-            u->write_failed = true;
-            u->deadline = up_now(u) + WRITE_FAILED_GRACE_MS;
-            up_start_reading(u);
-            up_arm_timer(u);
-        }
+        up_write_failed(u);
         return;
     }
     u->req_bytes_sent += bytes;
     u->last_progress = up_now(u);
-    if (u->req_queued && u->writes_pending == 0 && !u->req_written) {
+    if (u->req_queued && u->writes_pending == 0 && !u->req_written && !u->write_failed) {
         u->req_written = true;
         u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
         up_arm_timer(u);
@@ -306,12 +311,19 @@ static void up_on_write(void *owner, int status, size_t bytes)
 static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
 {
     size_t bytes = r->bytes;
+    if (u->write_failed) {
+        sst__wreq_put(u->w, r); /* the read side decides the attempt: see up_write_failed */
+        return 0;
+    }
     int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
     if (rc == 0) {
         u->writes_pending++;
     } else if (rc == SST_WREQ_DONE) {
         u->req_bytes_sent += bytes; /* written at once: no callback follows */
         u->last_progress = up_now(u);
+        rc = 0;
+    } else if (rc != SST_ENOMEM) {
+        up_write_failed(u); /* the write failed at once (EPIPE, ECONNRESET) */
         rc = 0;
     }
     return rc;
@@ -353,7 +365,7 @@ int sst__upstream_send_body(sst_upstream_t *u, sst_chunk_t *chunk, const uv_buf_
 void sst__upstream_request_sent(sst_upstream_t *u)
 {
     u->req_queued = true;
-    if (u->writes_pending == 0 && !u->req_written) {
+    if (u->writes_pending == 0 && !u->req_written && !u->write_failed) {
         u->req_written = true;
         u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
         up_arm_timer(u);

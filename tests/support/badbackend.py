@@ -71,34 +71,35 @@ class BackendConn:
         self.closed_at = None        # time.monotonic() of that
         self.accepted_at = time.monotonic()
         self._done = False
+        # The script's thread and a test thread may both wait on this connection (a stalling
+        # script and wait_peer_closed): socket use and closing are serialised.
+        self._lock = threading.RLock()
 
     # -- receiving ----------------------------------------------------------------------------
 
     def _fill(self, deadline):
         """Reads more bytes; False once the peer closed or the deadline passed."""
-        if self.peer_closed is not None or self._done:
-            return False
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or self.backend.stopping.is_set():
                 return False
-            self.sock.settimeout(min(left, 0.1))
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                self._mark_closed("reset")
-                return False
-            except OSError:
-                self._mark_closed("reset")
-                return False
-            if not chunk:
-                self._mark_closed("fin")
-                return False
-            self.buf += chunk
-            self.received += chunk
-            return True
+            with self._lock:
+                if self.peer_closed is not None or self._done:
+                    return False
+                self.sock.settimeout(min(left, 0.1))
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:  # ECONNRESET and the like
+                    self._mark_closed("reset")
+                    return False
+                if not chunk:
+                    self._mark_closed("fin")
+                    return False
+                self.buf += chunk
+                self.received += chunk
+                return True
 
     def _mark_closed(self, kind):
         if self.peer_closed is None:
@@ -272,25 +273,28 @@ class BackendConn:
 
     def close(self):
         """FIN, then close."""
-        if self._done:
-            return
-        self._done = True
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        self.sock.close()
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self.sock.close()
 
     def reset(self):
         """RST: SO_LINGER with a zero timeout, then close."""
-        if self._done:
-            return
-        self._done = True
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        self.sock.close()
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            self.sock.close()
 
 
 def respond(data, then="close", read_body=True):
@@ -428,7 +432,9 @@ class BadBackend:
         for t in self._threads:
             t.join(2)
         with self._lock:
-            for c in self.conns:
+            conns = list(self.conns)
+        for c in conns:
+            with c._lock:
                 if not c._done:
                     c._done = True
                     try:
