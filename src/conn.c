@@ -30,7 +30,7 @@ static const char empty_input[1] = "";
 
 static inline const sst_config_t *conn_cfg(const sst_conn_t *c)
 {
-    return c->req.wv != NULL ? c->req.wv->view->cfg : c->w->cur->view->cfg;
+    return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : c->w->cur->view->cfg;
 }
 
 static inline uint64_t conn_now(const sst_conn_t *c)
@@ -45,7 +45,7 @@ static inline size_t conn_write_queue(const sst_conn_t *c)
 
 static void conn_resume_parser(sst_conn_t *c)
 {
-    sst_h1_resume(&c->h1);
+    sst_h1_resume(&c->req->h1);
     c->kick = true;
 }
 
@@ -70,15 +70,15 @@ static void conn_release_input(sst_conn_t *c)
 
 static void conn_release_request(sst_conn_t *c)
 {
-    if (c->req.head != NULL) {
-        sst__head_put(c->w, c->req.head);
-        c->req.head = NULL;
-        c->h1.head = NULL;
-    }
-    if (c->req.wv != NULL) {
-        sst__worker_view_release(c->w, c->req.wv);
-        c->req.wv = NULL;
-    }
+    sst_req_t *r = c->req;
+    if (r == NULL)
+        return;
+    c->req = NULL;
+    if (r->head != NULL)
+        sst__head_put(c->w, r->head);
+    if (r->wv != NULL)
+        sst__worker_view_release(c->w, r->wv);
+    sst__req_put(c->w, r);
 }
 
 static void conn_free(sst_conn_t *c)
@@ -153,7 +153,7 @@ static const char *const decision_names[] = {
 
 static void conn_log_request(sst_conn_t *c, uint64_t dur_us)
 {
-    const sst_req_t *r = &c->req;
+    const sst_req_t *r = c->req;
     const sst_config_t *cfg = conn_cfg(c);
     char line[3072];
     char ts[32];
@@ -201,8 +201,8 @@ static void conn_log_request(sst_conn_t *c, uint64_t dur_us)
 /* Counts and logs the request once, when its exchange ends (however it ends). */
 static void conn_account(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
-    if (r->head == NULL || r->wv == NULL || r->accounted)
+    sst_req_t *r = c->req;
+    if (r == NULL || r->head == NULL || r->wv == NULL || r->accounted)
         return;
     r->accounted = true;
     const sst_prep_t *prep = r->wv->view->prep;
@@ -232,7 +232,7 @@ static void conn_on_write(void *owner, int status, size_t bytes)
     if (c->state == SST_CONN_CLOSING)
         return;
     if (status < 0) {
-        if (c->req.head != NULL && !c->req.responded)
+        if (c->req != NULL && c->req->head != NULL && !c->req->responded)
             sst_counter_add(&c->w->metrics->client_aborts, 1);
         conn_account(c);
         conn_abort(c);
@@ -253,7 +253,8 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
     size_t total = 0, done = 0;
     for (size_t i = 0; i < n; i++)
         total += bufs[i].len;
-    c->req.bytes_out += total;
+    if (c->req != NULL)
+        c->req->bytes_out += total;
     if (conn_write_queue(c) == 0) {
         int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)n);
         if (rc > 0)
@@ -296,8 +297,8 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
 
 static bool conn_reading_body(const sst_conn_t *c)
 {
-    return c->req.head != NULL && !c->req.parsed && c->req.sink != SST_SINK_NONE &&
-           !c->backpressured;
+    return c->req != NULL && c->req->head != NULL && !c->req->parsed &&
+           c->req->sink != SST_SINK_NONE && !c->backpressured;
 }
 
 static uint64_t conn_compute_deadline(const sst_conn_t *c)
@@ -318,10 +319,10 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
         if (conn_reading_body(c)) {
             if (t->body_ms > 0)
                 d = c->last_progress + t->body_ms;
-            if (c->req.body_deadline_total != 0 && c->req.body_deadline_total < d)
-                d = c->req.body_deadline_total;
-            if (t->body_min_rate > 0 && c->req.body_rate_check < d)
-                d = c->req.body_rate_check;
+            if (c->req->body_deadline_total != 0 && c->req->body_deadline_total < d)
+                d = c->req->body_deadline_total;
+            if (t->body_min_rate > 0 && c->req->body_rate_check < d)
+                d = c->req->body_rate_check;
         }
         break;
     case SST_CONN_LINGER:
@@ -362,20 +363,21 @@ static void conn_on_timer(uv_timer_t *timer)
     if (conn_write_queue(c) > 0 && t->send_ms > 0 && c->last_progress + t->send_ms <= now) {
         /* the client reads nothing: nothing more can reach it */
         sst_counter_add(&m->timeouts[SST_M_TIMEOUT_SEND], 1);
-        c->req.note = "client send timeout";
+        if (c->req != NULL)
+            c->req->note = "client send timeout";
         conn_account(c);
         conn_abort(c);
         return;
     }
-    if (conn_reading_body(c) && t->body_min_rate > 0 && c->req.body_rate_check <= now) {
-        uint64_t elapsed_ms = now - c->req.body_started;
-        if (c->req.body_in * 1000 < t->body_min_rate * elapsed_ms) {
+    if (conn_reading_body(c) && t->body_min_rate > 0 && c->req->body_rate_check <= now) {
+        uint64_t elapsed_ms = now - c->req->body_started;
+        if (c->req->body_in * 1000 < t->body_min_rate * elapsed_ms) {
             sst_counter_add(&m->timeouts[SST_M_TIMEOUT_BODY], 1);
             conn_abort_upstream(c);
             conn_fatal(c, 408, "request body below the minimum rate");
             return;
         }
-        c->req.body_rate_check = now + 1000;
+        c->req->body_rate_check = now + 1000;
     }
     uint64_t d = conn_compute_deadline(c);
     if (d > now) {
@@ -419,11 +421,11 @@ static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 
 static void conn_client_gone(sst_conn_t *c, const char *why)
 {
-    if (c->req.head != NULL && !c->req.accounted) {
+    if (c->req != NULL && c->req->head != NULL && !c->req->accounted) {
         sst_counter_add(&c->w->metrics->client_aborts, 1);
-        c->req.note = why;
-        if (c->req.status == 0)
-            c->req.status = 499; /* nginx's "client closed request", for the log only */
+        c->req->note = why;
+        if (c->req->status == 0)
+            c->req->status = 499; /* nginx's "client closed request", for the log only */
         conn_account(c);
     }
     sst__conn_close(c);
@@ -448,8 +450,8 @@ static void conn_on_eof(sst_conn_t *c)
         return;
     case SST_CONN_UPSTREAM:
     case SST_CONN_LOCAL:
-        if (c->req.parsed && c->req.responded) {
-            c->req.close_after = true;
+        if (c->req->parsed && c->req->responded) {
+            c->req->close_after = true;
             return;
         }
         /* The client went away mid-body or while waiting: abort the backend request; this is
@@ -524,21 +526,21 @@ static void conn_update_reading(sst_conn_t *c)
 
 static bool conn_will_close(const sst_conn_t *c)
 {
-    return c->req.close_after || !c->req.info.keep_alive || c->w->stopping || c->read_eof;
+    return c->req->close_after || !c->req->info.keep_alive || c->w->stopping || c->read_eof;
 }
 
-static const char *conn_tail(const sst_conn_t *c)
+static sst_tail_t conn_tail(const sst_conn_t *c)
 {
     if (conn_will_close(c))
-        return "Connection: close\r\n\r\n";
-    if (c->req.info.minor == 0)
-        return "Connection: keep-alive\r\n\r\n";
-    return "\r\n";
+        return SST_TAIL_CLOSE;
+    if (c->req->info.minor == 0)
+        return SST_TAIL_KEEPALIVE10;
+    return SST_TAIL_PLAIN;
 }
 
 static int conn_send_answer(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     int rc;
     if (r->decision.kind == SST_DECIDE_REDIRECT) {
         uv_buf_t iov[SST_LOCATION_PARTS + 10];
@@ -568,7 +570,7 @@ static int conn_send_answer(sst_conn_t *c)
  * usable; a large or unknown one is answered at once, then drained for the linger time. */
 static void conn_answer_locally(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     const sst_config_t *cfg = conn_cfg(c);
 
     conn_abort_upstream(c);
@@ -582,7 +584,7 @@ static void conn_answer_locally(sst_conn_t *c)
         bool small = r->info.has_length && r->info.content_length - r->body_in <= limit;
         if (!expecting && small && !c->w->stopping) {
             r->sink = SST_SINK_DISCARD;
-            if (c->h1.paused_head)
+            if (c->req->h1.paused_head)
                 conn_resume_parser(c);
             conn_run(c);
             return; /* answered once the body is read: conn_on_request_parsed */
@@ -607,19 +609,19 @@ static void conn_answer_locally(sst_conn_t *c)
 /* An error that ends the connection: answer `status` with Connection: close, then linger. */
 static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     if (c->state == SST_CONN_CLOSING || c->state == SST_CONN_LINGER)
         return;
     conn_abort_upstream(c);
+    if (r == NULL) {
+        sst__conn_close(c); /* no request to answer */
+        return;
+    }
     if (r->resp_started) {
         r->note = reason;
         conn_account(c);
         conn_abort(c);
         return;
-    }
-    if (r->head == NULL) {
-        /* nothing of a request was parsed: start one so it is logged and counted */
-        r->start_hr = uv_hrtime();
     }
     if (r->mdec != SST_M_REJECT)
         r->mdec = SST_M_ERROR;
@@ -642,7 +644,7 @@ static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason)
 /* A 502/503/504 after routing: the connection survives when the request was read whole. */
 static void conn_respond_error(sst_conn_t *c, unsigned status, const char *reason)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     r->decision.kind = SST_DECIDE_REJECT;
     r->decision.status = (uint16_t)status;
     r->decision.reason = reason;
@@ -656,7 +658,7 @@ static void conn_respond_error(sst_conn_t *c, unsigned status, const char *reaso
 
 static sst_route_input_t conn_route_input(const sst_conn_t *c)
 {
-    const sst_req_t *r = &c->req;
+    const sst_req_t *r = c->req;
     return (sst_route_input_t){
         .now_ms = conn_now(c),
         .method = r->info.method_name,
@@ -669,14 +671,15 @@ static sst_route_input_t conn_route_input(const sst_conn_t *c)
 
 static void conn_route(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     const sst_config_t *cfg = r->wv->view->cfg;
     sst_route_input_t in = conn_route_input(c);
     const sst_listener_cfg_t *lc =
         c->listener_index < cfg->n_listeners ? &cfg->listeners[c->listener_index] : NULL;
 
     if (lc != NULL && lc->https_redirect) {
-        if (sst_route_https(&in, lc, r->https_host, sizeof(r->https_host), &r->decision) != 0) {
+        if (sst_route_https(&in, lc, c->w->https_host, sizeof(c->w->https_host), &r->decision) !=
+            0) {
             conn_fatal(c, 400, "invalid Host for the https redirect");
             return;
         }
@@ -696,7 +699,7 @@ static void conn_route(sst_conn_t *c)
 
 static void conn_apply_decision(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     switch (r->decision.kind) {
     case SST_DECIDE_PROXY:
         r->region = r->decision.region;
@@ -717,12 +720,12 @@ static void conn_apply_decision(sst_conn_t *c)
 
 static void conn_on_head(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     const sst_config_t *cfg = conn_cfg(c);
     const char *reason = NULL;
 
-    r->bytes_in = c->h1.head_bytes;
-    int status = sst_h1_check_request(&c->h1, &r->info, &reason);
+    r->bytes_in = c->req->h1.head_bytes;
+    int status = sst_h1_check_request(&c->req->h1, &r->info, &reason);
     if (status != 0) {
         conn_fatal(c, (unsigned)status, reason);
         return;
@@ -741,7 +744,7 @@ static void conn_on_head(sst_conn_t *c)
 
 static bool conn_backend_left(const sst_conn_t *c)
 {
-    const sst_req_t *r = &c->req;
+    const sst_req_t *r = c->req;
     const sst_config_t *cfg = r->wv->view->cfg;
     const sst_hsnap_t *snap = r->wv->view->snap;
     const sst_region_cfg_t *reg = &cfg->regions[r->region];
@@ -757,7 +760,7 @@ static bool conn_backend_left(const sst_conn_t *c)
 
 static void conn_proxy_attempt(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     sst_worker_t *w = c->w;
     const sst_config_t *cfg = r->wv->view->cfg;
 
@@ -829,7 +832,7 @@ static bool conn_is_forwarding_field(sst_str_t name)
  * 0 when it does not fit in `size`. */
 static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t size)
 {
-    const sst_req_t *r = &c->req;
+    const sst_req_t *r = c->req;
     const sst_head_t *h = r->head;
     char *p = buf, *end = buf + size;
     sst_str_t pq, authority;
@@ -895,7 +898,7 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
 
 void sst__conn_upstream_ready(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     sst_upstream_t *u = c->up;
     /* room for the head plus what sidestep adds (forwarding fields, Via, framing) */
     size_t need = (size_t)r->head->len + 4 * (size_t)r->head->n_hdrs + 512;
@@ -943,27 +946,27 @@ void sst__conn_upstream_ready(sst_conn_t *c)
         return;
     }
     r->sink = SST_SINK_UPSTREAM;
-    if (c->h1.paused_head)
+    if (c->req->h1.paused_head)
         conn_resume_parser(c);
     conn_run(c);
 }
 
 static void conn_flush_body(sst_conn_t *c)
 {
-    uint32_t n = c->n_out_bufs;
-    c->n_out_bufs = 0;
+    uint32_t n = c->w->n_out_bufs;
+    c->w->n_out_bufs = 0;
     if (n == 0 || c->up == NULL)
         return;
     int rc;
-    if (c->req.info.chunked) {
+    if (c->req->info.chunked) {
         size_t total = 0;
         for (uint32_t i = 0; i < n; i++)
-            total += c->out_bufs[i].len;
+            total += c->w->out_bufs[i].len;
         char pre[24];
         int pl = snprintf(pre, sizeof(pre), "%zx\r\n", total);
-        rc = sst__upstream_send_body(c->up, c->in, c->out_bufs, n, pre, (size_t)pl, "\r\n", 2);
+        rc = sst__upstream_send_body(c->up, c->in, c->w->out_bufs, n, pre, (size_t)pl, "\r\n", 2);
     } else {
-        rc = sst__upstream_send_body(c->up, c->in, c->out_bufs, n, NULL, 0, NULL, 0);
+        rc = sst__upstream_send_body(c->up, c->in, c->w->out_bufs, n, NULL, 0, NULL, 0);
     }
     if (rc != 0) {
         sst__conn_upstream_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
@@ -977,14 +980,14 @@ static void conn_flush_body(sst_conn_t *c)
 static int conn_on_body(void *opaque, const char *at, size_t len)
 {
     sst_conn_t *c = opaque;
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
 
     r->body_in += len;
     r->bytes_in += len;
     if (r->sink == SST_SINK_UPSTREAM && c->up != NULL) {
-        if (c->n_out_bufs == SST_WREQ_BUFS - 4)
+        if (c->w->n_out_bufs == SST_WREQ_BUFS - 4)
             conn_flush_body(c);
-        c->out_bufs[c->n_out_bufs++] = uv_buf_init((char *)at, (unsigned)len);
+        c->w->out_bufs[c->w->n_out_bufs++] = uv_buf_init((char *)at, (unsigned)len);
     }
     /* SST_SINK_DISCARD and a failed upstream: the bytes are dropped */
     return 0;
@@ -1000,7 +1003,7 @@ void sst__conn_upstream_drained(sst_conn_t *c)
 
 static void conn_on_request_parsed(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     r->parsed = true;
     if (c->up != NULL && r->sink == SST_SINK_UPSTREAM) {
         conn_flush_body(c);
@@ -1051,7 +1054,7 @@ static sst_passive_t conn_passive_of(sst_m_upfail_t kind)
 void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
                                const char *why)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     sst_worker_t *w = c->w;
     const sst_config_t *cfg = r->wv->view->cfg;
 
@@ -1150,7 +1153,7 @@ void sst__conn_response_flush(sst_conn_t *c)
         sst__wreq_put(c->w, r);
         return;
     }
-    c->req.bytes_out += r->bytes;
+    c->req->bytes_out += r->bytes;
     if (sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write) != 0) {
         conn_account(c);
         conn_abort(c);
@@ -1186,7 +1189,7 @@ static int conn_gather(sst_conn_t *c, sst_chunk_t *chunk, const char *at, size_t
 
 int sst__conn_response_head(sst_conn_t *c, const sst_h1_response_t *resp, const sst_head_t *head)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     bool client11 = r->info.minor == 1;
     char *p, *end;
 
@@ -1260,7 +1263,7 @@ int sst__conn_response_head(sst_conn_t *c, const sst_h1_response_t *resp, const 
         ok = HB_LIT(&p, end, "Transfer-Encoding: chunked\r\n");
     }
     if (ok)
-        ok = hb_put(&p, end, conn_tail(c), strlen(conn_tail(c)));
+        ok = HB_STR(&p, end, sst__tails[conn_tail(c)]);
     if (!ok) {
         free(heap);
         if (ch != NULL)
@@ -1287,7 +1290,7 @@ void sst__conn_response_body(sst_conn_t *c, sst_chunk_t *chunk, const char *at, 
 {
     if (c->state == SST_CONN_CLOSING || len == 0)
         return;
-    if (!c->req.chunked_out) {
+    if (!c->req->chunked_out) {
         if (conn_gather(c, chunk, at, len, 0) != 0 && c->state != SST_CONN_CLOSING)
             conn_abort(c);
         return;
@@ -1315,7 +1318,7 @@ void sst__conn_response_body(sst_conn_t *c, sst_chunk_t *chunk, const char *at, 
 
 void sst__conn_response_done(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = c->req;
     if (r->chunked_out && conn_gather(c, NULL, "0\r\n\r\n", 5, 0) != 0) {
         if (c->state != SST_CONN_CLOSING)
             conn_abort(c);
@@ -1338,8 +1341,11 @@ void sst__conn_response_done(sst_conn_t *c)
 
 static bool conn_begin_request(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
+    sst_req_t *r = sst__req_get(c->w);
+    if (r == NULL)
+        return false;
     memset(r, 0, sizeof(*r));
+    c->req = r;
     r->route = SIZE_MAX;
     r->region = SIZE_MAX;
     r->backend = -1;
@@ -1349,14 +1355,15 @@ static bool conn_begin_request(sst_conn_t *c)
     if (r->wv == NULL || r->head == NULL)
         return false;
     const sst_limits_cfg_t *l = &r->wv->view->cfg->limits;
-    c->h1.lim = (sst_h1_limits_t){
+    sst_h1_limits_t lim = {
         .request_line = l->request_line,
         .field = l->header_field,
         .head = l->header_bytes,
         .headers = l->headers,
         .body = l->body,
     };
-    c->h1.head = r->head;
+    sst_h1_init(&r->h1, false, &lim, conn_on_body, c);
+    r->h1.head = r->head;
     c->state = SST_CONN_HEAD;
     conn_idle_list_remove(c);
     if (!c->first_request)
@@ -1385,23 +1392,24 @@ static void conn_run(sst_conn_t *c)
                 if (!have)
                     break;
                 if (!conn_begin_request(c)) {
-                    conn_fatal(c, 503, "out of memory");
+                    conn_release_request(c); /* out of memory: drop this client only */
+                    conn_abort(c);
                     break;
                 }
             }
-            if (c->h1.paused_head || c->h1.paused_done)
+            if (c->req->h1.paused_head || c->req->h1.paused_done)
                 break; /* a head waits for an upstream, or a response is not finished */
             if (c->state == SST_CONN_UPSTREAM && c->up == NULL)
                 break; /* a retry or a reroute is connecting */
             c->kick = false;
             size_t used = 0;
             const char *data = have ? c->in->data + c->in_off : empty_input;
-            sst_h1_rc_t rc = sst_h1_feed(&c->h1, data, have ? c->in_len : 0, &used);
+            sst_h1_rc_t rc = sst_h1_feed(&c->req->h1, data, have ? c->in_len : 0, &used);
             if (have) {
                 c->in_off += (uint32_t)used;
                 c->in_len -= (uint32_t)used;
             }
-            if (c->req.sink == SST_SINK_UPSTREAM)
+            if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
                 conn_flush_body(c);
             if (c->state == SST_CONN_CLOSING)
                 break;
@@ -1413,14 +1421,14 @@ static void conn_run(sst_conn_t *c)
                 break;
             case SST_H1_DONE:
                 conn_on_request_parsed(c);
-                if (c->state != SST_CONN_CLOSING && c->req.responded)
+                if (c->state != SST_CONN_CLOSING && c->req != NULL && c->req->responded)
                     conn_finish_request(c);
                 break;
             case SST_H1_ERROR:
                 if (c->up != NULL)
                     conn_abort_upstream(c); /* the backend never gets a malformed body */
-                conn_fatal(c, c->h1.err_status ? c->h1.err_status : 400,
-                           c->h1.err_reason ? c->h1.err_reason : "bad request");
+                conn_fatal(c, c->req->h1.err_status ? c->req->h1.err_status : 400,
+                           c->req->h1.err_reason ? c->req->h1.err_reason : "bad request");
                 break;
             }
             if (c->in != NULL && c->in_len == 0)
@@ -1441,6 +1449,9 @@ static void conn_run(sst_conn_t *c)
 static void conn_on_shutdown(uv_shutdown_t *req, int status)
 {
     sst_conn_t *c = req->data;
+    /* runs with UV_ECANCELED when the handle closes first, before its close callback */
+    free(req);
+    c->shutdown_req = NULL;
     if (c->state == SST_CONN_CLOSING)
         return;
     if (status < 0 || c->read_eof)
@@ -1459,8 +1470,15 @@ static void conn_begin_close(sst_conn_t *c)
     /* FIN after the queued answer, then read and drop until the client closes or the linger
      * time passes, so the client reads the answer instead of a reset (unread input makes the
      * kernel send RST on close). */
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, conn_on_shutdown) != 0) {
+    c->shutdown_req = malloc(sizeof(*c->shutdown_req));
+    if (c->shutdown_req == NULL) {
+        sst__conn_close(c);
+        return;
+    }
+    c->shutdown_req->data = c;
+    if (uv_shutdown(c->shutdown_req, (uv_stream_t *)&c->tcp, conn_on_shutdown) != 0) {
+        free(c->shutdown_req);
+        c->shutdown_req = NULL;
         sst__conn_close(c);
         return;
     }
@@ -1471,8 +1489,6 @@ static void conn_begin_close(sst_conn_t *c)
 
 static void conn_finish_request(sst_conn_t *c)
 {
-    sst_req_t *r = &c->req;
-
     if (c->state == SST_CONN_CLOSING || c->state == SST_CONN_LINGER)
         return;
     conn_account(c);
@@ -1488,15 +1504,10 @@ static void conn_finish_request(sst_conn_t *c)
         conn_begin_close(c);
         return;
     }
-    memset(r, 0, sizeof(*r));
-    r->route = SIZE_MAX;
-    r->region = SIZE_MAX;
-    r->backend = -1;
     c->first_request = false;
     c->state = SST_CONN_IDLE;
     c->backpressured = false;
     c->kick = false;
-    sst_h1_next(&c->h1);
     c->last_progress = conn_now(c);
     sst_list_push(&c->w->idle_conns, &c->idle_link);
     c->in_idle_list = true;
@@ -1536,26 +1547,22 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->state = SST_CONN_IDLE;
     c->first_request = true;
     c->accepted_ms = c->last_progress = conn_now(c);
-    c->req.route = c->req.region = SIZE_MAX;
-    c->req.backend = -1;
     c->listener_index = l->cfg_index;
     c->proto = l->cfg_index < cfg->n_listeners ? cfg->listeners[l->cfg_index].proto : "http";
     if (c->proto == NULL)
         c->proto = "http";
-    sst_h1_limits_t lim = {cfg->limits.request_line, cfg->limits.header_field,
-                           cfg->limits.header_bytes, cfg->limits.headers, cfg->limits.body};
-    sst_h1_init(&c->h1, false, &lim, conn_on_body, c);
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) != 0) {
         sst__conn_close(c);
         return;
     }
-    int salen = sizeof(c->peer);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &salen) == 0) {
-        if (c->peer.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
-        else if (c->peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
-        c->peer_trusted = sst_config_is_trusted(cfg, (struct sockaddr *)&c->peer);
+    struct sockaddr_storage peer;
+    int salen = sizeof(peer);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &salen) == 0) {
+        if (peer.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&peer, c->peer_ip, sizeof(c->peer_ip));
+        else if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, c->peer_ip, sizeof(c->peer_ip));
+        c->peer_trusted = sst_config_is_trusted(cfg, (struct sockaddr *)&peer);
     }
     if (c->peer_ip[0] == 0)
         strcpy(c->peer_ip, "unknown");

@@ -4,8 +4,10 @@
  * sst_head_t; the validated view of a head is built here. No sockets, no clock. */
 #include "http1.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "sidestep/error.h"
 
@@ -132,10 +134,60 @@ static inline bool h1_is_ctl(unsigned char c)
     return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
+/* Byte classes for the prescan's fast path: runs of ordinary bytes are skipped a table lookup
+ * at a time, and only CR, LF, SP, HTAB and control bytes go through the state machine. */
+enum { B_PLAIN = 0, B_SP, B_HT, B_STOP };
+static const uint8_t h1_byte_class[256] = {
+    [0x00] = B_STOP, [0x01] = B_STOP, [0x02] = B_STOP, [0x03] = B_STOP, [0x04] = B_STOP,
+    [0x05] = B_STOP, [0x06] = B_STOP, [0x07] = B_STOP, [0x08] = B_STOP, ['\t'] = B_HT,
+    ['\n'] = B_STOP, [0x0b] = B_STOP, [0x0c] = B_STOP, ['\r'] = B_STOP, [0x0e] = B_STOP,
+    [0x0f] = B_STOP, [0x10] = B_STOP, [0x11] = B_STOP, [0x12] = B_STOP, [0x13] = B_STOP,
+    [0x14] = B_STOP, [0x15] = B_STOP, [0x16] = B_STOP, [0x17] = B_STOP, [0x18] = B_STOP,
+    [0x19] = B_STOP, [0x1a] = B_STOP, [0x1b] = B_STOP, [0x1c] = B_STOP, [0x1d] = B_STOP,
+    [0x1e] = B_STOP, [0x1f] = B_STOP, [' '] = B_SP,    [0x7f] = B_STOP,
+};
+
+/* Length of the run of bytes at `p` whose class is at most `max_class`. */
+static inline size_t h1_run(const char *p, size_t len, uint8_t max_class)
+{
+    size_t i = 0;
+    while (i < len && h1_byte_class[(unsigned char)p[i]] <= max_class)
+        i++;
+    return i;
+}
+
+/* Skips a run of ordinary bytes inside the current line, with the limits checked once for the
+ * whole run. Returns the run length, or -1 when a limit is crossed. */
+static inline ssize_t h1_skip(sst_h1_t *h, const char *p, size_t len, uint8_t max_class)
+{
+    size_t n = h1_run(p, len, max_class);
+    h->head_bytes += n;
+    h->line_len += (uint32_t)n;
+    if (h->head_bytes > h->lim.head)
+        return h1_fail(h, 431, "request head too large");
+    if (h->ps == PS_FIELD && h->line_len > h->lim.field)
+        return h1_fail(h, 431, "header field too large");
+    if (h->ps == PS_LINE1 && h->line_len > h->lim.request_line)
+        return h1_fail(h, 414, "request-line too long");
+    return (ssize_t)n;
+}
+
 /* Scans head bytes. Returns 0 (all of data scanned, or the head ended inside it) or -1. */
 static int h1_prescan(sst_h1_t *h, const char *data, size_t len)
 {
     for (size_t i = 0; i < len && h->ps != PS_DONE; i++) {
+        /* fast path: field values, and the target and version of a request-line */
+        if (h->ps == PS_FIELD || (h->ps == PS_LINE1 && (h->response || h->rl_spaces > 0))) {
+            uint8_t max = h->ps == PS_FIELD || h->response ? B_HT : B_PLAIN;
+            ssize_t n = h1_skip(h, data + i, len - i, max);
+            if (n < 0)
+                return -1;
+            if (n > 0)
+                h->rl_prev_sp = false;
+            i += (size_t)n;
+            if (i == len)
+                break;
+        }
         unsigned char c = (unsigned char)data[i];
         if (++h->head_bytes > h->lim.head)
             return h1_fail(h, 431, "request head too large");
@@ -565,32 +617,40 @@ sst_h1_rc_t sst_h1_eof(sst_h1_t *h)
 
 /* ---- head checks ------------------------------------------------------------------------ */
 
+/* RFC 3986 reg-name characters: unreserved, pct-encoded ('%'), sub-delims. */
+static const uint8_t h1_regname[256] = {
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,  ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,  ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,  ['x'] = 1,
+    ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,  ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1,  ['.'] = 1,
+    ['_'] = 1, ['~'] = 1, ['%'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1,
+    [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1,
+};
+
 /* RFC 3986 host: reg-name / IPv4 / IP-literal, optional ":port". Conservative: the characters
- * of reg-name (unreserved, pct-encoded, sub-delims) and of IP literals. */
+ * of reg-name and of IP literals. */
 static bool h1_valid_authority(sst_str_t a)
 {
     size_t i = 0;
     if (a.len > 255)
         return false;
     if (a.len > 0 && a.base[0] == '[') {
-        while (i < a.len && a.base[i] != ']') {
+        for (i = 1; i < a.len && a.base[i] != ']'; i++) {
             unsigned char c = (unsigned char)a.base[i];
-            if (i > 0 && !(c == ':' || c == '.' || (c >= '0' && c <= '9') ||
-                           (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            if (!(c == ':' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                  (c >= 'A' && c <= 'F')))
                 return false;
-            i++;
         }
         if (i == a.len)
             return false;
         i++;
     } else {
-        for (; i < a.len && a.base[i] != ':'; i++) {
-            unsigned char c = (unsigned char)a.base[i];
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      strchr("-._~%!$&'()*+,;=", c) != NULL;
-            if (!ok || c == 0)
-                return false;
-        }
+        while (i < a.len && h1_regname[(unsigned char)a.base[i]])
+            i++;
     }
     if (i < a.len) {
         if (a.base[i] != ':')
@@ -620,10 +680,66 @@ static int h1_check_names(const sst_head_t *head)
     return 0;
 }
 
+/* Fields sst_h1_check_request looks at, found in one pass over the head. */
+typedef struct h1_known_s {
+    int host, host2, te, te2, expect, expect2, origin, connection;
+    bool conn_close, conn_keep_alive;
+} h1_known_t;
+
+static void h1_classify(const sst_head_t *head, h1_known_t *k, bool *bad_name)
+{
+    memset(k, 0xff, offsetof(h1_known_t, conn_close)); /* every index -1 */
+    k->conn_close = k->conn_keep_alive = false;
+    *bad_name = false;
+    for (uint32_t i = 0; i < head->n_hdrs; i++) {
+        sst_str_t n = sst_hdr_name(head, &head->hdrs[i]);
+        if (!sst_str_is_token(n)) {
+            *bad_name = true;
+            return;
+        }
+        int *slot = NULL, *slot2 = NULL;
+        switch (n.len) {
+        case 4:
+            if (sst_str_ieq_c(n, "host"))
+                slot = &k->host, slot2 = &k->host2;
+            break;
+        case 6:
+            if (sst_str_ieq_c(n, "expect"))
+                slot = &k->expect, slot2 = &k->expect2;
+            else if (sst_str_ieq_c(n, "origin") && k->origin < 0)
+                k->origin = (int)i;
+            break;
+        case 10:
+            if (sst_str_ieq_c(n, "connection")) {
+                sst_str_t v = sst_hdr_value(head, &head->hdrs[i]);
+                if (k->connection < 0)
+                    k->connection = (int)i;
+                k->conn_close = k->conn_close || sst_str_list_has(v, "close");
+                k->conn_keep_alive = k->conn_keep_alive || sst_str_list_has(v, "keep-alive");
+            }
+            break;
+        case 17:
+            if (sst_str_ieq_c(n, "transfer-encoding"))
+                slot = &k->te, slot2 = &k->te2;
+            break;
+        default:
+            break;
+        }
+        if (slot != NULL) {
+            if (*slot < 0)
+                *slot = (int)i;
+            else if (*slot2 < 0)
+                *slot2 = (int)i;
+        }
+    }
+}
+
 int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **reason)
 {
     const sst_head_t *head = h->head;
     const llhttp_t *p = &h->p;
+    h1_known_t k;
+    bool bad_name;
 
     memset(out, 0, sizeof(*out));
     out->connection_idx = -1;
@@ -642,7 +758,8 @@ int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **
         *reason = "HTTP/2 connection preface on an HTTP/1.1 port";
         return 505;
     }
-    if (h1_check_names(head) != 0) {
+    h1_classify(head, &k, &bad_name);
+    if (bad_name) {
         *reason = "invalid header name";
         return 400;
     }
@@ -693,17 +810,16 @@ int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **
         out->absolute_form = true;
     }
 
-    int host_idx = sst_head_find(head, "host", 0);
-    if (host_idx >= 0 && sst_head_find(head, "host", (uint32_t)host_idx + 1) >= 0) {
+    if (k.host2 >= 0) {
         *reason = "repeated Host header";
         return 400;
     }
-    if (host_idx < 0 && out->minor == 1) {
+    if (k.host < 0 && out->minor == 1) {
         *reason = "missing Host header"; /* RFC 9112 §3.2 */
         return 400;
     }
-    if (host_idx >= 0) {
-        sst_str_t hv = sst_hdr_value(head, &head->hdrs[host_idx]);
+    if (k.host >= 0) {
+        sst_str_t hv = sst_hdr_value(head, &head->hdrs[k.host]);
         if (!h1_valid_authority(hv)) {
             *reason = "invalid Host header";
             return 400;
@@ -713,14 +829,17 @@ int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **
     if (out->absolute_form)
         out->host = authority; /* RFC 9112 §3.2.2: the target's authority wins over Host */
 
-    int te_idx = sst_head_find(head, "transfer-encoding", 0);
-    if (te_idx >= 0) {
+    if (k.te >= 0) {
         if (out->minor == 0) {
             /* RFC 9112 §6.1: a 1.0 message with Transfer-Encoding cannot be trusted */
             *reason = "Transfer-Encoding in an HTTP/1.0 request";
             return 400;
         }
-        sst_str_t te = sst_hdr_value(head, &head->hdrs[te_idx]);
+        if (k.te2 >= 0) {
+            *reason = "repeated Transfer-Encoding";
+            return 400;
+        }
+        sst_str_t te = sst_hdr_value(head, &head->hdrs[k.te]);
         sst_str_t item, last = SST_STR_NULL;
         size_t pos = 0, n = 0;
         while (sst_str_next_list_item(te, &pos, &item)) {
@@ -749,28 +868,22 @@ int sst_h1_check_request(const sst_h1_t *h, sst_h1_request_t *out, const char **
         return 413;
     }
 
-    int ex_idx = sst_head_find(head, "expect", 0);
-    if (ex_idx >= 0) {
-        sst_str_t ev = sst_str_trim_ows(sst_hdr_value(head, &head->hdrs[ex_idx]));
-        if (!sst_str_ieq(ev, SST_STR_LIT("100-continue")) ||
-            sst_head_find(head, "expect", (uint32_t)ex_idx + 1) >= 0) {
+    if (k.expect >= 0) {
+        sst_str_t ev = sst_str_trim_ows(sst_hdr_value(head, &head->hdrs[k.expect]));
+        if (!sst_str_ieq(ev, SST_STR_LIT("100-continue")) || k.expect2 >= 0) {
             *reason = "unsupported expectation"; /* RFC 9110 §10.1.1 */
             return 417;
         }
         /* A 1.0 client cannot handle 100 Continue; the expectation is ignored for it. */
         out->expect_continue = out->minor == 1 && out->has_body;
     }
-
-    int origin_idx = sst_head_find(head, "origin", 0);
-    if (origin_idx >= 0)
-        out->origin = sst_hdr_value(head, &head->hdrs[origin_idx]);
-
-    out->connection_idx = sst_head_find(head, "connection", 0);
+    if (k.origin >= 0)
+        out->origin = sst_hdr_value(head, &head->hdrs[k.origin]);
+    out->connection_idx = k.connection;
     if (out->minor == 1)
-        out->keep_alive = !h1_connection_has(head, "close");
+        out->keep_alive = !k.conn_close;
     else
-        out->keep_alive =
-            h1_connection_has(head, "keep-alive") && !h1_connection_has(head, "close");
+        out->keep_alive = k.conn_keep_alive && !k.conn_close;
     return 0;
 }
 

@@ -22,6 +22,7 @@ typedef struct sst_worker_s sst_worker_t;
 typedef struct sst_conn_s sst_conn_t;
 typedef struct sst_upstream_s sst_upstream_t;
 typedef struct sst_pool_s sst_pool_t;
+typedef struct sst_req_s sst_req_t;
 
 /* Intrusive doubly linked list (a ring with a sentinel). */
 typedef struct sst_link_s {
@@ -90,8 +91,25 @@ typedef struct sst_wreq_s {
 
 /* ---- the view: config + health + prepared responses, published to workers ---------------- */
 
-/* Per config: the constant parts of generated responses and the metric ids of names. */
+/* How a generated answer ends: the connection header, then the blank line. */
+typedef enum sst_tail_e {
+    SST_TAIL_PLAIN = 0,   /* "\r\n": HTTP/1.1 keep-alive */
+    SST_TAIL_CLOSE,       /* "Connection: close\r\n\r\n" */
+    SST_TAIL_KEEPALIVE10, /* "Connection: keep-alive\r\n\r\n": HTTP/1.0 keep-alive */
+    SST_TAILS
+} sst_tail_t;
+
+extern const sst_str_t sst__tails[SST_TAILS];
+
+/* Redirect statuses with prepared status lines. */
+#define SST_REDIRECT_STATUSES 5 /* 301 302 303 307 308 */
+
+/* Per config: the constant parts of generated responses and the metric ids of names. A 307
+ * is written as [status line + "Location: " + region url] [path-and-query parts]
+ * [headers + tail + body]: three buffers of one writev in the common case. */
 typedef struct sst_prep_s {
+    sst_str_t redirect_head[SST_MAX_REGIONS][SST_REDIRECT_STATUSES];
+    sst_str_t redirect_rest[SST_MAX_REGIONS][SST_TAILS]; /* mid + tail + body */
     sst_str_t redirect_mid[SST_MAX_REGIONS];  /* "\r\nCache-Control...Content-Length: N\r\n" */
     sst_str_t redirect_body[SST_MAX_REGIONS]; /* the short body */
     uint16_t route_mid[SST_MAX_ROUTES];       /* metric ids */
@@ -192,6 +210,13 @@ struct sst_worker_s {
     size_t n_free_wreqs;
     sst_head_t *free_heads;
     size_t n_free_heads;
+    sst_req_t *free_reqs;
+    size_t n_free_reqs;
+    /* request body bytes queued for an upstream during one parse pass of one connection (a
+     * pass never interleaves with another connection's) */
+    uv_buf_t out_bufs[SST_WREQ_BUFS];
+    uint32_t n_out_bufs;
+    char https_host[300]; /* host part of an https Location while it is being written */
     uint8_t passive_bad[SST_MAX_BACKENDS]; /* last passive report per backend was a failure */
     sst_passive_ring_t passive;
     sst_wmetrics_t *metrics;
@@ -219,7 +244,11 @@ typedef enum sst_body_sink_e {
     SST_SINK_DISCARD,
 } sst_body_sink_t;
 
-typedef struct sst_req_s {
+/* One request in progress on a client connection: pooled per worker and attached only while
+ * a request is read or answered, so an idle keep-alive connection holds none of it. */
+struct sst_req_s {
+    struct sst_req_s *next; /* free list */
+    sst_h1_t h1;            /* a fresh parser per request: messages start on a boundary */
     sst_wview_t *wv;
     sst_head_t *head;
     sst_h1_request_t info;
@@ -248,15 +277,14 @@ typedef struct sst_req_s {
     bool continue_sent;
     bool chunked_out; /* the response is re-chunked to the client */
     bool final_chunk_due;
-    bool accounted;       /* logged and counted */
-    bool https_redirect;  /* the listener's https enforcement answered */
-    char https_host[300]; /* host part for the https Location */
-} sst_req_t;
+    bool accounted;      /* logged and counted */
+    bool https_redirect; /* the listener's https enforcement answered */
+};
 
 struct sst_conn_s {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    uv_shutdown_t shutdown_req;
+    uv_shutdown_t *shutdown_req; /* allocated when the linger starts */
     sst_worker_t *w;
     sst_link_t link;      /* worker->conns */
     sst_link_t idle_link; /* worker->idle_conns while IDLE */
@@ -274,21 +302,16 @@ struct sst_conn_s {
     bool rejected; /* accepted over the connection limit: answered 503 */
     size_t listener_index;
     const char *proto; /* X-Forwarded-Proto (config string of the listener) */
-    char peer_ip[48];
+    char peer_ip[46];  /* INET6_ADDRSTRLEN */
     bool peer_trusted;
-    struct sockaddr_storage peer;
-    sst_h1_t h1;
     sst_chunk_t *in; /* unparsed input */
     uint32_t in_off, in_len;
     uint64_t deadline;      /* current timer deadline (uv_now ms), 0 = none */
     uint64_t last_progress; /* last read or write progress, for inactivity timeouts */
     uint64_t accepted_ms;
     sst_upstream_t *up; /* current attempt */
-    sst_req_t req;
-    /* request body bytes queued for the upstream in the current parse pass */
-    uv_buf_t out_bufs[SST_WREQ_BUFS];
-    uint32_t n_out_bufs;
-    sst_wreq_t *rwb; /* response bytes for the client, being gathered */
+    sst_req_t *req;     /* NULL between requests */
+    sst_wreq_t *rwb;    /* response bytes for the client, being gathered */
 };
 
 /* ---- upstream connections and pools ---------------------------------------------------- */
@@ -405,6 +428,8 @@ void sst__wreq_add(sst_wreq_t *r, sst_chunk_t *chunk, const char *at, size_t len
 int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_cb cb);
 sst_head_t *sst__head_get(sst_worker_t *w);
 void sst__head_put(sst_worker_t *w, sst_head_t *h);
+sst_req_t *sst__req_get(sst_worker_t *w);
+void sst__req_put(sst_worker_t *w, sst_req_t *r);
 sst_wview_t *sst__worker_view_acquire(sst_worker_t *w);
 void sst__worker_view_release(sst_worker_t *w, sst_wview_t *wv);
 void sst__worker_passive(sst_worker_t *w, uint64_t config_version, size_t backend,
@@ -484,7 +509,7 @@ int sst__metrics_render(sst_server_t *s, char **out, size_t *len);
 
 /* response building (respond.c) */
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
-                         const char *conn_tail, uv_buf_t *iov, size_t max);
+                         sst_tail_t tail, uv_buf_t *iov, size_t max);
 size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
                            uint64_t retry_after_s, bool close, bool http10_keepalive);
 

@@ -6,19 +6,25 @@
 #include "http1.h"
 #include "internal.h"
 
-static const char *redirect_status_line(uint16_t status)
+const sst_str_t sst__tails[SST_TAILS] = {
+    [SST_TAIL_PLAIN] = {"\r\n", 2},
+    [SST_TAIL_CLOSE] = {"Connection: close\r\n\r\n", 21},
+    [SST_TAIL_KEEPALIVE10] = {"Connection: keep-alive\r\n\r\n", 26},
+};
+
+static size_t redirect_status_index(uint16_t status)
 {
     switch (status) {
     case 301:
-        return "HTTP/1.1 301 Moved Permanently\r\nLocation: ";
+        return 0;
     case 302:
-        return "HTTP/1.1 302 Found\r\nLocation: ";
+        return 1;
     case 303:
-        return "HTTP/1.1 303 See Other\r\nLocation: ";
+        return 2;
     case 308:
-        return "HTTP/1.1 308 Permanent Redirect\r\nLocation: ";
+        return 4;
     default:
-        return "HTTP/1.1 307 Temporary Redirect\r\nLocation: ";
+        return 3; /* 307 */
     }
 }
 
@@ -28,35 +34,55 @@ static const char https_body[] = "Redirecting to HTTPS.\n";
 static const char cors_pre[] = "Access-Control-Allow-Origin: ";
 static const char cors_post[] = "\r\nVary: Origin\r\n";
 
+static inline uv_buf_t iov_s(sst_str_t s)
+{
+    return uv_buf_init((char *)s.base, (unsigned)s.len);
+}
+
 static inline uv_buf_t iov_c(const char *s, size_t len)
 {
     return uv_buf_init((char *)s, (unsigned)len);
 }
 
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
-                         const char *conn_tail, uv_buf_t *iov, size_t max)
+                         sst_tail_t tail, uv_buf_t *iov, size_t max)
 {
     size_t n = 0;
-    if (max < d->n_location + 8 || (!https && d->region >= SST_MAX_REGIONS))
+    bool cors = d->cors_origin.len > 0;
+    if (max < d->n_location + 8 || (!https && d->region >= SST_MAX_REGIONS) || d->n_location == 0)
         return 0;
-    const char *sl = redirect_status_line(d->status);
-    iov[n++] = iov_c(sl, strlen(sl));
-    for (size_t i = 0; i < d->n_location; i++)
-        iov[n++] = iov_c(d->location[i].base, d->location[i].len);
-    if (https)
+    if (https) {
+        static const char *const lines[SST_REDIRECT_STATUSES] = {
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: ", "HTTP/1.1 302 Found\r\nLocation: ",
+            "HTTP/1.1 303 See Other\r\nLocation: ", "HTTP/1.1 307 Temporary Redirect\r\nLocation: ",
+            "HTTP/1.1 308 Permanent Redirect\r\nLocation: "};
+        const char *sl = lines[redirect_status_index(d->status)];
+        iov[n++] = iov_c(sl, strlen(sl));
+        for (size_t i = 0; i < d->n_location; i++)
+            iov[n++] = iov_s(d->location[i]);
         iov[n++] = iov_c(https_mid, sizeof(https_mid) - 1);
-    else
-        iov[n++] = iov_c(prep->redirect_mid[d->region].base, prep->redirect_mid[d->region].len);
-    if (d->cors_origin.len > 0) {
+    } else {
+        /* location[0] is the region's url: it is part of the prepared head */
+        iov[n++] = iov_s(prep->redirect_head[d->region][redirect_status_index(d->status)]);
+        for (size_t i = 1; i < d->n_location; i++)
+            if (d->location[i].len > 0)
+                iov[n++] = iov_s(d->location[i]);
+        if (!cors) {
+            iov[n++] = iov_s(prep->redirect_rest[d->region][tail]);
+            return n;
+        }
+        iov[n++] = iov_s(prep->redirect_mid[d->region]);
+    }
+    if (cors) {
         iov[n++] = iov_c(cors_pre, sizeof(cors_pre) - 1);
-        iov[n++] = iov_c(d->cors_origin.base, d->cors_origin.len);
+        iov[n++] = iov_s(d->cors_origin);
         iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
     }
-    iov[n++] = iov_c(conn_tail, strlen(conn_tail));
+    iov[n++] = iov_s(sst__tails[tail]);
     if (https)
         iov[n++] = iov_c(https_body, sizeof(https_body) - 1);
     else
-        iov[n++] = iov_c(prep->redirect_body[d->region].base, prep->redirect_body[d->region].len);
+        iov[n++] = iov_s(prep->redirect_body[d->region]);
     return n;
 }
 

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "http1.h"
 #include "internal.h"
 #include "sidestep/error.h"
 
@@ -152,8 +153,11 @@ int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_serve
     for (size_t l = 0; l < SST_MAX_LISTENERS; l++)
         for (size_t w = 0; w < SST_MAX_WORKERS; w++)
             p->listen_fds[l][w] = -1;
-    for (size_t r = 0; r < cfg->n_regions; r++)
-        cap += 2 * strlen(cfg->regions[r].name) + 256;
+    static const uint16_t statuses[SST_REDIRECT_STATUSES] = {301, 302, 303, 307, 308};
+    for (size_t r = 0; r < cfg->n_regions; r++) {
+        size_t url = cfg->regions[r].url != NULL ? strlen(cfg->regions[r].url) : 0;
+        cap += 4 * strlen(cfg->regions[r].name) + SST_REDIRECT_STATUSES * (url + 64) + 1024;
+    }
     p->storage = malloc(cap + 1);
     if (p->storage == NULL) {
         free(p);
@@ -161,10 +165,17 @@ int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_serve
     }
     for (size_t r = 0; r < cfg->n_regions; r++) {
         const char *name = cfg->regions[r].name;
+        const char *url = cfg->regions[r].url != NULL ? cfg->regions[r].url : "";
         char body[160];
         int bl = snprintf(body, sizeof(body), "Redirecting to region %s.\n", name);
         if (bl < 0 || (size_t)bl >= sizeof(body))
             bl = snprintf(body, sizeof(body), "Redirecting to another region.\n");
+        for (size_t k = 0; k < SST_REDIRECT_STATUSES; k++) {
+            int hl = snprintf(p->storage + used, cap - used, "HTTP/1.1 %u %s\r\nLocation: %s",
+                              statuses[k], sst_h1_status_text(statuses[k]), url);
+            p->redirect_head[r][k] = sst_str(p->storage + used, (size_t)hl);
+            used += (size_t)hl;
+        }
         int ml = snprintf(p->storage + used, cap - used,
                           "\r\nCache-Control: no-store\r\nX-Sidestep-Region: %s\r\n"
                           "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n",
@@ -174,6 +185,15 @@ int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_serve
         memcpy(p->storage + used, body, (size_t)bl);
         p->redirect_body[r] = sst_str(p->storage + used, (size_t)bl);
         used += (size_t)bl;
+        for (size_t t = 0; t < SST_TAILS; t++) {
+            char *start = p->storage + used;
+            memcpy(start, p->redirect_mid[r].base, (size_t)ml);
+            memcpy(start + ml, sst__tails[t].base, sst__tails[t].len);
+            memcpy(start + ml + sst__tails[t].len, body, (size_t)bl);
+            size_t len = (size_t)ml + sst__tails[t].len + (size_t)bl;
+            p->redirect_rest[r][t] = sst_str(start, len);
+            used += len;
+        }
     }
     for (size_t r = 0; r < cfg->n_routes; r++)
         p->route_mid[r] =

@@ -13,9 +13,10 @@
 #include "sidestep/log.h"
 
 /* Free lists are bounded: a burst may allocate more, the excess is returned to malloc. */
-#define MAX_FREE_CHUNKS 512
-#define MAX_FREE_WREQS  1024
+#define MAX_FREE_CHUNKS 64
+#define MAX_FREE_WREQS  256
 #define MAX_FREE_HEADS  256
+#define MAX_FREE_REQS   256
 #define LOG_BUF_SIZE    (64 * 1024)
 #define TICK_MS         100
 /* Connections accepted past limits.connections to answer 503 quickly; beyond this reserve,
@@ -154,8 +155,35 @@ void sst__head_put(sst_worker_t *w, sst_head_t *h)
     }
 }
 
+sst_req_t *sst__req_get(sst_worker_t *w)
+{
+    sst_req_t *r = w->free_reqs;
+    if (r != NULL) {
+        w->free_reqs = r->next;
+        w->n_free_reqs--;
+        return r;
+    }
+    return malloc(sizeof(*r));
+}
+
+void sst__req_put(sst_worker_t *w, sst_req_t *r)
+{
+    if (w->n_free_reqs < MAX_FREE_REQS && !w->stopping) {
+        r->next = w->free_reqs;
+        w->free_reqs = r;
+        w->n_free_reqs++;
+    } else {
+        free(r);
+    }
+}
+
 static void worker_free_lists(sst_worker_t *w)
 {
+    while (w->free_reqs != NULL) {
+        sst_req_t *r = w->free_reqs;
+        w->free_reqs = r->next;
+        free(r);
+    }
     while (w->free_chunks != NULL) {
         sst_chunk_t *c = w->free_chunks;
         w->free_chunks = c->next;
@@ -171,7 +199,7 @@ static void worker_free_lists(sst_worker_t *w)
         w->free_heads = h->next;
         sst_head_free(h);
     }
-    w->n_free_chunks = w->n_free_wreqs = w->n_free_heads = 0;
+    w->n_free_chunks = w->n_free_wreqs = w->n_free_heads = w->n_free_reqs = 0;
 }
 
 /* ---- access log ------------------------------------------------------------------------ */
