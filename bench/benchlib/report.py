@@ -122,7 +122,7 @@ def wrk_tables(results, placement, workers):
             rrows.append(line)
         if rrows:
             out.append("sidestep's figure divided by each peer's (req/s: above 1 is better; "
-                       "latency, CPU and RSS: below 1 is better):\n")
+                       "latency, CPU and RSS: below 1 is better):")
             out.append(table(hdr, rrows))
     return "\n\n".join(out)
 
