@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sidestep against nginx and HAProxy on loopback, at equal worker counts, in two placements.
 
-    python3 bench/bench.py                 full run (about 20 minutes), tables on stdout
+    python3 bench/bench.py                 full run (about 30 minutes), tables on stdout
     python3 bench/bench.py --quick         a few seconds per workload, 1 worker, one placement
     python3 bench/bench.py --direct        wrk straight at the stub, then through sidestep
     python3 bench/bench.py --update-doc    also rewrite the results part of docs/benchmarks.md
@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from benchlib import clients, procs, report, servers, wrk  # noqa: E402
+from benchlib import clients, procs, report, servers, syscalls, wrk  # noqa: E402
 
 SERVERS = ("sidestep", "nginx", "haproxy")
 WRK_WORKLOADS = {
@@ -74,16 +74,22 @@ def parse_args(argv):
     p.add_argument("--workers", help="comma list of worker counts (default 1,2; quick: 1)")
     p.add_argument("--placements", help="comma list of pinned,shared (default both; quick: "
                                         "pinned)")
-    p.add_argument("--duration", type=int, help="seconds per wrk run (default 10; quick 2)")
-    p.add_argument("--warmup", type=int, help="seconds of wrk before each run (default 2; "
+    p.add_argument("--duration", type=int, help="seconds per wrk run (default 6; quick 2)")
+    p.add_argument("--warmup", type=int, help="seconds of wrk before each run (default 1; "
                                               "quick 0)")
     p.add_argument("--connections", type=int, help="wrk connections (default 64; quick 16)")
     p.add_argument("--idle-conns", type=int, help="idle connections (default 10000; quick "
                                                   "1000)")
     p.add_argument("--failover-rate", type=int, help="requests/s (default 500; quick 300)")
+    p.add_argument("--repeat", type=int,
+                   help="measure each wrk workload this many times, the servers taking turns; "
+                        "the tables keep the least disturbed run (default 2; quick 1)")
+    p.add_argument("--syscalls", action="store_true",
+                   help="once per cell, a 3 s wrk run under perf stat counting the server's "
+                        "system calls per request (needs perf)")
     p.add_argument("--wait-quiet", type=float,
                    help="before each measured run, wait up to this many seconds for the rest of "
-                        "the machine to use under 10%% of the CPUs (default 30; quick 0)")
+                        "the machine to use under 10%% of the CPUs (default 20; quick 0)")
     p.add_argument("--out", help="output directory (default bench/out/YYYYmmdd-HHMMSS)")
     p.add_argument("--sidestep", default=os.environ.get("SST_BIN") or
                    os.path.join(ROOT, "build", "sidestep"), help="sidestep binary")
@@ -110,12 +116,13 @@ def parse_args(argv):
         if a.placements else default_placements
     if "pinned" in a.placement_list and len(cpus) < 2:
         p.error("the pinned placement needs two cores; this process may use %s" % cpus)
-    a.duration = a.duration or (2 if quick else 10)
-    a.warmup = a.warmup if a.warmup is not None else (0 if quick else 2)
+    a.duration = a.duration or (2 if quick else 6)
+    a.warmup = a.warmup if a.warmup is not None else (0 if quick else 1)
     a.connections = a.connections or (16 if quick else 64)
     a.idle_conns = a.idle_conns or (1000 if quick else 10000)
     a.failover_rate = a.failover_rate or (300 if quick else 500)
-    a.wait_quiet = a.wait_quiet if a.wait_quiet is not None else (0 if quick else 30)
+    a.wait_quiet = a.wait_quiet if a.wait_quiet is not None else (0 if quick else 20)
+    a.repeat = max(1, a.repeat or (1 if quick else 2))
     a.failover_conns = 2 if quick else 4
     a.failover_seconds = 3.5 if quick else 8.0
     a.failover_kill_at = 1.0 if quick else 2.5
@@ -192,11 +199,11 @@ class Bench:
 
     # --- one wrk workload against one server ---------------------------------------------------
 
-    def run_wrk(self, placement, workers, workload, kind):
+    def run_wrk(self, placement, workers, workload, kind, rnd=0):
         mode, method, target, body, want = WRK_WORKLOADS[workload]
         ccpu, scpu = placement_cpus(placement, self.a.cpus)
         row = {"type": "wrk", "placement": placement, "workers": workers, "workload": workload,
-               "server": kind, "error": None}
+               "server": kind, "round": rnd, "error": None}
         stub = server = None
         try:
             if mode == "proxy":
@@ -225,6 +232,11 @@ class Bench:
             row["peak_rss_kib"] = after.hwm_kib
             row["processes"] = len(after.pids)
             row["errors"] = sum(row["socket_errors"].values()) + row["non_2xx_3xx"]
+            if self.a.syscalls and rnd == 0:  # counts barely vary: once per cell
+                row["syscalls_per_req"] = syscalls.run_counted(
+                    self.procs, server.pids(), self.out,
+                    "%s-%s-w%d-%s" % (placement, workload, workers, kind),
+                    lambda: wrk.parse(self._wrk(server.port, target, body, 3, ccpu)))
         except (RuntimeError, ValueError, OSError, clients.HttpError,
                 subprocess.TimeoutExpired) as e:
             row["error"] = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
@@ -428,8 +440,9 @@ class Bench:
                 self.log("== %s, %d worker%s" % (placement, workers, "" if workers == 1 else "s"))
                 for workload in a.workload_list:
                     if workload in WRK_WORKLOADS:
-                        for kind in a.server_list:
-                            self.run_wrk(placement, workers, workload, kind)
+                        for rnd in range(a.repeat):
+                            for kind in a.server_list:
+                                self.run_wrk(placement, workers, workload, kind, rnd)
                     elif workload == "idle":
                         for kind in a.server_list:
                             self.run_idle(placement, workers, kind)
@@ -438,7 +451,8 @@ class Bench:
                             if kind in a.server_list:
                                 self.run_failover(placement, workers, label, kind, mode)
                     elif workload == "direct":
-                        self.run_direct(placement, workers)
+                        for rnd in range(a.repeat):
+                            self.run_direct(placement, workers)
 
 
 def check_tools(args):
@@ -463,6 +477,8 @@ def main(argv):
         return report.emit(data, out_dir, ROOT, args.update_doc)
 
     missing = check_tools(args)
+    if args.syscalls and syscalls.available():
+        missing.append("--syscalls: " + syscalls.available())
     if missing:
         print("bench: missing: %s (scripts/install-deps.sh installs the packages; build first)"
               % ", ".join(missing), file=sys.stderr)
@@ -482,6 +498,7 @@ def main(argv):
         "versions": servers.versions(args.sidestep),
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
                      "connections": args.connections, "wrk_threads": 1,
+                     "repeat": args.repeat, "wait_quiet_s": args.wait_quiet,
                      "idle_conns": args.idle_conns, "failover_rate": args.failover_rate,
                      "failover_conns": args.failover_conns,
                      "failover_seconds": args.failover_seconds,

@@ -58,11 +58,15 @@ def _combos(results):
 
 
 def _find(results, typ, placement, workers, workload, server):
-    for r in results:
-        if (r["type"] == typ and r["placement"] == placement and r["workers"] == workers
-                and r["workload"] == workload and r["server"] == server):
-            return r
-    return None
+    """The run that stands for this cell: with --repeat, the successful run during which the
+    rest of the machine used the least CPU (others_pct); a failed run only when all failed."""
+    rows = [r for r in results
+            if r["type"] == typ and r["placement"] == placement and r["workers"] == workers
+            and r["workload"] == workload and r["server"] == server]
+    ok = [r for r in rows if not r.get("error")]
+    if ok:
+        return min(ok, key=lambda r: r.get("others_pct") or 0.0)
+    return rows[0] if rows else None
 
 
 def _workloads(results, typ):
@@ -125,6 +129,27 @@ def wrk_tables(results, placement, workers):
                        "latency, CPU and RSS: below 1 is better):")
             out.append(table(hdr, rrows))
     return "\n\n".join(out)
+
+
+def syscall_table(results, placement, workers):
+    """System calls per request (from --syscalls), total and the most frequent kinds."""
+    rows = []
+    for wl in _workloads(results, "wrk"):
+        for s in _servers(results, "wrk"):
+            # counted in one run per cell, not necessarily the one the other tables show
+            sc = next((r["syscalls_per_req"] for r in results
+                       if r["type"] == "wrk" and r["placement"] == placement
+                       and r["workers"] == workers and r["workload"] == wl and r["server"] == s
+                       and r.get("syscalls_per_req")), None)
+            if not sc:
+                continue
+            kinds = sorted(((v, k) for k, v in sc.items() if k != "total" and v >= 0.01),
+                           reverse=True)
+            rows.append([wl, s, "%.2f" % sc.get("total", 0),
+                         ", ".join("%s %.2f" % (k, v) for v, k in kinds[:6])])
+    if not rows:
+        return ""
+    return table(["workload", "server", "syscalls/req", "most frequent (per request)"], rows)
 
 
 def idle_table(results, placement, workers):
@@ -278,10 +303,12 @@ def markdown(data):
         "Versions: %s; %s; %s; %s." % (v["sidestep"], v["nginx"], v["haproxy"], v["wrk"]),
         "",
         "wrk: 1 thread, %d connections, %d s per run after a %d s warm-up, a fresh server per "
-        "run. Idle: %d connections. Failover: %d GET/s over %d keep-alive connections for "
-        "%.1f s, primary SIGKILLed at %.1f s."
-        % (s["connections"], s["duration_s"], s["warmup_s"], s["idle_conns"], s["failover_rate"],
-           s["failover_conns"], s["failover_seconds"], s["failover_kill_at_s"]),
+        "run; each wrk workload measured %d time(s), servers taking turns, and the run least "
+        "disturbed by other processes kept. Idle: %d connections. Failover: %d GET/s, starting "
+        "on %d keep-alive connections, for %.1f s, primary SIGKILLed at %.1f s."
+        % (s["connections"], s["duration_s"], s["warmup_s"], s.get("repeat", 1), s["idle_conns"],
+           s["failover_rate"], s["failover_conns"], s["failover_seconds"],
+           s["failover_kill_at_s"]),
     ]
     out = ["\n".join(lines)]
     tt = target_table(res)
@@ -296,6 +323,10 @@ def markdown(data):
         t = wrk_tables(res, placement, workers)
         if t:
             parts.append(t)
+        t = syscall_table(res, placement, workers)
+        if t:
+            parts.append("System calls per request (a separate 3 s run under `perf stat`, all "
+                         "the server's processes):\n\n" + t)
         t = idle_table(res, placement, workers)
         if t:
             parts.append("Idle keep-alive connections (RSS summed over the server's processes):"
