@@ -84,6 +84,8 @@ static void conn_release_request(sst_conn_t *c)
 static void conn_free(sst_conn_t *c)
 {
     sst_worker_t *w = c->w;
+    if (c->listener != NULL)
+        sst__listener_release(c->listener);
     conn_release_input(c);
     conn_release_request(c);
     free(c);
@@ -124,12 +126,12 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
         sst__wreq_put(c->w, c->rwb);
         c->rwb = NULL;
     }
-    c->pending_closes = 2;
+    sst__deadline_set(c->w, c, UINT64_MAX);
+    c->pending_closes = 1;
     /* RST when the response was cut short, so that the client cannot take a truncated body
      * for a complete one (a close-delimited body would look complete after a FIN). */
     if (!reset || uv_tcp_close_reset(&c->tcp, conn_on_closed) != 0)
         uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
-    uv_close((uv_handle_t *)&c->timer, conn_on_closed);
 }
 
 void sst__conn_close(sst_conn_t *c)
@@ -287,10 +289,14 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
     }
     r->bufs[0] = uv_buf_init(r->heap, (unsigned)off);
     r->n_bufs = 1;
+    r->bytes = off;
     int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
-    if (rc == 0)
-        conn_arm_timer(c);
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (rc == SST_WREQ_DONE)
+        c->last_progress = conn_now(c);
+    conn_arm_timer(c);
+    return 0;
 }
 
 /* ---- timers ------------------------------------------------------------------------------ */
@@ -336,26 +342,19 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     return d;
 }
 
-static void conn_on_timer(uv_timer_t *timer);
-
 static void conn_arm_timer(sst_conn_t *c)
 {
     if (c->state == SST_CONN_CLOSING)
         return;
     uint64_t d = conn_compute_deadline(c);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uint64_t now = conn_now(c);
-    if (uv_is_active((uv_handle_t *)&c->timer) && now + uv_timer_get_due_in(&c->timer) <= d)
-        return; /* lazy: an earlier timer fires, recomputes and re-arms */
-    uv_timer_start(&c->timer, conn_on_timer, d > now ? d - now : 0, 0);
+    if (d != UINT64_MAX && c->due <= d)
+        return; /* lazy: an earlier deadline fires, recomputes and re-arms */
+    if (sst__deadline_set(c->w, c, d) != 0)
+        conn_abort(c); /* out of memory: this client only */
 }
 
-static void conn_on_timer(uv_timer_t *timer)
+void sst__conn_on_deadline(sst_conn_t *c)
 {
-    sst_conn_t *c = timer->data;
     const sst_timeouts_cfg_t *t = &conn_cfg(c)->timeouts;
     sst_wmetrics_t *m = c->w->metrics;
     uint64_t now = conn_now(c);
@@ -381,8 +380,8 @@ static void conn_on_timer(uv_timer_t *timer)
     }
     uint64_t d = conn_compute_deadline(c);
     if (d > now) {
-        if (d != UINT64_MAX)
-            uv_timer_start(&c->timer, conn_on_timer, d - now, 0);
+        if (d != UINT64_MAX && sst__deadline_set(c->w, c, d) != 0)
+            conn_abort(c);
         return;
     }
     switch (c->state) {
@@ -675,7 +674,7 @@ static void conn_route(sst_conn_t *c)
     const sst_config_t *cfg = r->wv->view->cfg;
     sst_route_input_t in = conn_route_input(c);
     const sst_listener_cfg_t *lc =
-        c->listener_index < cfg->n_listeners ? &cfg->listeners[c->listener_index] : NULL;
+        r->listener_index < cfg->n_listeners ? &cfg->listeners[r->listener_index] : NULL;
 
     if (lc != NULL && lc->https_redirect) {
         if (sst_route_https(&in, lc, c->w->https_host, sizeof(c->w->https_host), &r->decision) !=
@@ -730,6 +729,7 @@ static void conn_on_head(sst_conn_t *c)
         conn_fatal(c, (unsigned)status, reason);
         return;
     }
+    r->idempotent = sst_method_is_idempotent(r->info.method_name);
     if (r->info.has_body) {
         r->body_started = conn_now(c);
         if (cfg->timeouts.body_total_ms > 0)
@@ -781,7 +781,7 @@ static void conn_proxy_attempt(sst_conn_t *c)
             conn_fatal(c, 503, "out of memory");
             return;
         }
-        sst_upstream_t *u = sst__pool_take(pool);
+        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent);
         if (u != NULL) {
             sst_counter_add(&w->metrics->up_reuses[pool->metric_id], 1);
             c->up = u;
@@ -839,6 +839,11 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
     sst_str_t xff_prev = SST_STR_NULL, via_prev = SST_STR_NULL;
     bool have_proto = false, have_host = false;
     bool ok;
+    const sst_config_t *cfg = r->wv->view->cfg;
+    const char *proto =
+        r->listener_index < cfg->n_listeners && cfg->listeners[r->listener_index].proto != NULL
+            ? cfg->listeners[r->listener_index].proto
+            : "http";
 
     if (sst_target_path_query(r->info.target, &pq, &authority) != 0)
         pq = r->info.target; /* asterisk-form OPTIONS goes as is */
@@ -874,8 +879,8 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
         ok = HB_STR(&p, end, xff_prev) && HB_LIT(&p, end, ", ");
     ok = ok && hb_put(&p, end, c->peer_ip, strlen(c->peer_ip)) && HB_LIT(&p, end, "\r\n");
     if (ok && !have_proto)
-        ok = HB_LIT(&p, end, "X-Forwarded-Proto: ") &&
-             hb_put(&p, end, c->proto, strlen(c->proto)) && HB_LIT(&p, end, "\r\n");
+        ok = HB_LIT(&p, end, "X-Forwarded-Proto: ") && hb_put(&p, end, proto, strlen(proto)) &&
+             HB_LIT(&p, end, "\r\n");
     if (ok && !have_host && r->info.host.len > 0)
         ok = HB_LIT(&p, end, "X-Forwarded-Host: ") && HB_STR(&p, end, r->info.host) &&
              HB_LIT(&p, end, "\r\n");
@@ -1081,7 +1086,7 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
     }
     sst_fail_input_t fi = {
         .phase = phase,
-        .idempotent = sst_method_is_idempotent(r->info.method_name),
+        .idempotent = r->idempotent,
         .body_consumed = r->body_in > 0,
         .attempts = r->attempts,
         .retries = r->route < cfg->n_routes ? cfg->routes[r->route].retries : 0,
@@ -1154,11 +1159,14 @@ void sst__conn_response_flush(sst_conn_t *c)
         return;
     }
     c->req->bytes_out += r->bytes;
-    if (sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write) != 0) {
+    int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
+    if (rc < 0) {
         conn_account(c);
         conn_abort(c);
         return;
     }
+    if (rc == SST_WREQ_DONE)
+        c->last_progress = conn_now(c);
     conn_arm_timer(c);
 }
 
@@ -1364,6 +1372,8 @@ static bool conn_begin_request(sst_conn_t *c)
     };
     sst_h1_init(&r->h1, false, &lim, conn_on_body, c);
     r->h1.head = r->head;
+    /* the listener's entry in the config this request uses (indices follow the view) */
+    r->listener_index = c->listener->cfg_index;
     c->state = SST_CONN_HEAD;
     conn_idle_list_remove(c);
     if (!c->first_request)
@@ -1536,8 +1546,8 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
+    c->due = UINT64_MAX;
+    c->heap_idx = UINT32_MAX;
     sst_list_init(&c->link);
     sst_list_init(&c->idle_link);
     sst_list_push(&w->conns, &c->link);
@@ -1547,10 +1557,8 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->state = SST_CONN_IDLE;
     c->first_request = true;
     c->accepted_ms = c->last_progress = conn_now(c);
-    c->listener_index = l->cfg_index;
-    c->proto = l->cfg_index < cfg->n_listeners ? cfg->listeners[l->cfg_index].proto : "http";
-    if (c->proto == NULL)
-        c->proto = "http";
+    c->listener = l;
+    l->refs++;
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) != 0) {
         sst__conn_close(c);
         return;

@@ -160,6 +160,20 @@ typedef struct sst_passive_ring_s {
     sst_passive_msg_t msgs[SST_PASSIVE_RING];
 } sst_passive_ring_t;
 
+/* ---- deadlines: a binary min-heap of connections on their `due` field (dheap.c) ----------- */
+
+typedef struct sst_dheap_s {
+    sst_conn_t **a;
+    uint32_t n, cap;
+} sst_dheap_t;
+
+/* Sets c->due and c's place in the heap; UINT64_MAX takes it out. Returns 0 or SST_ENOMEM
+ * (c is then unchanged). c->heap_idx must be UINT32_MAX for a connection not in a heap. */
+int sst__dheap_set(sst_dheap_t *h, sst_conn_t *c, uint64_t due);
+/* The connection with the earliest deadline, or NULL. */
+sst_conn_t *sst__dheap_min(const sst_dheap_t *h);
+void sst__dheap_free(sst_dheap_t *h);
+
 /* ---- listeners, workers ----------------------------------------------------------------- */
 
 typedef struct sst_listener_s {
@@ -169,7 +183,9 @@ typedef struct sst_listener_s {
     char key[280];    /* configured address text: matched across reloads */
     struct sockaddr_storage bound;
     bool closing;
-    bool paused; /* a connection is waiting in libuv until capacity returns */
+    bool paused;        /* a connection is waiting in libuv until capacity returns */
+    uint32_t refs;      /* connections accepted here that are still open */
+    bool handle_closed; /* freed once the handle is closed and no connection refers to it */
     sst_link_t link;
 } sst_listener_t;
 
@@ -187,6 +203,11 @@ struct sst_worker_s {
     uv_async_t async;
     uv_check_t flush_check;
     uv_timer_t tick; /* housekeeping: shutdown deadline, listener resume */
+    /* Client connection deadlines: one timer over a binary min-heap of connections, instead
+     * of a 152-byte uv_timer_t in each of (say) 10k idle keep-alive connections. */
+    uv_timer_t deadline_timer;
+    uint64_t deadline_armed; /* when deadline_timer fires, UINT64_MAX when stopped */
+    sst_dheap_t deadlines;
     bool started;
     atomic_bool exited;   /* the thread's loop has ended; join will not block */
     uv_mutex_t ctl_mutex; /* guards async_closed (control path only, never per request) */
@@ -277,13 +298,16 @@ struct sst_req_s {
     bool continue_sent;
     bool chunked_out; /* the response is re-chunked to the client */
     bool final_chunk_due;
-    bool accounted;      /* logged and counted */
-    bool https_redirect; /* the listener's https enforcement answered */
+    bool accounted;        /* logged and counted */
+    bool https_redirect;   /* the listener's https enforcement answered */
+    bool idempotent;       /* RFC 9110 §9.2.2 method */
+    size_t listener_index; /* the listener in this request's config, SIZE_MAX if gone */
 };
 
 struct sst_conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    uint64_t due;                /* deadline in the worker's heap (uv_now ms), UINT64_MAX: none */
+    uint32_t heap_idx;           /* position in the worker's deadline heap, UINT32_MAX: not in it */
     uv_shutdown_t *shutdown_req; /* allocated when the linger starts */
     sst_worker_t *w;
     sst_link_t link;      /* worker->conns */
@@ -299,10 +323,9 @@ struct sst_conn_s {
     bool kick;   /* the parser was resumed: feed it even with no new input */
     bool in_run; /* conn_run is on the stack: nested calls only ask for a rerun */
     bool rerun;
-    bool rejected; /* accepted over the connection limit: answered 503 */
-    size_t listener_index;
-    const char *proto; /* X-Forwarded-Proto (config string of the listener) */
-    char peer_ip[46];  /* INET6_ADDRSTRLEN */
+    bool rejected;            /* accepted over the connection limit: answered 503 */
+    sst_listener_t *listener; /* holds a reference: outlives a reload that removes it */
+    char peer_ip[46];         /* INET6_ADDRSTRLEN */
     bool peer_trusted;
     sst_chunk_t *in; /* unparsed input */
     uint32_t in_off, in_len;
@@ -425,6 +448,10 @@ void sst__wreq_put(sst_worker_t *w, sst_wreq_t *r);
 /* Appends a buffer; takes a reference on `chunk` when it is not NULL (bytes in static or
  * scratch storage pass NULL). The caller checks room first. */
 void sst__wreq_add(sst_wreq_t *r, sst_chunk_t *chunk, const char *at, size_t len);
+/* Writes r to stream. Returns SST_WREQ_DONE when everything was written at once (r is
+ * released, cb never runs), 0 when (the rest of) it is queued (cb runs once, later, with
+ * bytes = r->bytes), or a negative error (r is released, cb never runs). */
+#define SST_WREQ_DONE 1
 int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_cb cb);
 sst_head_t *sst__head_get(sst_worker_t *w);
 void sst__head_put(sst_worker_t *w, sst_head_t *h);
@@ -436,6 +463,9 @@ void sst__worker_passive(sst_worker_t *w, uint64_t config_version, size_t backen
                          sst_passive_t sig);
 void sst__worker_conn_gone(sst_worker_t *w);
 void sst__worker_access_log(sst_worker_t *w, const char *line, size_t len);
+void sst__listener_release(sst_listener_t *l);
+/* Sets c's deadline (UINT64_MAX removes it). Returns 0 or SST_ENOMEM (heap growth). */
+int sst__deadline_set(sst_worker_t *w, sst_conn_t *c, uint64_t due);
 uint64_t sst__worker_now(sst_worker_t *w);
 
 /* conn.c */
@@ -444,6 +474,8 @@ void sst__conn_close(sst_conn_t *c);
 void sst__conn_evict_idle(sst_worker_t *w, size_t max);
 void sst__conn_shutdown_idle(sst_worker_t *w);
 void sst__conn_close_all(sst_worker_t *w);
+/* Called by the worker when c's deadline passed (c is already out of the heap). */
+void sst__conn_on_deadline(sst_conn_t *c);
 void sst__conn_upstream_ready(sst_conn_t *c);
 void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
                                const char *why);
@@ -474,7 +506,9 @@ size_t sst__upstream_queued(const sst_upstream_t *u);
 
 /* pool.c */
 sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backend);
-sst_upstream_t *sst__pool_take(sst_pool_t *p);
+/* The most recently used idle connection, or NULL. With `verify`, connections the backend has
+ * closed in the meantime are noticed (and closed) before one is handed out. */
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify);
 void sst__pool_put(sst_pool_t *p, sst_upstream_t *u);
 void sst__pool_forget(sst_pool_t *p, sst_upstream_t *u);
 void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_t *prep);

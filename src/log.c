@@ -117,6 +117,12 @@ void sst_log_access_write(const char *line, size_t len)
         log_write_all(fd, line, len);
 }
 
+void sst_log_event_write(const char *line, size_t len)
+{
+    int fd = sst_log_access_fd();
+    log_write_all(fd >= 0 ? fd : atomic_load(&log_diag_fd), line, len);
+}
+
 static bool log_rate_ok(uint64_t now_ms, unsigned *dropped)
 {
     uint64_t sec = now_ms / 1000;

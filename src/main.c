@@ -154,16 +154,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     memset(&m, 0, sizeof(m));
     m.loop = uv_default_loop();
-    if (cfg->demo && main_start_demo(&m, cfg) != 0) {
-        sst_config_unref(cfg);
-        return 1;
-    }
-    sst_server_opts_t opts = {
-        .config_path = config_path, .ready_file = ready_file, .workers = workers};
-    rc = sst_server_start(m.loop, cfg, &opts, &m.server, err, sizeof(err));
-    sst_config_unref(cfg);
-    if (rc != 0)
-        fprintf(stderr, "sidestep: %s\n", err);
+    /* Handlers first: a signal that arrives while starting (a supervisor, or a test, may stop
+     * sidestep as soon as the ready file appears) is queued by libuv and handled by uv_run
+     * instead of killing the process with the default action. */
     uv_signal_init(m.loop, &m.sig_hup);
     uv_signal_init(m.loop, &m.sig_term);
     uv_signal_init(m.loop, &m.sig_int);
@@ -175,6 +168,15 @@ int main(int argc, char **argv)
     uv_unref((uv_handle_t *)&m.sig_hup);
     uv_unref((uv_handle_t *)&m.sig_term);
     uv_unref((uv_handle_t *)&m.sig_int);
+    sst_server_opts_t opts = {
+        .config_path = config_path, .ready_file = ready_file, .workers = workers};
+    rc = cfg->demo ? main_start_demo(&m, cfg) : 0; /* reports its own error */
+    if (rc == 0) {
+        rc = sst_server_start(m.loop, cfg, &opts, &m.server, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "sidestep: %s\n", err);
+    }
+    sst_config_unref(cfg);
     if (rc != 0) {
         for (size_t i = 0; i < 3; i++)
             if (m.demo[i] != NULL)

@@ -74,10 +74,7 @@ static void server_on_event(const sst_health_event_t *ev, void *opaque)
     if (n <= 0)
         return;
     size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-    if (sst_log_access_fd() >= 0)
-        sst_log_access_write(line, len);
-    else
-        sst_log(SST_LOG_INFO, "%.*s", (int)(len - 1), line);
+    sst_log_event_write(line, len);
 }
 
 /* ---- publishing ------------------------------------------------------------------------- */

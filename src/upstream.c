@@ -287,9 +287,15 @@ static void up_on_write(void *owner, int status, size_t bytes)
 
 static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
 {
+    size_t bytes = r->bytes;
     int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
-    if (rc == 0)
+    if (rc == 0) {
         u->writes_pending++;
+    } else if (rc == SST_WREQ_DONE) {
+        u->req_bytes_sent += bytes; /* written at once: no callback follows */
+        u->last_progress = up_now(u);
+        rc = 0;
+    }
     return rc;
 }
 

@@ -125,6 +125,35 @@ int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_c
 {
     r->owner = owner;
     r->cb = cb;
+    if (uv_stream_get_write_queue_size(stream) == 0) {
+        /* Nothing queued: write now. When the kernel takes it all, there is no write request
+         * for libuv to complete, hence no deferred callback and no epoll_ctl to drop the
+         * POLLOUT interest afterwards (libuv 1.44 issues one per completed uv_write). */
+        int n = uv_try_write(stream, r->bufs, r->n_bufs);
+        if (n == UV_EAGAIN)
+            n = 0;
+        if (n < 0) {
+            sst__wreq_put(r->w, r);
+            return n;
+        }
+        if ((size_t)n == r->bytes) {
+            sst__wreq_put(r->w, r);
+            return SST_WREQ_DONE;
+        }
+        /* partly written: queue the rest */
+        size_t skip = (size_t)n;
+        uint32_t first = 0;
+        while (skip >= r->bufs[first].len) {
+            skip -= r->bufs[first].len;
+            first++;
+        }
+        r->bufs[first].base += skip;
+        r->bufs[first].len -= skip;
+        if (first > 0) {
+            memmove(r->bufs, r->bufs + first, (r->n_bufs - first) * sizeof(r->bufs[0]));
+            r->n_bufs -= first;
+        }
+    }
     int rc = uv_write(&r->req, stream, r->bufs, r->n_bufs, worker_on_write);
     if (rc != 0)
         sst__wreq_put(r->w, r);
@@ -235,10 +264,63 @@ static void worker_on_check(uv_check_t *h)
     worker_flush_log(h->data);
 }
 
+/* ---- client connection deadlines ------------------------------------------------------ */
+
+static void worker_on_deadline(uv_timer_t *t);
+
+static void worker_arm_deadlines(sst_worker_t *w)
+{
+    const sst_conn_t *first = sst__dheap_min(&w->deadlines);
+    uint64_t due = first != NULL ? first->due : UINT64_MAX;
+    if (due == w->deadline_armed)
+        return;
+    /* Only move the timer earlier; firing early is harmless (nothing due: re-armed). */
+    if (due == UINT64_MAX || due > w->deadline_armed) {
+        if (first == NULL) {
+            uv_timer_stop(&w->deadline_timer);
+            w->deadline_armed = UINT64_MAX;
+        }
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    uv_timer_start(&w->deadline_timer, worker_on_deadline, due > now ? due - now : 0, 0);
+    w->deadline_armed = due;
+}
+
+int sst__deadline_set(sst_worker_t *w, sst_conn_t *c, uint64_t due)
+{
+    int rc = sst__dheap_set(&w->deadlines, c, due);
+    if (rc == 0)
+        worker_arm_deadlines(w);
+    return rc;
+}
+
+static void worker_on_deadline(uv_timer_t *t)
+{
+    sst_worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    w->deadline_armed = UINT64_MAX;
+    sst_conn_t *c;
+    while ((c = sst__dheap_min(&w->deadlines)) != NULL && c->due <= now) {
+        sst__dheap_set(&w->deadlines, c, UINT64_MAX);
+        sst__conn_on_deadline(c); /* may set a new deadline or close c */
+    }
+    worker_arm_deadlines(w);
+}
+
 /* ---- views ----------------------------------------------------------------------------- */
+
+static void worker_adopt_view(sst_worker_t *w, sst_view_t *v);
 
 sst_wview_t *sst__worker_view_acquire(sst_worker_t *w)
 {
+    /* A view published since the last loop turn is adopted before this request starts, so an
+     * operator action or a reload applies to the very next request (one relaxed load). */
+    if (atomic_load_explicit(&w->pending_view, memory_order_relaxed) != NULL) {
+        sst_view_t *v = atomic_exchange(&w->pending_view, NULL);
+        if (v != NULL)
+            worker_adopt_view(w, v);
+    }
     w->cur->users++;
     return w->cur;
 }
@@ -258,7 +340,17 @@ void sst__worker_view_release(sst_worker_t *w, sst_wview_t *wv)
 
 static void worker_on_listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    sst_listener_t *l = h->data;
+    l->handle_closed = true;
+    if (l->refs == 0)
+        free(l);
+}
+
+void sst__listener_release(sst_listener_t *l)
+{
+    assert(l->refs > 0);
+    if (--l->refs == 0 && l->handle_closed)
+        free(l);
 }
 
 static void worker_close_listener(sst_listener_t *l)
@@ -266,6 +358,7 @@ static void worker_close_listener(sst_listener_t *l)
     if (l->closing)
         return;
     l->closing = true;
+    l->cfg_index = SIZE_MAX; /* its remaining connections use the listener defaults */
     sst_list_remove(&l->link);
     uv_close((uv_handle_t *)&l->tcp, worker_on_listener_closed);
 }
@@ -340,6 +433,7 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
     int rc = 0;
     for (sst_link_t *k = w->listeners.next; k != &w->listeners; k = k->next)
         sst_container_of(k, sst_listener_t, link)->cfg_index = SIZE_MAX;
+    /* (a closed listener keeps cfg_index SIZE_MAX: its connections then use defaults) */
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const char *key = cfg->listeners[i].addr.text;
         sst_listener_t *l = worker_find_listener(w, key);
@@ -484,6 +578,7 @@ static void worker_finish(sst_worker_t *w)
     uv_close((uv_handle_t *)&w->async, worker_on_handle_closed);
     uv_close((uv_handle_t *)&w->flush_check, worker_on_handle_closed);
     uv_close((uv_handle_t *)&w->tick, worker_on_handle_closed);
+    uv_close((uv_handle_t *)&w->deadline_timer, worker_on_handle_closed);
 }
 
 /* ---- passive signals -------------------------------------------------------------------- */
@@ -534,6 +629,7 @@ static void worker_main(void *arg)
     if (pending != NULL)
         sst__view_unref(pending);
     worker_free_lists(w);
+    sst__dheap_free(&w->deadlines);
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
         sst_error("worker %u: loop closed with handles still open", w->id);
@@ -573,6 +669,9 @@ int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view)
     uv_check_start(&w->flush_check, worker_on_check);
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
+    uv_timer_init(&w->loop, &w->deadline_timer);
+    w->deadline_timer.data = w;
+    w->deadline_armed = UINT64_MAX;
     uv_timer_start(&w->tick, worker_on_tick, TICK_MS, TICK_MS);
     worker_adopt_view(w, sst__view_ref(view));
     if (w->cur == NULL)

@@ -31,7 +31,7 @@ int sst_log_access_fd(void);
 /* A diagnostic line: "2026-11-25T16:41:54.123Z warn msg". Messages at the same call site are
  * limited to 10 per second; the excess is counted and reported by the next line that passes. */
 void sst_log(int level, const char *fmt, ...) SST_PRINTF(2, 3);
-void sst_logv(int level, const char *fmt, va_list ap);
+void sst_logv(int level, const char *fmt, va_list ap) SST_PRINTF(2, 0);
 
 #define SST_LOG_ON(lvl) ((lvl) >= sst_log_level())
 #define sst_debug(...)                                                                             \
@@ -45,6 +45,9 @@ void sst_logv(int level, const char *fmt, va_list ap);
 
 /* Writes one pre-formatted line (with its '\n') to the access/event stream. */
 void sst_log_access_write(const char *line, size_t len);
+/* An event line (health, operator): to the access stream, or to the diagnostics stream when
+ * the access log is off, so events are never lost. */
+void sst_log_event_write(const char *line, size_t len);
 
 /* Formats wall-clock time `ms` (Unix epoch ms) as "2026-11-25T16:41:54.123Z" into buf (>= 32
  * bytes); returns the length. */

@@ -68,6 +68,7 @@ def heap_allocs(config_text, requests):
 
 
 @unittest.skipIf(VALGRIND is None, "valgrind is not installed")
+@unittest.skipIf(sst.SANITIZE, "valgrind cannot run an AddressSanitizer binary")
 class Allocations(unittest.TestCase):
     def config(self, backend, primary_up):
         return sst.to_yaml({

@@ -12,6 +12,7 @@ policies, HTTPS enforcement, CORS, the hop marker between two instances, and the
 a redirected request.
 """
 
+import datetime
 import hashlib
 import os
 import re
@@ -317,8 +318,10 @@ class SteadyTraffic(unittest.TestCase):
                 for t in threads:
                     t.start()
                 time.sleep(0.5)
+                killed_at = time.time()
                 a.kill()
                 b.kill()
+                killed_done = time.time()
                 time.sleep(1.0)
                 stop.set()
                 for t in threads:
@@ -334,8 +337,15 @@ class SteadyTraffic(unittest.TestCase):
         self.assertGreater(get.get(200, 0), 10)
         post = statuses["POST"]
         self.assertEqual(set(post) - {200, 307, 502}, set(), post)
-        # one POST client and two kills one after the other: at most one in flight at each
-        self.assertLessEqual(post.get(502, 0), 2, (post, log[:5]))
+        # A POST can meet a backend while it is being killed (the process is tearing down its
+        # sockets): that one may have been read, so it gets 502. Only then: once the region is
+        # known down every POST is redirected.
+        self.assertLessEqual(post.get(502, 0), 5, (post, log[:5]))
+        for line in log:
+            stamp = datetime.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+            at = stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
+            self.assertGreaterEqual(at, killed_at - 0.01, line)
+            self.assertLessEqual(at, killed_done + scaled(0.25), line)
 
 
 class HttpsEnforcement(unittest.TestCase):

@@ -1,0 +1,977 @@
+/* `sidestep drill`: a failover drill against a running instance. It reads /status, sends its
+ * own steady traffic (drill_traffic.c), forces the primary region down through the admin API,
+ * measures how long until every answer is a redirect to the failover region, restores the
+ * region and measures how long until traffic is proxied again, then reports. A force it set is
+ * always cleared before it exits, on SIGINT/SIGTERM too; its TTL is the second safety net. */
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <uv.h>
+
+#include "admin.h"
+#include "drill.h"
+#include "sidestep/error.h"
+#include "sidestep/log.h"
+#include "sidestep/route.h"
+#include "sidestep/tools.h"
+
+#define DRILL_POLL_MS          10
+#define DRILL_BASELINE_MS      5000
+#define DRILL_ADMIN_TIMEOUT_MS 5000
+#define DRILL_MAX_STABLE       50 /* answers in a row that make a switch "settled", at most */
+
+static const char drill_usage[] =
+    "usage: sidestep drill [options]\n"
+    "\n"
+    "Fails a region over and back while sending traffic of its own, and reports how long each\n"
+    "switch took and what the clients saw.\n"
+    "\n"
+    "  --url URL               proxy URL to send traffic to (default "
+    "http://127.0.0.1:8080/drill)\n"
+    "  --admin HOST:PORT       admin API (default $SIDESTEP_ADMIN, else 127.0.0.1:9901)\n"
+    "  --token TOKEN           bearer token (default $SIDESTEP_TOKEN)\n"
+    "  --region NAME           region to fail (default: the primary of the route the URL "
+    "matches)\n"
+    "  --expect NAME           region traffic must move to (default: that route's first "
+    "failover)\n"
+    "  --rate N                requests per second (default 50)\n"
+    "  --method M              request method (default GET)\n"
+    "  --body-size SIZE        request body bytes (default 0; 16k, 1m)\n"
+    "  --timeout D             per-request timeout (default 2s)\n"
+    "  --hold D                time to stay failed over (default 3s)\n"
+    "  --failover-timeout D    give up when failover takes longer (default 30s)\n"
+    "  --failback-timeout D    give up when failback takes longer than the region's\n"
+    "                          failback_delay plus D (default 30s)\n"
+    "  --ttl D                 TTL of the force-down, a safety net if the drill dies\n"
+    "                          (default: failover-timeout + hold + 60s)\n"
+    "  --json FILE             also write the report as JSON to FILE ('-' for stdout)\n"
+    "\n"
+    "Exit status: 0 the drill passed, 1 it failed or was interrupted (the report says why),\n"
+    "2 usage error. See docs/operations.md.\n";
+
+static volatile sig_atomic_t drill_signal;
+
+static void drill_on_signal(int sig)
+{
+    struct sigaction sa;
+    drill_signal = sig;
+    /* a second signal ends the process at once; the force's TTL then restores the region */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+}
+
+typedef struct drill_opts_s {
+    const char *url;
+    const char *admin;
+    const char *token;
+    const char *region;
+    const char *expect;
+    const char *method;
+    const char *json_path;
+    double rate;
+    uint64_t body_size;
+    uint64_t timeout_ms;
+    uint64_t hold_ms;
+    uint64_t failover_timeout_ms;
+    uint64_t failback_timeout_ms;
+    uint64_t ttl_ms; /* 0: computed */
+} drill_opts_t;
+
+/* Everything the drill learns and measures. Times are µs since t0 unless named _ms. */
+typedef struct drill_s {
+    drill_opts_t o;
+    sst_addr_t admin_addr;
+    sst_addr_t proxy_addr;
+    char proxy_host[300]; /* Host header */
+    char target[2048];    /* origin-form */
+    char route[128];
+    char region[128];
+    char expect[128];
+    uint64_t failback_delay_ms;
+    uint64_t t0_ns;
+    uint64_t start_epoch_ms;
+    uint64_t t_force_us, t_clear_us, t_end_us;
+    bool forced;     /* a force-down of ours may be in place */
+    bool cleared;    /* ... and was cleared */
+    uint64_t stable; /* consecutive matching answers that count as "switched" */
+    sst_traffic_t *traffic;
+    char problems[8][256];
+    size_t n_problems;
+    bool interrupted;
+} drill_t;
+
+static void drill_problem(drill_t *d, const char *fmt, ...) SST_PRINTF(2, 3);
+
+static void drill_problem(drill_t *d, const char *fmt, ...)
+{
+    va_list ap;
+    if (d->n_problems == sizeof(d->problems) / sizeof(d->problems[0]))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(d->problems[d->n_problems++], sizeof(d->problems[0]), fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t drill_now_us(const drill_t *d)
+{
+    return (uv_hrtime() - d->t0_ns) / 1000;
+}
+
+static void drill_say(const drill_t *d, const char *fmt, ...) SST_PRINTF(2, 3);
+
+static void drill_say(const drill_t *d, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "drill [%7.3fs] ", (double)drill_now_us(d) / 1e6);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+static int drill_usage_error(const char *fmt, ...) SST_PRINTF(1, 2);
+
+static int drill_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "sidestep drill: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see sidestep drill --help)\n");
+    return 2;
+}
+
+static int drill_duration(const char *name, const char *v, uint64_t *out, bool zero_ok)
+{
+    if (sst_parse_duration_ms(v, strlen(v), out) != 0 || (!zero_ok && *out == 0))
+        return drill_usage_error("bad duration for %s (use 500ms, 3s, 1m)", name);
+    return 0;
+}
+
+static int drill_parse(int argc, char **argv, drill_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->url = "http://127.0.0.1:8080/drill";
+    o->admin = getenv("SIDESTEP_ADMIN");
+    o->token = getenv("SIDESTEP_TOKEN");
+    if (o->admin == NULL || o->admin[0] == 0)
+        o->admin = "127.0.0.1:9901";
+    if (o->token != NULL && o->token[0] == 0)
+        o->token = NULL;
+    o->method = "GET";
+    o->rate = 50;
+    o->timeout_ms = 2000;
+    o->hold_ms = 3000;
+    o->failover_timeout_ms = 30000;
+    o->failback_timeout_ms = 30000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(drill_usage, stdout);
+            return 1;
+        }
+        const char *eq = strchr(a, '=');
+        char name[64];
+        if (strncmp(a, "--", 2) != 0)
+            return drill_usage_error("unexpected argument '%s'", a);
+        if (eq != NULL) {
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
+            v = eq + 1;
+        } else {
+            snprintf(name, sizeof(name), "%s", a);
+            if (i + 1 >= argc)
+                return drill_usage_error("%s needs a value", a);
+            v = argv[++i];
+        }
+        int rc = 0;
+        if (strcmp(name, "--url") == 0) {
+            o->url = v;
+        } else if (strcmp(name, "--admin") == 0) {
+            o->admin = v;
+        } else if (strcmp(name, "--token") == 0) {
+            o->token = v[0] ? v : NULL;
+        } else if (strcmp(name, "--region") == 0) {
+            o->region = v;
+        } else if (strcmp(name, "--expect") == 0) {
+            o->expect = v;
+        } else if (strcmp(name, "--method") == 0) {
+            if (!sst_str_is_token(sst_str_c(v)) || strlen(v) > 20)
+                return drill_usage_error("bad --method '%s'", v);
+            o->method = v;
+        } else if (strcmp(name, "--json") == 0) {
+            o->json_path = v;
+        } else if (strcmp(name, "--rate") == 0) {
+            char *end;
+            o->rate = strtod(v, &end);
+            if (end == v || *end != 0 || !(o->rate > 0) || o->rate > 10000)
+                return drill_usage_error("bad --rate '%s' (1..10000 requests/s)", v);
+        } else if (strcmp(name, "--body-size") == 0) {
+            if (sst_parse_size(v, strlen(v), &o->body_size) != 0 || o->body_size > (64u << 20))
+                return drill_usage_error("bad --body-size '%s' (at most 64m)", v);
+        } else if (strcmp(name, "--timeout") == 0) {
+            rc = drill_duration(name, v, &o->timeout_ms, false);
+        } else if (strcmp(name, "--hold") == 0) {
+            rc = drill_duration(name, v, &o->hold_ms, true);
+        } else if (strcmp(name, "--failover-timeout") == 0) {
+            rc = drill_duration(name, v, &o->failover_timeout_ms, false);
+        } else if (strcmp(name, "--failback-timeout") == 0) {
+            rc = drill_duration(name, v, &o->failback_timeout_ms, false);
+        } else if (strcmp(name, "--ttl") == 0) {
+            rc = drill_duration(name, v, &o->ttl_ms, false);
+        } else {
+            return drill_usage_error("unknown option '%s'", name);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (o->ttl_ms == 0)
+        o->ttl_ms = o->failover_timeout_ms + o->hold_ms + 60000;
+    if (o->ttl_ms <= o->hold_ms)
+        return drill_usage_error("%s: --ttl must be longer than --hold", "ttl");
+    return 0;
+}
+
+/* http://HOST[:PORT][/path]: the connect address, the Host header and the target. */
+static int drill_parse_url(drill_t *d)
+{
+    const char *u = d->o.url;
+    char hostport[320];
+    if (strncmp(u, "http://", 7) != 0)
+        return drill_usage_error("--url must start with http:// (got '%s')", u);
+    const char *auth = u + 7, *slash = strchr(auth, '/');
+    size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
+    if (alen == 0 || alen >= sizeof(d->proxy_host) || memchr(auth, '@', alen) != NULL ||
+        memchr(auth, '?', alen) != NULL || memchr(auth, '#', alen) != NULL)
+        return drill_usage_error("bad host in --url '%s'", u);
+    memcpy(d->proxy_host, auth, alen);
+    d->proxy_host[alen] = 0;
+    const char *path = slash ? slash : "/";
+    if (strlen(path) >= sizeof(d->target) || strchr(path, '#') != NULL ||
+        strpbrk(path, " \t\r\n") != NULL)
+        return drill_usage_error("bad path in --url '%s'", u);
+    snprintf(d->target, sizeof(d->target), "%s", path);
+    /* add the default port when none is given */
+    const char *rb = strrchr(d->proxy_host, ']');
+    const char *colon = strrchr(d->proxy_host, ':');
+    bool has_port = colon != NULL && (rb == NULL || colon > rb);
+    snprintf(hostport, sizeof(hostport), "%s%s", d->proxy_host, has_port ? "" : ":80");
+    if (sst_parse_addr(hostport, strlen(hostport), false, true, &d->proxy_addr) != 0)
+        return drill_usage_error("cannot resolve the host of --url '%s'", u);
+    return 0;
+}
+
+static int drill_admin_addr(drill_t *d)
+{
+    sst_str_t s = sst_str_c(d->o.admin);
+    if (s.len > 7 && strncmp(s.base, "http://", 7) == 0) {
+        s.base += 7;
+        s.len -= 7;
+    }
+    if (s.len > 0 && s.base[s.len - 1] == '/')
+        s.len--;
+    if (sst_parse_addr(s.base, s.len, false, true, &d->admin_addr) != 0)
+        return drill_usage_error("bad --admin '%s' (want HOST:PORT)", d->o.admin);
+    return 0;
+}
+
+/* ---- the admin API ------------------------------------------------------------------------- */
+
+static json_object *jget(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v = jget(o, key);
+    return v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* One admin call. Returns the parsed JSON answer of a 2xx, or NULL with err filled. */
+static json_object *drill_admin(drill_t *d, const char *method, const char *target,
+                                const char *body, char *err, size_t err_size)
+{
+    sst_hc_reply_t r;
+    sst_hc_req_t req = {
+        .addr = &d->admin_addr,
+        .host = d->admin_addr.text,
+        .method = method,
+        .target = target,
+        .token = d->o.token,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .timeout_ms = DRILL_ADMIN_TIMEOUT_MS,
+    };
+    if (sst__hc_request(&req, &r, err, err_size) != 0)
+        return NULL;
+    json_object *j = json_tokener_parse(r.body);
+    if (r.status < 200 || r.status > 299) {
+        const char *msg = j ? jstr(j, "error") : NULL;
+        snprintf(err, err_size, "%s %s: %u %s", method, target, r.status, msg ? msg : r.body);
+        json_object_put(j);
+        j = NULL;
+    } else if (j == NULL) {
+        snprintf(err, err_size, "%s %s: the answer is not JSON", method, target);
+    }
+    sst__hc_reply_free(&r);
+    return j;
+}
+
+static json_object *drill_find_region(json_object *status, const char *name)
+{
+    json_object *rs = jget(status, "regions");
+    for (size_t i = 0; rs != NULL && i < json_object_array_length(rs); i++) {
+        json_object *r = json_object_array_get_idx(rs, i);
+        const char *n = jstr(r, "name");
+        if (n != NULL && strcmp(n, name) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* The route the drill URL matches, found with the proxy's own matcher over the route table
+ * from /status (sst_route_match reads only routes[].host and routes[].path_prefix). */
+static json_object *drill_find_route(drill_t *d, json_object *status)
+{
+    json_object *ro = jget(status, "routes");
+    size_t n = ro != NULL ? json_object_array_length(ro) : 0;
+    sst_config_t *cfg;
+    json_object *found = NULL;
+
+    if (n == 0 || n > SST_MAX_ROUTES || (cfg = calloc(1, sizeof(*cfg))) == NULL)
+        return NULL;
+    cfg->n_routes = n;
+    for (size_t i = 0; i < n; i++) {
+        json_object *rt = json_object_array_get_idx(ro, i);
+        const char *h = jstr(rt, "host"), *p = jstr(rt, "path_prefix");
+        cfg->routes[i].host = strdup(h ? h : "*");
+        cfg->routes[i].path_prefix = strdup(p ? p : "/");
+        if (cfg->routes[i].host == NULL || cfg->routes[i].path_prefix == NULL)
+            goto done;
+    }
+    int idx = sst_route_match(cfg, sst_str_c(d->proxy_host), sst_str_c(d->target));
+    if (idx >= 0)
+        found = json_object_array_get_idx(ro, (size_t)idx);
+done:
+    for (size_t i = 0; i < n; i++) {
+        free(cfg->routes[i].host);
+        free(cfg->routes[i].path_prefix);
+    }
+    free(cfg);
+    return found;
+}
+
+/* Reads /status and settles route, region, expected region and failback delay. */
+static int drill_discover(drill_t *d)
+{
+    char err[1024];
+    json_object *st = drill_admin(d, "GET", "/status", NULL, err, sizeof(err));
+    if (st == NULL) {
+        fprintf(stderr, "sidestep drill: reading /status: %s\n", err);
+        return 1;
+    }
+    int rc = 1;
+    json_object *rt = drill_find_route(d, st);
+    if (rt == NULL && (d->o.region == NULL || d->o.expect == NULL)) {
+        fprintf(stderr, "sidestep drill: no route matches %s; give --region and --expect\n",
+                d->o.url);
+        goto done;
+    }
+    snprintf(d->route, sizeof(d->route), "%s", rt ? jstr(rt, "name") : "?");
+    const char *primary = rt ? jstr(rt, "primary") : NULL;
+    json_object *fo = rt ? jget(rt, "failover") : NULL;
+    const char *first_fo = fo != NULL && json_object_array_length(fo) > 0
+                               ? json_object_get_string(json_object_array_get_idx(fo, 0))
+                               : NULL;
+    snprintf(d->region, sizeof(d->region), "%s",
+             d->o.region ? d->o.region
+             : primary   ? primary
+                         : "");
+    snprintf(d->expect, sizeof(d->expect), "%s",
+             d->o.expect ? d->o.expect
+             : first_fo  ? first_fo
+                         : "");
+    if (d->expect[0] == 0) {
+        fprintf(stderr, "sidestep drill: route %s has no failover region; give --expect\n",
+                d->route);
+        goto done;
+    }
+    json_object *reg = drill_find_region(st, d->region);
+    if (reg == NULL || drill_find_region(st, d->expect) == NULL) {
+        fprintf(stderr, "sidestep drill: unknown region \"%s\"\n", reg ? d->expect : d->region);
+        goto done;
+    }
+    if (strcmp(d->region, d->expect) == 0) {
+        fprintf(stderr, "sidestep drill: the region to fail and the expected one are both %s\n",
+                d->region);
+        goto done;
+    }
+    if (primary != NULL && strcmp(primary, d->region) != 0)
+        fprintf(stderr,
+                "sidestep drill: warning: %s is not the primary of route %s (%s); the drill "
+                "expects traffic to be proxied there before and after\n",
+                d->region, d->route, primary);
+    json_object *v = jget(reg, "failback_delay_ms");
+    d->failback_delay_ms = v != NULL ? json_object_get_uint64(v) : 0;
+    v = jget(reg, "force");
+    if (v != NULL && !json_object_is_type(v, json_type_null)) {
+        fprintf(stderr, "sidestep drill: region %s already has a force (%s); clear it first\n",
+                d->region, jstr(v, "reason") ? jstr(v, "reason") : "?");
+        goto done;
+    }
+    rc = 0;
+done:
+    json_object_put(st);
+    return rc;
+}
+
+static char *drill_action_body(const char *reason, uint64_t ttl_ms)
+{
+    char buf[256], ttl[32];
+    snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)ttl_ms);
+    json_object *b = json_object_new_object();
+    if (b == NULL || json_object_object_add(b, "reason", json_object_new_string(reason)) != 0 ||
+        (ttl_ms != 0 && json_object_object_add(b, "ttl", json_object_new_string(ttl)) != 0)) {
+        json_object_put(b);
+        return NULL;
+    }
+    snprintf(buf, sizeof(buf), "%s", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+    json_object_put(b);
+    return strdup(buf);
+}
+
+static int drill_region_op(drill_t *d, const char *op, uint64_t ttl_ms, char *err, size_t size)
+{
+    char target[512], enc[400];
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const char *p = d->region; *p != 0 && o + 4 < sizeof(enc); p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_') {
+            enc[o++] = (char)c;
+        } else {
+            enc[o++] = '%';
+            enc[o++] = hex[c >> 4];
+            enc[o++] = hex[c & 15];
+        }
+    }
+    enc[o] = 0;
+    snprintf(target, sizeof(target), "/regions/%s/%s", enc, op);
+    char *body = drill_action_body("drill", ttl_ms);
+    if (body == NULL) {
+        snprintf(err, size, "out of memory");
+        return SST_ENOMEM;
+    }
+    json_object *j = drill_admin(d, "POST", target, body, err, size);
+    free(body);
+    if (j == NULL)
+        return SST_EIO;
+    json_object_put(j);
+    return 0;
+}
+
+/* Clears our force; tries a few times, since leaving a region forced down is the worst outcome
+ * of a drill. */
+static void drill_restore(drill_t *d)
+{
+    char err[1024], ttl[32];
+    if (!d->forced || d->cleared)
+        return;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (drill_region_op(d, "clear", 0, err, sizeof(err)) == 0) {
+            d->cleared = true;
+            return;
+        }
+        drill_say(d, "clearing the force on %s failed: %s", d->region, err);
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr,
+            "sidestep drill: WARNING: region %s may still be forced down (the force expires "
+            "%s after it was set); clear it with:\n  sidestep ctl --admin %s clear region %s "
+            "--reason drill\n",
+            d->region, sst__human_ms(d->o.ttl_ms, ttl, sizeof(ttl)), d->admin_addr.text, d->region);
+    drill_problem(d, "could not clear the force on %s: %s", d->region, err);
+}
+
+/* ---- watching the traffic ------------------------------------------------------------------ */
+
+typedef enum drill_kind_e {
+    KIND_PROXIED = 0, /* 2xx without X-Sidestep-Region: served through the proxy */
+    KIND_EXPECTED,    /* a redirect to the expected region */
+    KIND_OTHER,       /* any other status */
+    KIND_ERROR,       /* no response */
+} drill_kind_t;
+
+static drill_kind_t drill_kind(const drill_t *d, const sst_drill_rec_t *r)
+{
+    if (r->error != SST_DRILL_OK)
+        return KIND_ERROR;
+    if (r->status >= 200 && r->status <= 299 && r->region[0] == 0)
+        return KIND_PROXIED;
+    if (r->status >= 300 && r->status <= 399 && strcmp(r->region, d->expect) == 0)
+        return KIND_EXPECTED;
+    return KIND_OTHER;
+}
+
+/* True when the last d->stable answers to requests started at or after `since` are all of
+ * `kind` (in completion order). */
+static bool drill_settled(drill_t *d, uint64_t since, drill_kind_t kind, char *last,
+                          size_t last_size)
+{
+    sst_drill_rec_t recs[DRILL_MAX_STABLE];
+    size_t n = sst__traffic_recent(d->traffic, since, recs, d->stable), seen = 0;
+    bool ok = true;
+    last[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (seen++ == 0) {
+            if (recs[i].error != SST_DRILL_OK)
+                snprintf(last, last_size, "%s error",
+                         sst__drill_err_word((sst_drill_err_t)recs[i].error));
+            else
+                snprintf(last, last_size, "%u%s%.47s", recs[i].status,
+                         recs[i].region[0] ? " to " : "", recs[i].region);
+        }
+        if (drill_kind(d, &recs[i]) != kind)
+            ok = false;
+    }
+    return ok && seen >= d->stable;
+}
+
+static void drill_sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short, which is what the callers want */
+}
+
+/* Waits until settled or `timeout_ms`; false on timeout or signal (problem recorded). */
+static bool drill_wait(drill_t *d, uint64_t since, drill_kind_t kind, uint64_t timeout_ms,
+                       const char *what)
+{
+    uint64_t deadline = drill_now_us(d) + timeout_ms * 1000;
+    char last[96] = "";
+    for (;;) {
+        if (drill_signal != 0) {
+            d->interrupted = true;
+            drill_problem(d, "interrupted by signal %d while waiting for %s", (int)drill_signal,
+                          what);
+            return false;
+        }
+        if (drill_settled(d, since, kind, last, sizeof(last)))
+            return true;
+        if (drill_now_us(d) >= deadline) {
+            char t[32];
+            drill_problem(d, "no %s within %s (last answer: %s)", what,
+                          sst__human_ms(timeout_ms, t, sizeof(t)), last[0] ? last : "none");
+            return false;
+        }
+        drill_sleep_ms(DRILL_POLL_MS);
+    }
+}
+
+static bool drill_pause(drill_t *d, uint64_t ms)
+{
+    uint64_t end = drill_now_us(d) + ms * 1000;
+    while (drill_now_us(d) < end) {
+        if (drill_signal != 0) {
+            d->interrupted = true;
+            drill_problem(d, "interrupted by signal %d", (int)drill_signal);
+            return false;
+        }
+        drill_sleep_ms(DRILL_POLL_MS);
+    }
+    return true;
+}
+
+/* ---- the report ------------------------------------------------------------------------------ */
+
+typedef struct drill_report_s {
+    size_t n;
+    uint64_t sent, skipped, answered;
+    uint64_t errors[SST_DRILL_ERR__COUNT];
+    uint64_t unexpected;
+    uint64_t kinds[3][4]; /* phase (before, during, after) x kind */
+    bool have_failover, have_failback;
+    uint64_t failover_us, failback_us;
+    uint64_t run_over_us, run_back_us; /* when the unbroken runs began */
+    /* status (and redirect region) histogram */
+    struct {
+        uint16_t status;
+        char region[48];
+        uint64_t count;
+    } hist[64];
+    size_t n_hist;
+} drill_report_t;
+
+static int drill_cmp_start(const void *a, const void *b)
+{
+    const sst_drill_rec_t *x = a, *y = b;
+    return x->start_us < y->start_us ? -1 : x->start_us > y->start_us;
+}
+
+/* The first answer of the unbroken run of `kind` that ends the window [from, to) of request
+ * starts. Returns false when the window's last answer is not of `kind`. */
+static bool drill_run(const drill_t *d, const sst_drill_rec_t *r, size_t n, uint64_t from,
+                      uint64_t to, drill_kind_t kind, uint64_t *first_end)
+{
+    size_t lo = n, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].start_us < from || r[i].start_us >= to)
+            continue;
+        if (lo == n)
+            lo = i;
+        hi = i + 1;
+    }
+    if (lo == n)
+        return false;
+    size_t k = hi;
+    while (k > lo && drill_kind(d, &r[k - 1]) == kind)
+        k--;
+    if (k == hi)
+        return false;
+    /* the run's first answer to arrive, not its first request to be sent */
+    uint64_t first = UINT64_MAX;
+    for (size_t i = k; i < hi; i++)
+        if (r[i].end_us < first)
+            first = r[i].end_us;
+    *first_end = first;
+    return true;
+}
+
+static void drill_analyse(drill_t *d, drill_report_t *rep)
+{
+    sst_drill_rec_t *r = NULL;
+    size_t n = 0;
+    memset(rep, 0, sizeof(*rep));
+    if (sst__traffic_records(d->traffic, &r, &n, &rep->sent, &rep->skipped) != 0)
+        drill_problem(d, "out of memory: some requests were not recorded");
+    qsort(r, n, sizeof(*r), drill_cmp_start);
+    rep->n = n;
+    for (size_t i = 0; i < n; i++) {
+        drill_kind_t k = drill_kind(d, &r[i]);
+        int phase = !d->forced || r[i].start_us < d->t_force_us           ? 0
+                    : d->t_clear_us == 0 || r[i].start_us < d->t_clear_us ? 1
+                                                                          : 2;
+        rep->kinds[phase][k]++;
+        if (r[i].error != SST_DRILL_OK) {
+            rep->errors[r[i].error]++;
+            continue;
+        }
+        rep->answered++;
+        if (k == KIND_OTHER)
+            rep->unexpected++;
+        const char *reg = r[i].status >= 300 && r[i].status <= 399 ? r[i].region : "";
+        size_t h = 0;
+        while (h < rep->n_hist &&
+               (rep->hist[h].status != r[i].status || strcmp(rep->hist[h].region, reg) != 0))
+            h++;
+        if (h == rep->n_hist && rep->n_hist < sizeof(rep->hist) / sizeof(rep->hist[0])) {
+            rep->hist[h].status = r[i].status;
+            snprintf(rep->hist[h].region, sizeof(rep->hist[h].region), "%s", reg);
+            rep->n_hist++;
+        }
+        if (h < rep->n_hist)
+            rep->hist[h].count++;
+    }
+    if (d->forced && d->t_clear_us != 0) {
+        uint64_t first;
+        if (drill_run(d, r, n, d->t_force_us, d->t_clear_us, KIND_EXPECTED, &first)) {
+            rep->have_failover = true;
+            rep->run_over_us = first;
+            rep->failover_us = first > d->t_force_us ? first - d->t_force_us : 0;
+        }
+        if (drill_run(d, r, n, d->t_clear_us, UINT64_MAX, KIND_PROXIED, &first)) {
+            rep->have_failback = true;
+            rep->run_back_us = first;
+            rep->failback_us = first > d->t_clear_us ? first - d->t_clear_us : 0;
+        }
+    }
+    free(r);
+}
+
+static const char *drill_kind_words[4] = {"proxied", "redirected_expected", "other_status",
+                                          "error"};
+
+static json_object *drill_ms_or_null(bool have, uint64_t us)
+{
+    return have ? json_object_new_uint64((us + 500) / 1000) : NULL;
+}
+
+static json_object *drill_report_json(const drill_t *d, const drill_report_t *rep, bool pass)
+{
+    json_object *o = json_object_new_object(), *st = json_object_new_object(),
+                *er = json_object_new_object(), *rq = json_object_new_object(),
+                *ph = json_object_new_object(), *pr = json_object_new_array();
+    char ts[32], key[80];
+    static const char *const phase_names[3] = {"before", "during", "after"};
+
+    if (o == NULL || st == NULL || er == NULL || rq == NULL || ph == NULL || pr == NULL) {
+        json_object_put(o);
+        json_object_put(st);
+        json_object_put(er);
+        json_object_put(rq);
+        json_object_put(ph);
+        json_object_put(pr);
+        return NULL;
+    }
+    sst_log_time(d->start_epoch_ms, ts);
+    json_object_object_add(o, "result", json_object_new_string(pass ? "pass" : "fail"));
+    for (size_t i = 0; i < d->n_problems; i++)
+        json_object_array_add(pr, json_object_new_string(d->problems[i]));
+    json_object_object_add(o, "problems", pr);
+    json_object_object_add(o, "url", json_object_new_string(d->o.url));
+    json_object_object_add(o, "method", json_object_new_string(d->o.method));
+    snprintf(key, sizeof(key), "%g", d->o.rate);
+    json_object_object_add(o, "rate", json_object_new_double_s(d->o.rate, key));
+    json_object_object_add(o, "body_size", json_object_new_uint64(d->o.body_size));
+    json_object_object_add(o, "admin", json_object_new_string(d->admin_addr.text));
+    json_object_object_add(o, "route", json_object_new_string(d->route));
+    json_object_object_add(o, "region", json_object_new_string(d->region));
+    json_object_object_add(o, "expected_region", json_object_new_string(d->expect));
+    json_object_object_add(o, "failback_delay_ms", json_object_new_uint64(d->failback_delay_ms));
+    json_object_object_add(o, "started_at", json_object_new_string(ts));
+    json_object_object_add(o, "duration_ms", drill_ms_or_null(true, d->t_end_us));
+    json_object_object_add(o, "force_down_at_ms", drill_ms_or_null(d->forced, d->t_force_us));
+    json_object_object_add(o, "clear_at_ms", drill_ms_or_null(d->t_clear_us != 0, d->t_clear_us));
+    json_object_object_add(o, "failover_ms",
+                           drill_ms_or_null(rep->have_failover, rep->failover_us));
+    json_object_object_add(o, "failback_ms",
+                           drill_ms_or_null(rep->have_failback, rep->failback_us));
+    json_object_object_add(rq, "sent", json_object_new_uint64(rep->sent));
+    json_object_object_add(rq, "answered", json_object_new_uint64(rep->answered));
+    json_object_object_add(rq, "skipped", json_object_new_uint64(rep->skipped));
+    json_object_object_add(o, "requests", rq);
+    for (size_t h = 0; h < rep->n_hist; h++) {
+        snprintf(key, sizeof(key), "%u%s%s", rep->hist[h].status, rep->hist[h].region[0] ? " " : "",
+                 rep->hist[h].region);
+        json_object_object_add(st, key, json_object_new_uint64(rep->hist[h].count));
+    }
+    json_object_object_add(o, "statuses", st);
+    for (int e = SST_DRILL_CONNECT; e < SST_DRILL_ERR__COUNT; e++)
+        json_object_object_add(er, sst__drill_err_word((sst_drill_err_t)e),
+                               json_object_new_uint64(rep->errors[e]));
+    json_object_object_add(er, "unexpected_status", json_object_new_uint64(rep->unexpected));
+    json_object_object_add(o, "errors", er);
+    for (int p = 0; p < 3; p++) {
+        json_object *po = json_object_new_object();
+        for (int k = 0; k < 4 && po != NULL; k++)
+            json_object_object_add(po, drill_kind_words[k],
+                                   json_object_new_uint64(rep->kinds[p][k]));
+        json_object_object_add(ph, phase_names[p], po);
+    }
+    json_object_object_add(o, "phases", ph);
+    return o;
+}
+
+static void drill_print(const drill_t *d, const drill_report_t *rep, bool pass)
+{
+    char a[32];
+    uint64_t nerr = 0;
+    for (int e = SST_DRILL_CONNECT; e < SST_DRILL_ERR__COUNT; e++)
+        nerr += rep->errors[e];
+    printf("\nsidestep drill report\n");
+    printf("  traffic      %s %s at %g req/s for %.1f s\n", d->o.method, d->o.url, d->o.rate,
+           (double)d->t_end_us / 1e6);
+    printf("  drill        fail %s (route %s), expect traffic on %s\n", d->region, d->route,
+           d->expect);
+    if (rep->have_failover)
+        printf("  failover     %.3f s  (force-down at %.3f s; every answer a redirect to %s "
+               "from %.3f s until the restore)\n",
+               (double)rep->failover_us / 1e6, (double)d->t_force_us / 1e6, d->expect,
+               (double)rep->run_over_us / 1e6);
+    else
+        printf("  failover     not achieved\n");
+    if (rep->have_failback)
+        printf("  failback     %.3f s  (restore at %.3f s; failback_delay %s; proxied again "
+               "from %.3f s)\n",
+               (double)rep->failback_us / 1e6, (double)d->t_clear_us / 1e6,
+               sst__human_ms(d->failback_delay_ms, a, sizeof(a)), (double)rep->run_back_us / 1e6);
+    else
+        printf("  failback     not achieved\n");
+    printf("  requests     %llu sent, %llu answered, %llu errors%s\n",
+           (unsigned long long)rep->sent, (unsigned long long)rep->answered,
+           (unsigned long long)nerr,
+           rep->skipped ? " (some sends skipped: too many in flight)" : "");
+    printf("  statuses    ");
+    for (size_t h = 0; h < rep->n_hist; h++)
+        printf(" %u%s%s x %llu%s", rep->hist[h].status, rep->hist[h].region[0] ? " to " : "",
+               rep->hist[h].region, (unsigned long long)rep->hist[h].count,
+               h + 1 < rep->n_hist ? "," : "");
+    printf("%s\n", rep->n_hist == 0 ? " none" : "");
+    printf("  errors       connect %llu, timeout %llu, reset %llu, protocol %llu, unexpected "
+           "status %llu\n",
+           (unsigned long long)rep->errors[SST_DRILL_CONNECT],
+           (unsigned long long)rep->errors[SST_DRILL_TIMEOUT],
+           (unsigned long long)rep->errors[SST_DRILL_RESET],
+           (unsigned long long)rep->errors[SST_DRILL_PROTOCOL],
+           (unsigned long long)rep->unexpected);
+    for (size_t i = 0; i < d->n_problems; i++)
+        printf("  problem      %s\n", d->problems[i]);
+    printf("  result       %s\n", pass ? "PASS" : "FAIL");
+}
+
+static int drill_write_json(const drill_t *d, json_object *j)
+{
+    const char *text = json_object_to_json_string_ext(
+        j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (strcmp(d->o.json_path, "-") == 0) {
+        printf("%s\n", text);
+        return 0;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->o.json_path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0 ||
+        rename(tmp, d->o.json_path) != 0) {
+        fprintf(stderr, "sidestep drill: cannot write %s\n", d->o.json_path);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the drill --------------------------------------------------------------------------- */
+
+static void drill_steps(drill_t *d)
+{
+    char err[1024], t1[32], t2[32];
+    uint64_t settle = (uint64_t)(1000.0 * (double)d->stable / d->o.rate);
+
+    drill_say(d, "sending %s %s at %g req/s", d->o.method, d->o.url, d->o.rate);
+    if (!drill_wait(d, 0, KIND_PROXIED, DRILL_BASELINE_MS + settle,
+                    "steady proxied traffic before the drill"))
+        return;
+    drill_say(d, "baseline: answers are proxied; forcing %s down (ttl %s)", d->region,
+              sst__human_ms(d->o.ttl_ms, t1, sizeof(t1)));
+    d->forced = true; /* from here on the exit path clears, even if the call seems to fail */
+    d->t_force_us = drill_now_us(d);
+    if (drill_region_op(d, "force-down", d->o.ttl_ms, err, sizeof(err)) != 0) {
+        drill_problem(d, "force-down failed: %s", err);
+        return;
+    }
+    if (!drill_wait(d, d->t_force_us, KIND_EXPECTED, d->o.failover_timeout_ms,
+                    "failover to the expected region")) {
+        d->t_clear_us = drill_now_us(d);
+        return;
+    }
+    drill_say(d, "failed over to %s; holding %s", d->expect,
+              sst__human_ms(d->o.hold_ms, t1, sizeof(t1)));
+    bool held = drill_pause(d, d->o.hold_ms);
+    d->t_clear_us = drill_now_us(d);
+    drill_restore(d);
+    if (!held || !d->cleared)
+        return;
+    drill_say(d,
+              "cleared the force on %s; waiting for failback (failback_delay %s, give up "
+              "after %s more)",
+              d->region, sst__human_ms(d->failback_delay_ms, t1, sizeof(t1)),
+              sst__human_ms(d->o.failback_timeout_ms, t2, sizeof(t2)));
+    if (!drill_wait(d, d->t_clear_us, KIND_PROXIED, d->failback_delay_ms + d->o.failback_timeout_ms,
+                    "failback to the region"))
+        return;
+    drill_say(d, "traffic is proxied again");
+}
+
+int sst_drill_main(int argc, char **argv)
+{
+    drill_t *d = calloc(1, sizeof(*d));
+    struct sigaction sa, old_int, old_term;
+    char err[512];
+    int rc;
+
+    if (d == NULL) {
+        fprintf(stderr, "sidestep drill: out of memory\n");
+        return 1;
+    }
+    rc = drill_parse(argc, argv, &d->o);
+    if (rc == 0)
+        rc = drill_parse_url(d);
+    if (rc == 0)
+        rc = drill_admin_addr(d);
+    if (rc != 0) {
+        free(d);
+        return rc == 1 ? 0 : rc;
+    }
+    d->t0_ns = uv_hrtime();
+    d->start_epoch_ms = sst_log_epoch_ms();
+    d->stable = (uint64_t)ceil(d->o.rate * 0.3);
+    d->stable = d->stable < 3 ? 3 : d->stable > DRILL_MAX_STABLE ? DRILL_MAX_STABLE : d->stable;
+    if (drill_discover(d) != 0) {
+        free(d);
+        return 1;
+    }
+    drill_say(d, "route %s: fail %s, expect %s (failback_delay %llums)", d->route, d->region,
+              d->expect, (unsigned long long)d->failback_delay_ms);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = drill_on_signal; /* no SA_RESTART: sleeps end early */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    sst_traffic_opts_t to = {
+        .addr = &d->proxy_addr,
+        .host = d->proxy_host,
+        .method = d->o.method,
+        .target = d->target,
+        .body_size = d->o.body_size,
+        .rate = d->o.rate,
+        .timeout_ms = d->o.timeout_ms,
+        .t0_ns = d->t0_ns,
+    };
+    if ((rc = sst__traffic_start(&to, &d->traffic, err, sizeof(err))) != 0) {
+        fprintf(stderr, "sidestep drill: %s\n", err);
+        free(d);
+        return 1;
+    }
+    drill_steps(d);
+    drill_restore(d); /* no-op unless a step bailed out with the force still set */
+    if (d->interrupted)
+        drill_say(d, "interrupted: the force is cleared; stopping");
+    drill_pause(d, 200); /* a few answers after the last switch */
+    d->t_end_us = drill_now_us(d);
+    sst__traffic_stop(d->traffic);
+
+    drill_report_t rep;
+    drill_analyse(d, &rep);
+    if (d->forced && d->t_clear_us != 0 && !d->interrupted) {
+        if (!rep.have_failover && d->n_problems == 0)
+            drill_problem(d, "the redirects to %s did not last until the restore", d->expect);
+        if (!rep.have_failback && d->n_problems == 0)
+            drill_problem(d, "traffic did not stay on %s after the failback", d->region);
+    }
+    uint64_t nerr = 0;
+    for (int e = SST_DRILL_CONNECT; e < SST_DRILL_ERR__COUNT; e++)
+        nerr += rep.errors[e];
+    if (nerr > 0)
+        drill_problem(d, "%llu request%s got no response", (unsigned long long)nerr,
+                      nerr == 1 ? "" : "s");
+    if (rep.unexpected > 0)
+        drill_problem(d, "%llu unexpected status%s (neither proxied 2xx nor a redirect to %s)",
+                      (unsigned long long)rep.unexpected, rep.unexpected == 1 ? "" : "es",
+                      d->expect);
+    bool pass = d->n_problems == 0 && rep.have_failover && rep.have_failback;
+    drill_print(d, &rep, pass);
+    if (d->o.json_path != NULL) {
+        json_object *j = drill_report_json(d, &rep, pass);
+        if (j == NULL || drill_write_json(d, j) != 0)
+            pass = false;
+        json_object_put(j);
+    }
+    sst__traffic_free(d->traffic);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    free(d);
+    return pass ? 0 : 1;
+}
