@@ -466,15 +466,50 @@ def check_tools(args):
     return missing
 
 
+def report_only(args):
+    """Rebuilds the report from one results.json, or merges several (comma-separated: runs
+    taken at different times, e.g. a re-run of cells a busy machine disturbed) into a new
+    directory; the tables then keep, per cell, the least disturbed run of all of them."""
+    paths = [p for p in args.report_only.split(",") if p]
+    datas = []
+    for path in paths:
+        with open(path) as f:
+            datas.append(json.load(f))
+    if len(datas) == 1:
+        out_dir = os.path.dirname(os.path.abspath(paths[0]))
+        return report.emit(datas[0], out_dir, ROOT, args.update_doc)
+    same = ("duration_s", "warmup_s", "connections", "wrk_threads", "idle_conns",
+            "failover_rate", "failover_conns", "failover_seconds", "failover_kill_at_s")
+    for path, d in zip(paths[1:], datas[1:]):
+        diff = [k for k in same
+                if d["meta"]["settings"].get(k) != datas[0]["meta"]["settings"].get(k)]
+        if diff:
+            print("bench: %s was measured with other settings (%s); not merged"
+                  % (path, ", ".join(diff)), file=sys.stderr)
+            return 2
+    data = {"meta": dict(datas[0]["meta"]), "results": []}
+    data["meta"]["runs"] = [{k: d["meta"].get(k) for k in ("command", "date", "elapsed_s",
+                                                           "interrupted", "loadavg_at_end")}
+                            | {"loadavg_at_start": d["meta"]["machine"]["loadavg_at_start"]}
+                            for d in datas]
+    for d in datas:
+        data["results"].extend(d["results"])
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = os.path.abspath(args.out or os.path.join(HERE, "out", "merged-" + stamp))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    rc = report.emit(data, out_dir, ROOT, args.update_doc)
+    print("bench: merged results in %s" % out_dir, file=sys.stderr)
+    return rc
+
+
 def main(argv):
     # nginx and haproxy live in /usr/sbin, which a non-root PATH may lack
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     args = parse_args(argv)
     if args.report_only:
-        with open(args.report_only) as f:
-            data = json.load(f)
-        out_dir = os.path.dirname(os.path.abspath(args.report_only))
-        return report.emit(data, out_dir, ROOT, args.update_doc)
+        return report_only(args)
 
     missing = check_tools(args)
     if args.syscalls and syscalls.available():

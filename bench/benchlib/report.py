@@ -290,15 +290,27 @@ def markdown(data):
     m = meta["machine"]
     v = meta["versions"]
     s = meta["settings"]
-    lines = [
-        "Run: `%s` on %s, %.0f s%s." % (meta["command"], meta["date"], meta.get("elapsed_s", 0),
-                                        " (interrupted)" if meta.get("interrupted") else ""),
+    runs = meta.get("runs") or [{"command": meta["command"], "date": meta["date"],
+                                 "elapsed_s": meta.get("elapsed_s", 0),
+                                 "interrupted": meta.get("interrupted"),
+                                 "loadavg_at_start": m["loadavg_at_start"],
+                                 "loadavg_at_end": meta.get("loadavg_at_end")}]
+    lines = []
+    for run in runs:
+        lines.append("Run: `%s` on %s, %.0f s%s; load average %s at the start, %s at the end."
+                     % (run["command"], run["date"], run.get("elapsed_s") or 0,
+                        " (interrupted)" if run.get("interrupted") else "",
+                        " / ".join("%.2f" % x for x in run.get("loadavg_at_start") or []),
+                        " / ".join("%.2f" % x for x in run.get("loadavg_at_end") or [])))
+    if len(runs) > 1:
+        lines.append("")
+        lines.append("The tables merge these runs (`--report-only A.json,B.json`): per cell, the "
+                     "run least disturbed by other processes.")
+    lines += [
         "",
-        "Machine: %s CPUs (%s), kernel %s, open files %s; load average %s at the start, %s at "
-        "the end (other jobs were running on the machine when this was not ~0)."
-        % (m["nproc"], m["cpu"], m["kernel"], m["nofile"],
-           " / ".join("%.2f" % x for x in m["loadavg_at_start"]),
-           " / ".join("%.2f" % x for x in meta.get("loadavg_at_end", []))),
+        "Machine: %s CPUs (%s), kernel %s, open files %s. Other jobs shared the machine "
+        "during the runs: see the `others' CPU` column."
+        % (m["nproc"], m["cpu"], m["kernel"], m["nofile"]),
         "",
         "Versions: %s; %s; %s; %s." % (v["sidestep"], v["nginx"], v["haproxy"], v["wrk"]),
         "",
