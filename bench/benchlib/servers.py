@@ -220,8 +220,10 @@ def versions(sidestep_bin):
         text = (out.stdout + out.stderr).decode("utf-8", "replace").strip()
         return text.splitlines()[0] if text else "unknown"
 
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return {
         "sidestep": run([sidestep_bin, "--version"]),
+        "sidestep_commit": run(["git", "-C", root, "describe", "--always", "--dirty"]),
         "nginx": run(["nginx", "-v"]),
         "haproxy": run(["haproxy", "-v"]),
         "wrk": run(["wrk", "-v"]),
