@@ -1,0 +1,80 @@
+"""The benchmark harness runs: bench/bench.py --quick on the smallest workload set (GET answered
+with 307) against sidestep, nginx and HAProxy, and prints a table with a row per server. Speed
+is not checked. Skipped when wrk, nginx, HAProxy or taskset is not installed.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SOURCE = os.environ.get("SST_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(SOURCE, "bench", "bench.py")
+SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+TOOLS = ("wrk", "nginx", "haproxy", "taskset")
+MISSING = [t for t in TOOLS if shutil.which(t, path=SBIN_PATH) is None]
+SERVERS = ("sidestep", "nginx", "haproxy")
+
+
+def still_running(pid, started):
+    """True while pid is the process that started at `started` (clock ticks since boot)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and int(fields[19]) == started
+
+
+@unittest.skipIf(MISSING, "benchmark tools missing: %s (scripts/install-deps.sh test)"
+                 % ", ".join(MISSING))
+@unittest.skipUnless(os.environ.get("SST_BIN") and os.environ.get("SST_STUB"),
+                     "SST_BIN and SST_STUB are not set (run through ctest)")
+class BenchSmoke(unittest.TestCase):
+    def test_quick_get307_prints_a_table(self):
+        out_dir = tempfile.mkdtemp(prefix="sidestep-bench-smoke-")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-B", BENCH, "--quick", "--workloads", "get307",
+                 "--out", out_dir],
+                capture_output=True, timeout=55)
+            stdout = done.stdout.decode("utf-8", "replace")
+            stderr = done.stderr.decode("utf-8", "replace")
+            self.assertEqual(done.returncode, 0, "bench failed:\n%s\n%s" % (stdout, stderr))
+
+            self.assertIn("| workload | server   | req/s", stdout)
+            for server in SERVERS:
+                m = re.search(r"^\| get307 +\| %s +\| (\d+) +\| ([\d.]+) +\| ([\d.]+) +\| "
+                              r"([\d.]+) " % server, stdout, re.M)
+                self.assertIsNotNone(m, "no get307 row for %s in:\n%s" % (server, stdout))
+                self.assertGreater(int(m.group(1)), 0, "req/s of %s" % server)
+                self.assertGreater(float(m.group(4)), 0.0, "CPU per request of %s" % server)
+            # sidestep's figures as ratios to each peer
+            self.assertRegex(stdout, r"\| get307 +\| [\d.]+× +\| [\d.]+× ")
+
+            with open(os.path.join(out_dir, "results.json")) as f:
+                data = json.load(f)
+            rows = [r for r in data["results"] if r["type"] == "wrk"]
+            self.assertEqual(sorted(r["server"] for r in rows), sorted(SERVERS))
+            for r in rows:
+                self.assertIsNone(r["error"])
+                self.assertGreater(r["requests"], 0)
+                self.assertEqual(r["errors"], 0, "%s: wrk saw errors" % r["server"])
+                self.assertGreater(r["peak_rss_kib"], 0)
+            self.assertFalse(data["meta"]["interrupted"])
+            # sidestep stopped cleanly, and no server the harness started is left running
+            self.assertNotIn("NOTE: sidestep exited", stderr)
+            procs = data["meta"]["processes"]
+            self.assertGreaterEqual(len(procs), 6, procs)  # 3 servers, 3 wrk, nginx's worker
+            self.assertEqual([p for p in procs if still_running(p[1], p[2])], [])
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
