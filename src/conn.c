@@ -258,11 +258,10 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
     if (c->req != NULL)
         c->req->bytes_out += total;
     if (conn_write_queue(c) == 0) {
-        int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)n);
-        if (rc > 0)
-            done = (size_t)rc;
-        else if (rc != UV_EAGAIN)
-            return rc;
+        ssize_t rc = sst__sock_send((uv_stream_t *)&c->tcp, bufs, n, total);
+        if (rc < 0)
+            return (int)rc;
+        done = (size_t)rc;
     }
     if (done == total) {
         c->last_progress = conn_now(c);
@@ -781,7 +780,7 @@ static void conn_proxy_attempt(sst_conn_t *c)
             conn_fatal(c, 503, "out of memory");
             return;
         }
-        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent);
+        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent, conn_now(c));
         if (u != NULL) {
             sst_counter_add(&w->metrics->up_reuses[pool->metric_id], 1);
             c->up = u;
@@ -1453,6 +1452,11 @@ static void conn_run(sst_conn_t *c)
     c->in_run = false;
     if (c->state == SST_CONN_CLOSING)
         return;
+    /* the request head held back by the upstream leaves now, with the body read in this pass */
+    if (c->up != NULL && c->up->pending != NULL && sst__upstream_flush(c->up) != 0) {
+        sst__conn_upstream_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "out of memory");
+        return;
+    }
     if (c->in != NULL && c->in_len == 0)
         conn_release_input(c);
     conn_update_reading(c);

