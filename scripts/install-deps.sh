@@ -5,7 +5,7 @@ set -eu
 
 BUILD="cmake make gcc pkg-config libuv1-dev node-llhttp libyaml-dev libjson-c-dev"
 TEST="libcmocka-dev libssl-dev python3 curl clang clang-format libclang-rt-14-dev valgrind"
-BENCH="wrk nginx haproxy gnuplot-nox procps util-linux"
+BENCH="wrk nginx haproxy gnuplot-nox procps util-linux linux-perf"
 
 want="$BUILD"
 case "${1:-all}" in
