@@ -104,6 +104,20 @@ extern const sst_str_t sst__tails[SST_TAILS];
 /* Redirect statuses with prepared status lines. */
 #define SST_REDIRECT_STATUSES 5 /* 301 302 303 307 308 */
 
+/* The listening sockets of one listener address, one per worker (SO_REUSEPORT), opened by the
+ * control thread when the address first appears in a config. A worker takes its own slot with
+ * an atomic exchange; the control thread closes the slots nobody took when the address leaves
+ * the config. Entries live until the server is freed, so a view that still points at one is
+ * never left dangling. Keeping them here, and not per config, means a worker that skips a view
+ * (two reloads before it woke) still finds the sockets of a listener added by the skipped one. */
+typedef struct sst_lsock_s {
+    struct sst_lsock_s *next;
+    char key[272]; /* the configured address text */
+    struct sockaddr_storage bound;
+    bool live; /* in the config in force */
+    atomic_int fds[SST_MAX_WORKERS];
+} sst_lsock_t;
+
 /* Per config: the constant parts of generated responses and the metric ids of names. A 307
  * is written as [status line + "Location: " + region url] [path-and-query parts]
  * [headers + tail + body]: three buffers of one writev in the common case. */
@@ -116,11 +130,10 @@ typedef struct sst_prep_s {
     uint16_t region_mid[SST_MAX_REGIONS];
     uint16_t backend_mid[SST_MAX_BACKENDS];
     char *storage;
-    /* listening sockets opened by the control thread for listeners new in this config, one
-     * per worker (SO_REUSEPORT); a worker takes its own slot (and sets it to -1). -1 where the
-     * workers keep the socket they already have for the same address. */
-    int listen_fds[SST_MAX_LISTENERS][SST_MAX_WORKERS];
+    /* the listening sockets of each configured listener (owned by the server's table) */
+    struct sst_lsock_s *lsock[SST_MAX_LISTENERS];
     struct sockaddr_storage bound[SST_MAX_LISTENERS];
+    struct sst_lsock_s *created; /* entries this config added to the table (see view.c) */
     unsigned n_workers;
 } sst_prep_t;
 
@@ -413,6 +426,7 @@ struct sst_server_s {
     const sst_prep_t *pending_prep;
     int access_fd, old_access_fd;
     struct sockaddr_storage admin_bound;
+    sst_lsock_t *lsocks; /* every listener address ever opened (see sst_lsock_t) */
     void *admin;
     void *demo;
     uint64_t start_ms; /* uv_now at start */
@@ -527,11 +541,18 @@ void sst__pools_free(sst_worker_t *w);
 
 /* view.c */
 /* Builds the per-config parts: generated-response pieces, metric ids (registering new names
- * in the server), and listening sockets for listeners not already open in `prev` (NULL at
- * start). Returns 0, or a negative error with *err set to a message naming the listener. */
-int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_server_t *s,
-                    sst_prep_t **out, char *err, size_t err_size);
+ * in the server), and the listening sockets of addresses not open yet (new entries of the
+ * server's table, made live by sst__prep_commit). Returns 0, or a negative error with *err
+ * set to a message naming the listener. */
+int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, char *err,
+                    size_t err_size);
 void sst__prep_free(sst_prep_t *p);
+/* The config of `p` is now in force: its listener entries become live, the entries of
+ * addresses no longer configured give up their untaken sockets. */
+void sst__prep_commit(sst_server_t *s, sst_prep_t *p);
+/* The reload that built `p` failed: the entries it created are closed and dropped. */
+void sst__prep_abandon(sst_server_t *s, sst_prep_t *p);
+void sst__lsocks_free(sst_server_t *s);
 int sst__view_new(sst_config_t *cfg, sst_hsnap_t *snap, sst_prep_t *prep,
                   atomic_uint_fast32_t *prep_refs, uint64_t generation, sst_view_t **out);
 

@@ -378,12 +378,14 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
     s->pending_cfg = NULL;
     if (rc != 0)
         goto fail;
-    if ((rc = sst__prep_build(cfg, NULL, s, &prep, err, err_size)) != 0)
+    if ((rc = sst__prep_build(cfg, s, &prep, err, err_size)) != 0)
         goto fail;
     if ((rc = server_new_view(s, s->cfg, s->health, prep, &s->view)) != 0) {
+        sst__prep_abandon(s, prep);
         sst__prep_free(prep);
         goto fail;
     }
+    sst__prep_commit(s, prep);
     uv_async_init(loop, &s->passive_async, server_on_passive);
     s->passive_async.data = s;
     uv_timer_init(loop, &s->health_timer);
@@ -426,6 +428,7 @@ fail_running:
 fail:
     if (err[0] == 0)
         snprintf(err, err_size, "%s", sst_strerror(rc));
+    sst__lsocks_free(s);
     if (s->health != NULL)
         sst_health_destroy(s->health);
     if (s->view != NULL)
@@ -446,7 +449,7 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
 {
     sst_config_t *cfg = NULL;
     sst_health_t *h = NULL;
-    sst_prep_t *prep = NULL;
+    sst_prep_t *prep = NULL, *built = NULL;
     sst_view_t *v = NULL;
     sst_prober_t *prober = NULL;
     sst_diag_t diag;
@@ -474,8 +477,9 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
         snprintf(err, err_size, "log.access %s: %s", cfg->log.access, sst_strerror(rc));
         goto fail;
     }
-    if ((rc = sst__prep_build(cfg, s->cfg, s, &prep, err, err_size)) != 0)
+    if ((rc = sst__prep_build(cfg, s, &prep, err, err_size)) != 0)
         goto fail;
+    built = prep;
     s->pending_cfg = cfg;
     s->pending_prep = prep;
     rc = sst_health_create(cfg, s->health, uv_now(s->loop), server_on_event, s, &h);
@@ -500,6 +504,7 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
     s->cfg = cfg;
     s->config_version = cfg->version;
     server_setup_log(s, access_fd);
+    sst__prep_commit(s, built);
     server_publish_view(s, v);
     server_arm_health_timer(s);
     s->reloads_ok++;
@@ -508,6 +513,8 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
     return 0;
 
 fail:
+    if (built != NULL)
+        sst__prep_abandon(s, built); /* sockets opened for new addresses close */
     if (v != NULL)
         sst__view_unref(v);
     if (prep != NULL)
@@ -575,6 +582,7 @@ void sst_server_free(sst_server_t *s)
         return;
     for (unsigned i = 0; i < s->n_workers; i++)
         sst__worker_join(&s->workers[i]);
+    sst__lsocks_free(s);
     if (s->view != NULL)
         sst__view_unref(s->view);
     if (s->health != NULL)

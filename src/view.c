@@ -96,52 +96,123 @@ static int prep_listen_socket(const struct sockaddr_storage *sa, socklen_t salen
     return 0;
 }
 
-static bool prep_had_listener(const sst_config_t *prev, const char *key)
+static sst_lsock_t *lsock_find(sst_server_t *s, const char *key)
 {
-    if (prev == NULL)
-        return false;
-    for (size_t i = 0; i < prev->n_listeners; i++)
-        if (strcmp(prev->listeners[i].addr.text, key) == 0)
-            return true;
-    return false;
+    for (sst_lsock_t *e = s->lsocks; e != NULL; e = e->next)
+        if (e->live && strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
 }
 
-static int prep_open_listeners(sst_prep_t *p, const sst_config_t *cfg, const sst_config_t *prev,
-                               const sst_prep_t *prev_prep, char *err, size_t err_size)
+static void lsock_close_untaken(sst_lsock_t *e)
+{
+    for (unsigned w = 0; w < SST_MAX_WORKERS; w++) {
+        int fd = atomic_exchange(&e->fds[w], -1);
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+/* Opens one socket per worker for a new address; the entry joins p->created. */
+static int lsock_open(sst_prep_t *p, const sst_addr_t *a, sst_lsock_t **out, char *err,
+                      size_t err_size)
+{
+    sst_lsock_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return SST_ENOMEM;
+    for (unsigned w = 0; w < SST_MAX_WORKERS; w++)
+        atomic_init(&e->fds[w], -1);
+    snprintf(e->key, sizeof(e->key), "%s", a->text);
+    e->next = p->created;
+    p->created = e;
+    struct sockaddr_storage sa = a->sa;
+    socklen_t salen = a->salen;
+    for (unsigned w = 0; w < p->n_workers; w++) {
+        int fd;
+        int rc = prep_listen_socket(&sa, salen, &fd);
+        if (rc != 0) {
+            snprintf(err, err_size, "listen %s: %s", a->text, sst_strerror(rc));
+            return rc;
+        }
+        atomic_store(&e->fds[w], fd);
+        if (w == 0) {
+            /* port 0: the other workers bind the port the kernel picked for the first */
+            socklen_t len = sizeof(sa);
+            getsockname(fd, (struct sockaddr *)&sa, &len);
+            salen = len;
+            e->bound = sa;
+        }
+    }
+    *out = e;
+    return 0;
+}
+
+static int prep_open_listeners(sst_prep_t *p, const sst_config_t *cfg, sst_server_t *s, char *err,
+                               size_t err_size)
 {
     for (size_t l = 0; l < cfg->n_listeners; l++) {
         const sst_addr_t *a = &cfg->listeners[l].addr;
-        if (prep_had_listener(prev, a->text)) {
-            /* kept by the workers; remember where it is bound */
-            for (size_t k = 0; prev_prep != NULL && k < prev->n_listeners; k++)
-                if (strcmp(prev->listeners[k].addr.text, a->text) == 0)
-                    p->bound[l] = prev_prep->bound[k];
-            continue;
-        }
-        struct sockaddr_storage sa = a->sa;
-        socklen_t salen = a->salen;
-        for (unsigned w = 0; w < p->n_workers; w++) {
-            int rc = prep_listen_socket(&sa, salen, &p->listen_fds[l][w]);
-            if (rc != 0) {
-                snprintf(err, err_size, "listen %s: %s", a->text, sst_strerror(rc));
+        sst_lsock_t *e = lsock_find(s, a->text);
+        if (e == NULL) {
+            int rc = lsock_open(p, a, &e, err, err_size);
+            if (rc != 0)
                 return rc;
-            }
-            if (w == 0) {
-                /* port 0: the other workers bind the port the kernel picked for the first */
-                socklen_t len = sizeof(sa);
-                getsockname(p->listen_fds[l][0], (struct sockaddr *)&sa, &len);
-                salen = len;
-                p->bound[l] = sa;
-            }
         }
+        p->lsock[l] = e;
+        p->bound[l] = e->bound;
     }
     return 0;
 }
 
+void sst__prep_commit(sst_server_t *s, sst_prep_t *p)
+{
+    /* addresses no longer configured: their untaken sockets close now; the workers close the
+     * ones they took when they adopt the new config */
+    for (sst_lsock_t *e = s->lsocks; e != NULL; e = e->next) {
+        bool kept = false;
+        for (size_t l = 0; l < SST_MAX_LISTENERS && !kept; l++)
+            kept = p->lsock[l] == e;
+        if (e->live && !kept) {
+            e->live = false;
+            lsock_close_untaken(e);
+        }
+    }
+    while (p->created != NULL) {
+        sst_lsock_t *e = p->created;
+        p->created = e->next;
+        e->live = true;
+        e->next = s->lsocks;
+        s->lsocks = e;
+    }
+}
+
+static void lsock_free_list(sst_lsock_t *e)
+{
+    while (e != NULL) {
+        sst_lsock_t *next = e->next;
+        lsock_close_untaken(e);
+        free(e);
+        e = next;
+    }
+}
+
+void sst__prep_abandon(sst_server_t *s, sst_prep_t *p)
+{
+    (void)s;
+    lsock_free_list(p->created);
+    p->created = NULL;
+}
+
+void sst__lsocks_free(sst_server_t *s)
+{
+    lsock_free_list(s->lsocks);
+    s->lsocks = NULL;
+}
+
 /* ---- generated response pieces ------------------------------------------------------------ */
 
-int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_server_t *s,
-                    sst_prep_t **out, char *err, size_t err_size)
+int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, char *err,
+                    size_t err_size)
 {
     sst_prep_t *p = calloc(1, sizeof(*p));
     size_t cap = 0, used = 0;
@@ -150,9 +221,6 @@ int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_serve
     if (p == NULL)
         return SST_ENOMEM;
     p->n_workers = s->n_workers;
-    for (size_t l = 0; l < SST_MAX_LISTENERS; l++)
-        for (size_t w = 0; w < SST_MAX_WORKERS; w++)
-            p->listen_fds[l][w] = -1;
     static const uint16_t statuses[SST_REDIRECT_STATUSES] = {301, 302, 303, 307, 308};
     for (size_t r = 0; r < cfg->n_regions; r++) {
         size_t url = cfg->regions[r].url != NULL ? strlen(cfg->regions[r].url) : 0;
@@ -204,8 +272,9 @@ int sst__prep_build(const sst_config_t *cfg, const sst_config_t *prev, sst_serve
     for (size_t b = 0; b < cfg->n_backends; b++)
         p->backend_mid[b] = prep_register(s->backend_names, &s->n_backend_names, SST_M_BACKENDS, 0,
                                           cfg->backends[b].addr.text);
-    rc = prep_open_listeners(p, cfg, prev, s->view != NULL ? s->view->prep : NULL, err, err_size);
+    rc = prep_open_listeners(p, cfg, s, err, err_size);
     if (rc != 0) {
+        sst__prep_abandon(s, p);
         sst__prep_free(p);
         return rc;
     }
@@ -217,10 +286,7 @@ void sst__prep_free(sst_prep_t *p)
 {
     if (p == NULL)
         return;
-    for (size_t l = 0; l < SST_MAX_LISTENERS; l++)
-        for (size_t w = 0; w < SST_MAX_WORKERS; w++)
-            if (p->listen_fds[l][w] >= 0)
-                close(p->listen_fds[l][w]);
+    /* the listening sockets belong to the server's table, not to the config */
     free(p->storage);
     free(p);
 }

@@ -476,10 +476,10 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
             l->cfg_index = i;
             continue;
         }
-        int fd = prep->listen_fds[i][w->id];
+        /* ours now; -1 when the address has left the config meanwhile (a stale view) */
+        int fd = prep->lsock[i] != NULL ? atomic_exchange(&prep->lsock[i]->fds[w->id], -1) : -1;
         if (fd < 0)
             continue;
-        prep->listen_fds[i][w->id] = -1; /* ours now */
         l = calloc(1, sizeof(*l));
         if (l == NULL) {
             close(fd);
