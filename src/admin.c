@@ -291,44 +291,14 @@ static void admin_do_reload(admin_conn_t *c)
     admin_send_json(c, 200, NULL, o);
 }
 
-/* The answer to a backend action: the first instance of the address, plus every instance when
- * it serves in more than one region (the action applied to each). */
+/* The answer to a backend action: the backend as in /status. The loader rejects an address
+ * listed twice, so it names one backend. */
 static int admin_backend_answer(sst_server_t *s, const char *addr, json_object **out)
 {
-    json_object *first = NULL, *all = NULL;
-    size_t n = 0;
-    for (size_t b = 0; b < s->cfg->n_backends; b++) {
-        if (strcmp(s->cfg->backends[b].addr.text, addr) != 0)
-            continue;
-        json_object *o = NULL;
-        if (sst__admin_backend_json(s, b, &o) != 0)
-            goto oom;
-        if (n++ == 0) {
-            first = o;
-            continue;
-        }
-        if (all == NULL) {
-            all = json_object_new_array();
-            if (all == NULL || json_object_array_add(all, json_object_get(first)) != 0) {
-                json_object_put(o);
-                goto oom;
-            }
-        }
-        if (json_object_array_add(all, o) != 0) {
-            json_object_put(o);
-            goto oom;
-        }
-    }
-    if (first == NULL)
-        return SST_ENOENT;
-    if (all != NULL && json_object_object_add(first, "instances", all) != 0)
-        goto oom;
-    *out = first;
-    return 0;
-oom:
-    json_object_put(first);
-    json_object_put(all);
-    return SST_ENOMEM;
+    for (size_t b = 0; b < s->cfg->n_backends; b++)
+        if (strcmp(s->cfg->backends[b].addr.text, addr) == 0)
+            return sst__admin_backend_json(s, b, out) != 0 ? SST_ENOMEM : 0;
+    return SST_ENOENT;
 }
 
 static void admin_do_action(admin_conn_t *c)

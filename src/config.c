@@ -1271,13 +1271,17 @@ int sst_config_load(const char *path, sst_config_t **out, sst_diag_t *diag)
     for (;;) {
         if (len == cap) {
             char *grown;
-            if (cap >= CONFIG_MAX_FILE) {
+            /* the buffer grows to one byte past the limit, so a file of exactly the limit
+             * reads to its end and a longer one fills the buffer */
+            if (len > CONFIG_MAX_FILE) {
                 snprintf(diag->msg, sizeof diag->msg, "larger than %llu MiB: not a config file",
                          (unsigned long long)(CONFIG_MAX_FILE / MIB));
                 rc = SST_E2BIG;
                 goto fail;
             }
             cap = cap ? cap * 2 : 16 * KIB;
+            if (cap > CONFIG_MAX_FILE + 1)
+                cap = CONFIG_MAX_FILE + 1;
             grown = realloc(buf, cap + 1);
             if (grown == NULL) {
                 config_copy_field(diag->msg, sizeof diag->msg, "out of memory");

@@ -28,8 +28,8 @@ int sst_log_level(void);
 bool sst_log_json(void);
 int sst_log_access_fd(void);
 
-/* A diagnostic line: "2026-11-25T16:41:54.123Z warn msg". Messages at the same call site are
- * limited to 10 per second; the excess is counted and reported by the next line that passes. */
+/* A diagnostic line: "2026-11-25T16:41:54.123Z warn msg". Lines below error are limited to 50
+ * per second process-wide; the excess is counted and reported by the next line that passes. */
 void sst_log(int level, const char *fmt, ...) SST_PRINTF(2, 3);
 void sst_logv(int level, const char *fmt, va_list ap) SST_PRINTF(2, 0);
 

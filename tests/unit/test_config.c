@@ -1220,6 +1220,47 @@ static void test_admin_token(void **state)
 
 /* --- files, lifetimes, formatting -------------------------------------------------------- */
 
+/* A file of exactly 4 MiB loads; one byte more is refused before it is parsed. */
+static void test_load_file_size_limit(void **state)
+{
+    const size_t limit = 4u << 20;
+    const char *yaml = BASE REGIONS;
+    size_t head = strlen(yaml);
+    char path[] = "/tmp/sst-config-XXXXXX";
+    sst_config_t *cfg = NULL;
+    sst_diag_t d;
+    char *text;
+    int fd;
+
+    (void)state;
+    /* the config, then comment lines filling the file up to the limit */
+    text = malloc(limit + 1);
+    assert_non_null(text);
+    memcpy(text, yaml, head);
+    memset(text + head, ' ', limit + 1 - head);
+    for (size_t i = head; i + 1 < limit + 1; i += 64) {
+        text[i] = '#';
+        text[i + 63 < limit ? i + 63 : limit - 1] = '\n';
+    }
+    text[limit - 1] = '\n';
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, limit), (ssize_t)limit);
+    close(fd);
+    assert_int_equal(sst_config_load(path, &cfg, &d), 0);
+    sst_config_unref(cfg);
+    cfg = NULL;
+
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    assert_int_equal(sst_config_load(path, &cfg, &d), SST_E2BIG);
+    assert_null(cfg);
+    assert_non_null(strstr(d.msg, "larger than 4 MiB"));
+    unlink(path);
+    free(text);
+}
+
 static void test_load_file(void **state)
 {
     char path[] = "/tmp/sst-config-XXXXXX";
@@ -1412,6 +1453,7 @@ int main(void)
         cmocka_unit_test(test_trusted),
         cmocka_unit_test(test_admin_token),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_file_size_limit),
         cmocka_unit_test(test_diag_format),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_docs_examples),
