@@ -15,8 +15,11 @@
 #include "sidestep/log.h"
 #include "sidestep/server.h"
 
-#define ADMIN_MAX_CONNS   128   /* accepting pauses past this many open admin connections */
-#define ADMIN_READ_MS     10000 /* whole request (head and body) */
+#define ADMIN_MAX_CONNS   128   /* past this many open admin connections, the oldest one that
+                                   has not sent a complete head is closed for a new one; with
+                                   none such, accepting pauses */
+#define ADMIN_HEAD_MS     3000  /* the request head, from accept */
+#define ADMIN_READ_MS     10000 /* the body, from the end of the head */
 #define ADMIN_WRITE_MS    10000 /* whole answer */
 #define ADMIN_LINGER_MS   2000  /* reading and dropping input after the answer, before close */
 #define ADMIN_READ_BUF    8192
@@ -109,11 +112,24 @@ static void admin_conn_close(admin_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, admin_conn_on_closed);
 }
 
+static void admin_error(admin_conn_t *c, unsigned status, const char *extra, const char *fmt, ...)
+    SST_PRINTF(4, 5);
+
 static void admin_on_timer(uv_timer_t *t)
 {
     admin_conn_t *c = t->data;
-    if (c->state == ADMIN_READING)
-        sst_debug("admin: %s sent no complete request in %d ms; closing", c->peer, ADMIN_READ_MS);
+    if (c->state == ADMIN_READING) {
+        /* as on the proxy side: 408 with a reason, then the usual half-close and linger (the
+         * write timer bounds a client that reads nothing) */
+        sst_debug("admin: %s sent no complete request in time", c->peer);
+        if (c->head_done)
+            admin_error(c, 408, NULL, "request body not received within %d s",
+                        ADMIN_READ_MS / 1000);
+        else
+            admin_error(c, 408, NULL, "request head not received within %d s",
+                        ADMIN_HEAD_MS / 1000);
+        return;
+    }
     admin_conn_close(c);
 }
 
@@ -207,9 +223,6 @@ static void admin_send_json(admin_conn_t *c, unsigned status, const char *extra,
     }
     json_object_put(o);
 }
-
-static void admin_error(admin_conn_t *c, unsigned status, const char *extra, const char *fmt, ...)
-    SST_PRINTF(4, 5);
 
 static void admin_error(admin_conn_t *c, unsigned status, const char *extra, const char *fmt, ...)
 {
@@ -465,6 +478,7 @@ static void admin_feed(admin_conn_t *c, const char *data, size_t len)
             return;
         case SST_H1_HEAD:
             c->head_done = true;
+            uv_timer_start(&c->timer, admin_on_timer, ADMIN_READ_MS, 0);
             if (!admin_on_head(c))
                 return;
             sst_h1_resume(&c->h1);
@@ -582,7 +596,25 @@ static void admin_accept(admin_t *a)
         admin_conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, admin_on_timer, ADMIN_READ_MS, 0);
+    uv_timer_start(&c->timer, admin_on_timer, ADMIN_HEAD_MS, 0);
+}
+
+/* Closes the oldest connection still sending its head, so that clients that connect and send
+ * nothing (no token checked yet) cannot keep an operator out. Returns false when every slot
+ * holds a request past its head. */
+static bool admin_evict_one(admin_t *a)
+{
+    /* sst_list_push inserts at the front: the oldest connection is at the back */
+    for (sst_link_t *l = a->conns.prev; l != &a->conns; l = l->prev) {
+        admin_conn_t *c = sst_container_of(l, admin_conn_t, link);
+        if (c->state == ADMIN_READING && !c->head_done) {
+            sst_debug("admin: all %d slots taken; closing %s, which sent no complete head",
+                      ADMIN_MAX_CONNS, c->peer);
+            admin_conn_close(c);
+            return true;
+        }
+    }
+    return false;
 }
 
 static void admin_on_connection(uv_stream_t *server, int status)
@@ -595,8 +627,10 @@ static void admin_on_connection(uv_stream_t *server, int status)
     if (a->closing)
         return;
     if (a->n_conns >= ADMIN_MAX_CONNS) {
-        /* not accepting stops libuv polling the listener until uv_accept runs again */
+        /* not accepting stops libuv polling the listener until uv_accept runs again: when a
+         * slot frees up (at once if one is evicted: its close callback accepts) */
         a->paused = true;
+        (void)admin_evict_one(a);
         return;
     }
     admin_accept(a);

@@ -21,6 +21,8 @@ struct sst_server_s;
 #define SST_ADMIN_MAX_BODY   (64 * 1024)
 #define SST_ADMIN_MAX_REASON 100 /* bytes; health keeps 127 and the event text 160 */
 #define SST_ADMIN_NAME_MAX   280 /* a decoded region name or backend address */
+#define SST_ADMIN_MAX_TTL_MS (30ull * 24 * 3600 * 1000) /* 30 days: leave ttl out for longer */
+#define SST_CLI_MAX_MS       (24ull * 3600 * 1000)      /* ctl and drill durations: 24 hours */
 
 typedef enum sst_admin_res_e {
     SST_ARES_STATUS = 0,

@@ -87,9 +87,19 @@ static void jb_time(jb_t *b, json_object *o, const char *key, uint64_t mono_ms)
 {
     const sst_server_t *s = b->s;
     char ts[32];
-    int64_t delta = (int64_t)(mono_ms - s->start_ms);
-    int64_t wall = (int64_t)s->start_epoch_ms + delta;
-    sst_log_time(wall > 0 ? (uint64_t)wall : 0, ts);
+    /* saturating: a time before the epoch shows as 1970, one past year 9999 as 9999 (the
+     * admin API bounds TTLs, so neither happens in practice) */
+    const uint64_t max_wall = 253402300799999ull; /* 9999-12-31T23:59:59.999Z */
+    uint64_t wall;
+    if (mono_ms >= s->start_ms)
+        wall = mono_ms - s->start_ms > max_wall - s->start_epoch_ms
+                   ? max_wall
+                   : s->start_epoch_ms + (mono_ms - s->start_ms);
+    else
+        wall = s->start_ms - mono_ms > s->start_epoch_ms
+                   ? 0
+                   : s->start_epoch_ms - (s->start_ms - mono_ms);
+    sst_log_time(wall, ts);
     jb_str(b, o, key, ts);
 }
 

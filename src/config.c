@@ -663,6 +663,8 @@ static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_li
     mark = n == addr ? c->path_len : sst__cfg_push_key(c, "address");
     if (sst__cfg_addr(c, addr, true, &l->addr) != 0)
         return SST_EINVAL;
+    l->pos.line = (unsigned)addr->start_mark.line + 1;
+    l->pos.column = (unsigned)addr->start_mark.column + 1;
     sst__cfg_pop(c, mark);
     if (n == addr)
         return 0;
@@ -986,6 +988,8 @@ static int config_parse_log(sst__cfg_ctx_t *c, const yaml_node_t *root)
         mark = sst__cfg_push_key(c, "access");
         if (sst__cfg_string(c, v, 4096, false, &l->access) != 0)
             return SST_EINVAL;
+        l->access_pos.line = (unsigned)v->start_mark.line + 1;
+        l->access_pos.column = (unsigned)v->start_mark.column + 1;
         sst__cfg_pop(c, mark);
     }
     if ((v = sst__cfg_get(c, map, "format")) != NULL) {

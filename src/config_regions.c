@@ -646,7 +646,15 @@ static int route_name(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx)
     if (v == NULL) {
         int len = snprintf(buf, sizeof buf, "route%zu", idx);
         r->name = sst__cfg_strdup(c, sst_str(buf, (size_t)len));
-        return r->name ? 0 : sst__cfg_nomem(c);
+        if (r->name == NULL)
+            return sst__cfg_nomem(c);
+        for (size_t j = 0; j < idx; j++)
+            if (strcmp(cfg->routes[j].name, r->name) == 0)
+                return sst__cfg_fail(c, n,
+                                     "the default name \"%s\" of this route is taken by "
+                                     "routes[%zu]: give this route a name",
+                                     r->name, j);
+        return 0;
     }
     sst__cfg_push_key(c, "name");
     if (sst__cfg_string(c, v, 64, false, &r->name) != 0)

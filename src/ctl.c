@@ -122,8 +122,8 @@ static int ctl_parse(int argc, char **argv, ctl_opts_t *o)
     if (o->admin == NULL || o->admin[0] == 0)
         o->admin = CTL_DEFAULT_ADMIN;
     if (timeout != NULL && (sst_parse_duration_ms(timeout, strlen(timeout), &o->timeout_ms) != 0 ||
-                            o->timeout_ms == 0))
-        return ctl_usage_error("bad --timeout '%s' (use 5s, 500ms)", timeout);
+                            o->timeout_ms == 0 || o->timeout_ms > SST_CLI_MAX_MS))
+        return ctl_usage_error("bad --timeout '%s' (use 5s, 500ms; at most 24h)", timeout);
     if (o->n_words == 0)
         return ctl_usage_error("%s", "a command is required");
     return 0;
@@ -418,8 +418,9 @@ static int ctl_build(const ctl_opts_t *o, ctl_cmd_t *cmd)
             return ctl_usage_error("--ttl does not apply to %s", w);
         uint64_t ttl;
         if (o->ttl != NULL &&
-            (sst_parse_duration_ms(o->ttl, strlen(o->ttl), &ttl) != 0 || ttl == 0))
-            return ctl_usage_error("bad --ttl '%s' (use 30s, 10m, 1h)", o->ttl);
+            (sst_parse_duration_ms(o->ttl, strlen(o->ttl), &ttl) != 0 || ttl == 0 ||
+             ttl > SST_ADMIN_MAX_TTL_MS))
+            return ctl_usage_error("bad --ttl '%s' (use 30s, 10m, 1h; at most 720h)", o->ttl);
         if (strlen(name) >= SST_ADMIN_NAME_MAX)
             return ctl_usage_error("name too long: %s", name);
         ctl_encode(name, enc, sizeof(enc));

@@ -153,8 +153,9 @@ static int drill_usage_error(const char *fmt, ...)
 
 static int drill_duration(const char *name, const char *v, uint64_t *out, bool zero_ok)
 {
-    if (sst_parse_duration_ms(v, strlen(v), out) != 0 || (!zero_ok && *out == 0))
-        return drill_usage_error("bad duration for %s (use 500ms, 3s, 1m)", name);
+    if (sst_parse_duration_ms(v, strlen(v), out) != 0 || (!zero_ok && *out == 0) ||
+        *out > SST_CLI_MAX_MS)
+        return drill_usage_error("bad duration for %s (use 500ms, 3s, 1m; at most 24h)", name);
     return 0;
 }
 

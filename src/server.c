@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -283,11 +284,28 @@ static int server_open_access(const sst_config_t *cfg, int *fd)
     else if (strcmp(a, "off") == 0)
         *fd = -1;
     else {
-        *fd = open(a, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* O_NONBLOCK: opening a FIFO (or a device) must not block the control loop; only
+         * regular files and character devices (/dev/null, a tty) are accepted */
+        struct stat st;
+        *fd = open(a, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
         if (*fd < 0)
-            return -errno;
+            return errno == ENXIO ? SST_EINVAL : -errno; /* ENXIO: a FIFO with no reader */
+        if (fstat(*fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) ||
+            fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+            close(*fd);
+            *fd = -1;
+            return SST_EINVAL;
+        }
     }
     return 0;
+}
+
+/* "file:line:col: log.access: PATH: why" for an access log that cannot be opened */
+static void server_access_error(const sst_config_t *cfg, int rc, char *err, size_t err_size)
+{
+    snprintf(err, err_size, "%s:%u:%u: log.access: %s: %s", cfg->source, cfg->log.access_pos.line,
+             cfg->log.access_pos.column, cfg->log.access,
+             rc == SST_EINVAL ? "not a regular file or character device" : sst_strerror(rc));
 }
 
 static void server_setup_log(sst_server_t *s, int access_fd)
@@ -369,7 +387,7 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
         goto fail;
     }
     if ((rc = server_open_access(cfg, &access_fd)) != 0) {
-        snprintf(err, err_size, "log.access %s: %s", cfg->log.access, sst_strerror(rc));
+        server_access_error(cfg, rc, err, err_size);
         goto fail;
     }
     server_setup_log(s, access_fd);
@@ -474,7 +492,7 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
         (cfg->admin.enabled && strcmp(cfg->admin.addr.text, s->cfg->admin.addr.text) != 0))
         sst_warn("reload: the admin listener address changes only with a restart");
     if ((rc = server_open_access(cfg, &access_fd)) != 0) {
-        snprintf(err, err_size, "log.access %s: %s", cfg->log.access, sst_strerror(rc));
+        server_access_error(cfg, rc, err, err_size);
         goto fail;
     }
     if ((rc = sst__prep_build(cfg, s, &prep, err, err_size)) != 0)

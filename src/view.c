@@ -114,9 +114,10 @@ static void lsock_close_untaken(sst_lsock_t *e)
 }
 
 /* Opens one socket per worker for a new address; the entry joins p->created. */
-static int lsock_open(sst_prep_t *p, const sst_addr_t *a, sst_lsock_t **out, char *err,
-                      size_t err_size)
+static int lsock_open(sst_prep_t *p, const sst_config_t *cfg, size_t idx, sst_lsock_t **out,
+                      char *err, size_t err_size)
 {
+    const sst_addr_t *a = &cfg->listeners[idx].addr;
     sst_lsock_t *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return SST_ENOMEM;
@@ -131,7 +132,9 @@ static int lsock_open(sst_prep_t *p, const sst_addr_t *a, sst_lsock_t **out, cha
         int fd;
         int rc = prep_listen_socket(&sa, salen, &fd);
         if (rc != 0) {
-            snprintf(err, err_size, "listen %s: %s", a->text, sst_strerror(rc));
+            snprintf(err, err_size, "%s:%u:%u: listen[%zu]: %s: %s", cfg->source,
+                     cfg->listeners[idx].pos.line, cfg->listeners[idx].pos.column, idx, a->text,
+                     sst_strerror(rc));
             return rc;
         }
         atomic_store(&e->fds[w], fd);
@@ -154,7 +157,7 @@ static int prep_open_listeners(sst_prep_t *p, const sst_config_t *cfg, sst_serve
         const sst_addr_t *a = &cfg->listeners[l].addr;
         sst_lsock_t *e = lsock_find(s, a->text);
         if (e == NULL) {
-            int rc = lsock_open(p, a, &e, err, err_size);
+            int rc = lsock_open(p, cfg, l, &e, err, err_size);
             if (rc != 0)
                 return rc;
         }

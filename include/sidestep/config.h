@@ -128,8 +128,16 @@ typedef struct sst_route_cfg_s {
     uint32_t retries;                /* extra attempts on other backends of the region, default 2 */
 } sst_route_cfg_t;
 
+/* Where a value sits in the file (1-based), for errors found only when it is applied: a
+ * listener that cannot bind, an access log that cannot be opened. */
+typedef struct sst_cfg_pos_s {
+    unsigned line;
+    unsigned column;
+} sst_cfg_pos_t;
+
 typedef struct sst_listener_cfg_s {
     sst_addr_t addr;
+    sst_cfg_pos_t pos;           /* of the address */
     char *proto;                 /* X-Forwarded-Proto value, default "http" */
     bool https_redirect;         /* send every request to https://same-host/same-target */
     uint16_t https_status_get;   /* for GET and HEAD, default 301 */
@@ -174,6 +182,7 @@ typedef enum sst_log_format_e {
 
 typedef struct sst_log_cfg_s {
     char *access;            /* "stderr" (default), "stdout", "off", or a file path */
+    sst_cfg_pos_t access_pos; /* 0:0 when not in the file */
     sst_log_format_t format; /* default text */
     int level;               /* SST_LOG_* from log.h, default info */
 } sst_log_cfg_t;

@@ -287,22 +287,59 @@ class StatusAndMetrics(AdminCase):
                 s.close()
         self.assertEqual(results, [200] * 200)
 
-    def test_connection_cap_queues_then_serves(self):
-        # 128 open admin connections fill every slot: the next one waits in the backlog and
-        # is served as soon as a slot frees up
+    def test_idle_connections_cannot_lock_out_an_operator(self):
+        # 128 connections that send nothing fill every slot: the next client takes the slot of
+        # the oldest, which is closed, and is answered at once
         idle = [socket.create_connection(("127.0.0.1", self.proxy.admin_port))
                 for _ in range(128)]
         try:
             time.sleep(sst.scaled(0.3))
+            t0 = time.monotonic()
             with sst.Conn(self.proxy.admin_port) as c:
                 c.request("GET", "/status", self.auth_headers())
-                self.assertEqual(c.recv_some(0.5), b"")
-                idle.pop().close()
                 self.assertEqual(c.recv_response().status, 200)
+            self.assertLess(time.monotonic() - t0, sst.scaled(2.0))
+            idle[0].settimeout(sst.scaled(2.0))
+            self.assertEqual(idle[0].recv(100), b"")  # the oldest was closed
         finally:
             for s in idle:
                 s.close()
 
+    def test_connection_cap_queues_requests_past_their_head(self):
+        # 128 requests waiting for their bodies are not evicted: the next client waits in the
+        # backlog and is served as soon as one of them ends
+        head = b"POST /regions/nowhere/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
+        busy = []
+        try:
+            for _ in range(128):
+                s = socket.create_connection(("127.0.0.1", self.proxy.admin_port))
+                busy.append(s)
+                s.sendall(head)
+            time.sleep(sst.scaled(0.3))
+            with sst.Conn(self.proxy.admin_port) as c:
+                c.request("GET", "/status", self.auth_headers())
+                self.assertEqual(c.recv_some(0.5), b"")
+                busy.pop().close()
+                self.assertEqual(c.recv_response().status, 200)
+        finally:
+            for s in busy:
+                s.close()
+
+    def test_slow_request_gets_408(self):
+        with sst.Conn(self.proxy.admin_port) as c:
+            c.send(b"GET /status HTTP/1.1\r\nHost: x\r\n")  # never finished
+            t0 = time.monotonic()
+            r = c.recv_response(timeout=10)
+            self.assertEqual(r.status, 408)
+            self.assertIn("head not received", r.json()["error"])
+            self.assertGreater(time.monotonic() - t0, 2.5)
+        with sst.Conn(self.proxy.admin_port) as c:
+            c.request("POST", "/regions/us-east/drain",
+                      self.auth_headers() + [("Content-Length", "30")])
+            c.send(b'{"reason":')  # the body never completes
+            r = c.recv_response(timeout=15)
+            self.assertEqual(r.status, 408)
+            self.assertIn("body not received", r.json()["error"])
 
 class Actions(AdminCase):
     def tearDown(self):
@@ -524,6 +561,34 @@ class Reload(unittest.TestCase):
         self.proxy.wait_stderr("reload rejected")
         m = self.admin("GET", "/metrics").text
         self.assertIn('sidestep_reloads_total{result="failed"} 1', m)
+
+    def test_errors_found_when_applying_name_file_line_and_key(self):
+        # a FIFO as access log: refused at once (opening it must not block the control loop)
+        fifo = os.path.join(self.proxy.dir, "access.fifo")
+        os.mkfifo(fifo)
+        cfg = make_config(self.us, self.eu)
+        cfg["log"] = {"access": fifo}
+        self.proxy.write_config(cfg)
+        t0 = time.monotonic()
+        r = self.admin("POST", "/reload")
+        self.assertLess(time.monotonic() - t0, sst.scaled(2.0))
+        self.assertEqual(r.status, 400, r.text)
+        self.assertRegex(r.json()["error"],
+                         r"sidestep\.yaml:\d+:\d+: log\.access: .*access\.fifo: not a regular file")
+        # a listener address another socket holds
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen(1)
+            cfg = make_config(self.us, self.eu)
+            cfg["listen"] = ["127.0.0.1:0", "127.0.0.1:%d" % held.getsockname()[1]]
+            self.proxy.write_config(cfg)
+            r = self.admin("POST", "/reload")
+        self.assertEqual(r.status, 500, r.text)  # a file that is fine, which could not be applied
+        self.assertRegex(r.json()["error"],
+                         r"sidestep\.yaml:\d+:\d+: listen\[1\]: 127\.0\.0\.1:\d+: address already in use")
+        # the first config keeps serving, and the admin API still answers
+        self.assertEqual(sst.http(self.proxy.port).status, 200)
+        self.assertEqual(self.admin("GET", "/status").json()["config"]["version"], 1)
 
     def test_sighup_under_steady_traffic(self):
         failures = []
