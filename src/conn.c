@@ -539,11 +539,13 @@ static sst_tail_t conn_tail(const sst_conn_t *c)
 static int conn_send_answer(sst_conn_t *c)
 {
     sst_req_t *r = c->req;
+    /* method_name is set once the head parsed */
+    bool head_only = r->info.method_name.len > 0 && r->info.method == HTTP_HEAD;
     int rc;
     if (r->decision.kind == SST_DECIDE_REDIRECT) {
         uv_buf_t iov[SST_LOCATION_PARTS + 10];
         size_t n = sst__redirect_iov(r->wv->view->prep, &r->decision, r->https_redirect,
-                                     conn_tail(c), iov, sizeof(iov) / sizeof(iov[0]));
+                                     conn_tail(c), head_only, iov, sizeof(iov) / sizeof(iov[0]));
         if (n == 0)
             return SST_EINVAL;
         r->status = r->decision.status;
@@ -552,7 +554,7 @@ static int conn_send_answer(sst_conn_t *c)
         bool close = conn_will_close(c);
         size_t n = sst__error_response(c->w->scratch, sizeof(c->w->scratch), r->decision.status,
                                        r->decision.reason, r->decision.retry_after_s, close,
-                                       !close && r->info.minor == 0);
+                                       !close && r->info.minor == 0, head_only);
         uv_buf_t b = uv_buf_init(c->w->scratch, (unsigned)n);
         r->status = r->decision.status;
         rc = conn_send(c, &b, 1);
@@ -1590,7 +1592,7 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
         c->rejected = true;
         sst_counter_add(&w->metrics->conn_rejected, 1);
         size_t n = sst__error_response(w->scratch, sizeof(w->scratch), 503, "too many connections",
-                                       1, true, false);
+                                       1, true, false, false);
         uv_buf_t b = uv_buf_init(w->scratch, (unsigned)n);
         if (conn_send(c, &b, 1) != 0) {
             sst__conn_close(c);

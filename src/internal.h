@@ -572,10 +572,12 @@ void sst__admin_stop(sst_server_t *s);
  * a malloc'd buffer, or SST_ENOMEM. */
 int sst__metrics_render(sst_server_t *s, char **out, size_t *len);
 
-/* response building (respond.c) */
+/* response building (respond.c). `head_only`: the answer to a HEAD request, with the headers
+ * (Content-Length included) of the full answer and no body (RFC 9110 §9.3.2). */
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
-                         sst_tail_t tail, uv_buf_t *iov, size_t max);
+                         sst_tail_t tail, bool head_only, uv_buf_t *iov, size_t max);
 size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
-                           uint64_t retry_after_s, bool close, bool http10_keepalive);
+                           uint64_t retry_after_s, bool close, bool http10_keepalive,
+                           bool head_only);
 
 #endif

@@ -45,7 +45,7 @@ static inline uv_buf_t iov_c(const char *s, size_t len)
 }
 
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
-                         sst_tail_t tail, uv_buf_t *iov, size_t max)
+                         sst_tail_t tail, bool head_only, uv_buf_t *iov, size_t max)
 {
     size_t n = 0;
     bool cors = d->cors_origin.len > 0;
@@ -67,7 +67,7 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
         for (size_t i = 1; i < d->n_location; i++)
             if (d->location[i].len > 0)
                 iov[n++] = iov_s(d->location[i]);
-        if (!cors) {
+        if (!cors && !head_only) {
             iov[n++] = iov_s(prep->redirect_rest[d->region][tail]);
             return n;
         }
@@ -79,6 +79,8 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
         iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
     }
     iov[n++] = iov_s(sst__tails[tail]);
+    if (head_only)
+        return n;
     if (https)
         iov[n++] = iov_c(https_body, sizeof(https_body) - 1);
     else
@@ -87,7 +89,8 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
 }
 
 size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
-                           uint64_t retry_after_s, bool close, bool http10_keepalive)
+                           uint64_t retry_after_s, bool close, bool http10_keepalive,
+                           bool head_only)
 {
     char body[320];
     char extra[128] = "";
@@ -109,7 +112,7 @@ size_t sst__error_response(char *buf, size_t size, unsigned status, const char *
                      close              ? "Connection: close\r\n"
                      : http10_keepalive ? "Connection: keep-alive\r\n"
                                         : "",
-                     bl, body);
+                     head_only ? 0 : bl, body);
     if (n < 0)
         return 0;
     return (size_t)n < size ? (size_t)n : size - 1;

@@ -240,6 +240,23 @@ class Redirects(unittest.TestCase):
                  headers={"Origin": "https://evil.example"})
         self.assertIsNone(r.header("Access-Control-Allow-Origin"))
 
+    def test_head_gets_the_headers_without_a_body(self):
+        # RFC 9110 §9.3.2: the same headers as for GET (Content-Length included), no body; the
+        # next answer on the connection must start right after the head
+        with Conn(self.sst.port) as c:
+            for origin in (None, "https://app.example"):
+                hdrs = {"Origin": origin} if origin else {}
+                c.request("HEAD", "/h?q=1", headers=hdrs)
+                r = c.recv_response(method="HEAD")
+                self.assertEqual(r.status, 307)
+                self.assertEqual(r.header("Location"), "http://%s/h?q=1" % self.eu.addr)
+                self.assertGreater(int(r.header("Content-Length")), 0)
+                self.assertEqual(r.body, b"")
+                c.request("GET", "/after")
+                r = c.recv_response()
+                self.assertEqual(r.header("Location"), "http://%s/after" % self.eu.addr)
+                self.assertEqual(int(r.header("Content-Length")), len(r.body))
+
     def test_pipelined_redirects(self):
         with Conn(self.sst.port) as c:
             c.send(b"".join(sst.request_bytes("GET", "/p%d" % i, host="x") for i in range(5)))
@@ -257,6 +274,14 @@ class AllDown(unittest.TestCase):
             r = http(s.port, "POST", "/x", body=b"abc")
             self.assertEqual(r.status, 503)
             self.assertEqual(r.header("Retry-After"), "7")
+            with Conn(s.port) as c:  # HEAD: no body, and the connection stays in step
+                c.request("HEAD", "/x")
+                r = c.recv_response(method="HEAD")
+                self.assertEqual(r.status, 503)
+                self.assertGreater(int(r.header("Content-Length")), 0)
+                self.assertEqual(r.body, b"")
+                c.request("GET", "/y")
+                self.assertEqual(c.recv_response().status, 503)
 
     def test_fail_open_keeps_proxying_to_the_primary(self):
         sick = Stub("us-east", args=["--health-status", "500"])
