@@ -766,6 +766,11 @@ static void conn_proxy_attempt(sst_conn_t *c)
     const sst_config_t *cfg = r->wv->view->cfg;
 
     c->state = SST_CONN_UPSTREAM;
+    /* A retry or a reroute of a request whose body is still to come: no body byte may move
+     * until the new upstream is connected and its request head queued (sst__conn_upstream_ready
+     * sets the sink again); conn_run holds the input meanwhile. */
+    if (!r->parsed)
+        r->sink = SST_SINK_NONE;
     for (;;) {
         int b = sst_lb_pick(cfg, r->wv->view->snap, r->region, conn_now(c),
                             r->decision.ignore_health, &r->tried, &w->lb[r->region]);
@@ -1415,8 +1420,9 @@ static void conn_run(sst_conn_t *c)
             }
             if (c->req->h1.paused_head || c->req->h1.paused_done)
                 break; /* a head waits for an upstream, or a response is not finished */
-            if (c->state == SST_CONN_UPSTREAM && c->up == NULL)
-                break; /* a retry or a reroute is connecting */
+            if (c->state == SST_CONN_UPSTREAM &&
+                (c->up == NULL || (!c->req->parsed && c->req->sink != SST_SINK_UPSTREAM)))
+                break; /* a retry or a reroute is connecting: body bytes wait for its head */
             c->kick = false;
             size_t used = 0;
             const char *data = have ? c->in->data + c->in_off : empty_input;

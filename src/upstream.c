@@ -365,6 +365,10 @@ int sst__upstream_send_body(sst_upstream_t *u, sst_chunk_t *chunk, const uv_buf_
 {
     sst_wreq_t *r = u->pending;
     assert(n + 3 <= SST_WREQ_BUFS && prefix_len <= SST_WREQ_SCRATCH);
+    /* body bytes follow the request head, which is queued when the connection turns ACTIVE;
+     * anything else would put client bytes where the backend expects a request line */
+    if (u->state != SST_UP_ACTIVE)
+        return SST_EINVAL;
     if (r != NULL) {
         /* join the held-back head when there is room for these buffers */
         bool room =

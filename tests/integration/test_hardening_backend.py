@@ -243,6 +243,50 @@ class InFlightFailover(unittest.TestCase):
         finally:
             b.stop()
 
+    def test_retry_sends_the_head_before_any_body_byte(self):
+        """Backend A reads the head of a 100-continue PUT and resets; the retry's connect to B
+        is held back (B's accept queue is full, so the SYN is retransmitted after about 1 s)
+        while the client sends its body. B must see the request head first and the body as its
+        body, never client bytes where a request line belongs."""
+        a = BadBackend(head_then_reset)
+        b = socket.socket()
+        b.bind(("127.0.0.1", 0))
+        b.listen(0)
+        filler = socket.create_connection(b.getsockname())  # fills B's accept queue
+        body = b"GET /smuggled HTTP/1.1\r\nHost: internal\r\n\r\n"
+        try:
+            cfg = config([a, "127.0.0.1:%d" % b.getsockname()[1]],
+                         timeouts={"connect": "5s", "upstream_response": "3s"})
+            with Sidestep(cfg) as s, Conn(s.port, timeout=10) as c:
+                c.send(b"PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body))
+                self.assertEqual(c.recv_head().status, 100)
+                sst.wait_until(lambda: a.conns and a.conns[0].done, 5, what="A reset")
+                time.sleep(scaled(0.2))  # the retry is connecting to B
+                c.send(body)
+                time.sleep(scaled(0.2))
+                held, _ = b.accept()  # the filler's slot frees: the retransmitted SYN gets in
+                held.close()
+                b.settimeout(scaled(5))
+                conn, _ = b.accept()
+                conn.settimeout(scaled(3))
+                got = b""
+                while b"\r\n\r\n" not in got or not got.endswith(body):
+                    d = conn.recv(4096)
+                    if not d:
+                        break
+                    got += d
+                self.assertTrue(got.startswith(b"PUT /upload HTTP/1.1\r\n"), got[:80])
+                self.assertTrue(got.endswith(b"\r\n\r\n" + body), got[-120:])
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                r = c.recv_response()
+                self.assertEqual((r.status, r.body), (200, b"ok"))
+                conn.close()
+        finally:
+            a.stop()
+            filler.close()
+            b.close()
+
     def test_reset_after_a_fully_written_post_is_502_not_307(self):
         """The request may have been processed: no redirect (the client would repeat it)."""
         b = BadBackend(read_then("reset"))

@@ -75,6 +75,11 @@ class BackendConn:
         # script and wait_peer_closed): socket use and closing are serialised.
         self._lock = threading.RLock()
 
+    @property
+    def done(self):
+        """True once the script closed or reset this connection."""
+        return self._done
+
     # -- receiving ----------------------------------------------------------------------------
 
     def _fill(self, deadline):
