@@ -43,6 +43,18 @@ static inline size_t conn_write_queue(const sst_conn_t *c)
     return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
+/* The send timeout's clock: queued bytes moved, or a write began to wait on an empty queue. */
+static inline void conn_write_progress(sst_conn_t *c)
+{
+    c->write_progress = (uint32_t)conn_now(c);
+}
+
+static inline uint64_t conn_write_since(const sst_conn_t *c)
+{
+    uint64_t now = conn_now(c);
+    return now - (uint32_t)((uint32_t)now - c->write_progress); /* exact for stalls < 49 days */
+}
+
 static void conn_resume_parser(sst_conn_t *c)
 {
     sst_h1_resume(&c->req->h1);
@@ -241,10 +253,16 @@ static void conn_on_write(void *owner, int status, size_t bytes)
         return;
     }
     c->last_progress = conn_now(c);
+    conn_write_progress(c);
+    size_t low = LOW_WATER(conn_cfg(c)->limits.buffer);
     /* back-pressure: the upstream stopped reading while our queue was over the mark */
-    if (c->up != NULL && c->up->backpressured &&
-        conn_write_queue(c) <= LOW_WATER(conn_cfg(c)->limits.buffer))
+    if (c->up != NULL && c->up->backpressured && conn_write_queue(c) <= low)
         sst__upstream_resume_reading(c->up);
+    if (c->write_blocked && conn_write_queue(c) <= low) {
+        c->write_blocked = false;
+        conn_run(c); /* the pipelined requests waiting in the input */
+        return;
+    }
     conn_arm_timer(c);
 }
 
@@ -262,6 +280,7 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
         if (rc < 0)
             return (int)rc;
         done = (size_t)rc;
+        conn_write_progress(c);
     }
     if (done == total) {
         c->last_progress = conn_now(c);
@@ -331,13 +350,15 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
         }
         break;
     case SST_CONN_LINGER:
-        d = c->deadline;
+        /* the linger time starts once the queued answer is out and the FIN sent; until then
+         * only the send timeout below applies, so a slow reader still gets all of it */
+        d = c->shutdown_req != NULL ? UINT64_MAX : c->deadline;
         break;
     case SST_CONN_CLOSING:
         return UINT64_MAX;
     }
-    if (conn_write_queue(c) > 0 && t->send_ms > 0 && c->last_progress + t->send_ms < d)
-        d = c->last_progress + t->send_ms;
+    if (conn_write_queue(c) > 0 && t->send_ms > 0 && conn_write_since(c) + t->send_ms < d)
+        d = conn_write_since(c) + t->send_ms;
     return d;
 }
 
@@ -358,7 +379,7 @@ void sst__conn_on_deadline(sst_conn_t *c)
     sst_wmetrics_t *m = c->w->metrics;
     uint64_t now = conn_now(c);
 
-    if (conn_write_queue(c) > 0 && t->send_ms > 0 && c->last_progress + t->send_ms <= now) {
+    if (conn_write_queue(c) > 0 && t->send_ms > 0 && conn_write_since(c) + t->send_ms <= now) {
         /* the client reads nothing: nothing more can reach it */
         sst_counter_add(&m->timeouts[SST_M_TIMEOUT_SEND], 1);
         if (c->req != NULL)
@@ -497,6 +518,8 @@ static void conn_update_reading(sst_conn_t *c)
     bool want = false;
     switch (c->state) {
     case SST_CONN_IDLE:
+        want = !c->write_blocked;
+        break;
     case SST_CONN_HEAD:
     case SST_CONN_LINGER:
         want = true;
@@ -1170,6 +1193,8 @@ void sst__conn_response_flush(sst_conn_t *c)
         return;
     }
     c->req->bytes_out += r->bytes;
+    if (conn_write_queue(c) == 0)
+        conn_write_progress(c);
     int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
     if (rc < 0) {
         conn_account(c);
@@ -1412,6 +1437,11 @@ static void conn_run(sst_conn_t *c)
             if (c->state == SST_CONN_IDLE) {
                 if (!have)
                     break;
+                if (conn_write_queue(c) > conn_cfg(c)->limits.buffer) {
+                    /* answers pile up unread: the next request waits (conn_on_write resumes) */
+                    c->write_blocked = true;
+                    break;
+                }
                 if (!conn_begin_request(c)) {
                     conn_release_request(c); /* out of memory: drop this client only */
                     conn_abort(c);
@@ -1481,8 +1511,12 @@ static void conn_on_shutdown(uv_shutdown_t *req, int status)
     c->shutdown_req = NULL;
     if (c->state == SST_CONN_CLOSING)
         return;
-    if (status < 0 || c->read_eof)
+    if (status < 0 || c->read_eof) {
         sst__conn_close(c);
+        return;
+    }
+    c->deadline = conn_now(c) + conn_cfg(c)->timeouts.linger_ms;
+    conn_arm_timer(c);
 }
 
 static void conn_begin_close(sst_conn_t *c)
@@ -1493,7 +1527,7 @@ static void conn_begin_close(sst_conn_t *c)
     conn_idle_list_remove(c);
     conn_release_input(c);
     c->state = SST_CONN_LINGER;
-    c->deadline = conn_now(c) + conn_cfg(c)->timeouts.linger_ms;
+    c->deadline = UINT64_MAX; /* set when the shutdown completes: conn_on_shutdown */
     /* FIN after the queued answer, then read and drop until the client closes or the linger
      * time passes, so the client reads the answer instead of a reset (unread input makes the
      * kernel send RST on close). */
@@ -1616,11 +1650,17 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
 
 void sst__conn_evict_idle(sst_worker_t *w, size_t max)
 {
-    /* the idle list is most recent first: the oldest idle connections go first */
-    while (max-- > 0 && !sst_list_empty(&w->idle_conns)) {
-        sst_conn_t *c = sst_container_of(w->idle_conns.prev, sst_conn_t, idle_link);
+    /* the idle list is most recent first: the oldest idle connections go first; one whose
+     * last answer is still queued is not idle yet (closing it would cut that answer) */
+    sst_link_t *l = w->idle_conns.prev;
+    while (max > 0 && l != &w->idle_conns) {
+        sst_conn_t *c = sst_container_of(l, sst_conn_t, idle_link);
+        l = l->prev;
+        if (conn_write_queue(c) > 0)
+            continue;
         sst_counter_add(&w->metrics->conn_evicted, 1);
         sst__conn_close(c);
+        max--;
     }
 }
 
@@ -1628,7 +1668,10 @@ void sst__conn_shutdown_idle(sst_worker_t *w)
 {
     while (!sst_list_empty(&w->idle_conns)) {
         sst_conn_t *c = sst_container_of(w->idle_conns.next, sst_conn_t, idle_link);
-        sst__conn_close(c);
+        if (conn_write_queue(c) > 0)
+            conn_begin_close(c); /* FIN after the queued answer; leaves the idle list */
+        else
+            sst__conn_close(c);
     }
 }
 

@@ -321,6 +321,8 @@ struct sst_conn_s {
     uv_tcp_t tcp;
     uint64_t due;                /* deadline in the worker's heap (uv_now ms), UINT64_MAX: none */
     uint32_t heap_idx;           /* position in the worker's deadline heap, UINT32_MAX: not in it */
+    uint32_t write_progress;     /* uv_now mod 2^32 when queued bytes last moved (or began to
+                                    wait): the send timeout counts from it, not from reads */
     uv_shutdown_t *shutdown_req; /* allocated when the linger starts */
     sst_worker_t *w;
     sst_link_t link;      /* worker->conns */
@@ -337,12 +339,14 @@ struct sst_conn_s {
     bool in_run; /* conn_run is on the stack: nested calls only ask for a rerun */
     bool rerun;
     bool rejected;            /* accepted over the connection limit: answered 503 */
+    bool write_blocked;       /* IDLE with more than limits.buffer queued: no next request (a
+                                 pipelining client that does not read) until it drains */
     sst_listener_t *listener; /* holds a reference: outlives a reload that removes it */
     char peer_ip[46];         /* INET6_ADDRSTRLEN */
     bool peer_trusted;
     sst_chunk_t *in; /* unparsed input */
     uint32_t in_off, in_len;
-    uint64_t deadline;      /* current timer deadline (uv_now ms), 0 = none */
+    uint64_t deadline;      /* LINGER: when lingering ends (uv_now ms), set once the FIN is out */
     uint64_t last_progress; /* last read or write progress, for inactivity timeouts */
     uint64_t accepted_ms;
     sst_upstream_t *up; /* current attempt */

@@ -11,6 +11,7 @@
   without a passive failure: the event log shows no DOWN and the backend keeps serving.
 """
 
+import signal
 import socket
 import struct
 import threading
@@ -311,6 +312,86 @@ class SlowReader(unittest.TestCase):
                 self.assertTrue(socks[0].recv(65536).startswith(b"HTTP/1.1 200 OK"))
                 for sock in socks:
                     sock.close()
+        finally:
+            stub.stop()
+
+    def test_pipelining_client_that_reads_nothing_is_bounded_and_cut(self):
+        """A client pipelines GETs (each answered with 4 KB) and never reads. Once more than
+        limits.buffer of answers is queued, sidestep takes no next request and reads nothing
+        more; its memory stays flat however much the client sends, and the send timeout,
+        which counts from the last write progress and not from the client's reads, ends it."""
+        stub = Stub("us-east")
+        try:
+            with Sidestep(config(stub.addr, passive=False, timeouts={"send": "2s"},
+                                 limits={"buffer": "64k"})) as s:
+                self.assertEqual(sst.http(s.port, "GET", "/warm").status, 200)
+                base = rss_kib(s.pid)
+                sock = socket.create_connection(("127.0.0.1", s.port))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.settimeout(0.2)
+                batch = b"GET / HTTP/1.1\r\nHost: a\r\nX-Stub-Size: 4000\r\n\r\n" * 100
+                sent, cut, start = 0, False, time.monotonic()
+                while time.monotonic() - start < scaled(8):
+                    try:
+                        sent += sock.send(batch)
+                    except socket.timeout:
+                        pass  # sidestep stopped reading: the client's send buffer is full
+                    except OSError:
+                        cut = True  # the send timeout closed the connection
+                        break
+                    time.sleep(0.005)
+                grown = rss_kib(s.pid) - base
+                bound = 16 * 1024 if not sst.SANITIZE else 64 * 1024
+                self.assertLess(grown, bound, "RSS grew %d KiB" % grown)
+                # cut by the send timeout (2 s after the queue stopped moving): the client's
+                # sends fail once sidestep closed with its input unread (RST)
+                self.assertTrue(cut, "still connected after %.1f s" % (time.monotonic() - start))
+                self.assertLess(time.monotonic() - start, scaled(6))
+                sock.close()
+                self.assertEqual(sst.http(s.port, "GET", "/after").status, 200)
+        finally:
+            stub.stop()
+
+    def test_graceful_stop_and_close_deliver_queued_answers(self):
+        """A slow reader whose answer is fully queued in sidestep (limits.buffer is large) is
+        between requests. Neither a graceful stop (SIGTERM) nor a Connection: close answer may
+        cut what is queued: the FIN follows the last byte, and the linger time starts only
+        then, so a reader slower than timeouts.linger still gets every byte."""
+        size = 12 * 1024 * 1024
+        stub = Stub("us-east")
+        try:
+            for close in (False, True):
+                s = Sidestep(config(stub.addr, passive=False,
+                                    timeouts={"send": "30s", "shutdown": "20s", "linger": "300ms"},
+                                    limits={"buffer": "32m"}))
+                try:
+                    # a 64 KiB window set before connecting: the kernel holds at most a few
+                    # MiB of the answer, the rest waits in sidestep's queue
+                    sock = socket.socket()
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                    sock.connect(("127.0.0.1", s.port))
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-Stub-Size: %d\r\n%s\r\n"
+                                 % (size, b"Connection: close\r\n" if close else b""))
+                    time.sleep(scaled(1.5))  # the whole answer is read from the stub and queued
+                    if not close:
+                        s.proc.send_signal(signal.SIGTERM)
+                    time.sleep(scaled(0.5))  # past the linger time
+                    sock.settimeout(scaled(10))
+                    data = bytearray()
+                    while True:
+                        d = sock.recv(1 << 16)
+                        if not d:
+                            break
+                        data += d
+                        time.sleep(0.003)  # a slow reader: longer than the linger time
+                    head, _, body = bytes(data).partition(b"\r\n\r\n")
+                    self.assertTrue(head.startswith(b"HTTP/1.1 200 OK"), head[:40])
+                    self.assertEqual(len(body), size, "close=%s" % close)
+                    sock.close()
+                    if not close:
+                        self.assertEqual(s.proc.wait(timeout=scaled(10)), 0)
+                finally:
+                    s.stop()
         finally:
             stub.stop()
 
