@@ -1143,7 +1143,8 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
             conn_respond_error(c, 502, why);
             return;
         }
-        unsigned fail_status = kind == SST_M_UP_CONNECT_TIMEOUT ? 504 : 502;
+        unsigned fail_status =
+            kind == SST_M_UP_CONNECT_TIMEOUT || kind == SST_M_UP_TIMEOUT ? 504 : 502;
         if (r->decision.kind == SST_DECIDE_REJECT ||
             (r->decision.kind == SST_DECIDE_PROXY &&
              ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0))) {

@@ -124,6 +124,11 @@ static void up_on_timer(uv_timer_t *t)
         } else if (u->req_written && now >= u->deadline) {
             up_fail(u, SST_FAIL_RESPONSE_TIMEOUT, SST_M_UP_TIMEOUT, "backend response timeout");
             return;
+        } else if (!u->req_written && !u->write_failed && u->writes_pending > 0 &&
+                   to->body_ms > 0 && now >= u->last_progress + to->body_ms) {
+            up_fail(u, SST_FAIL_SEND_PARTIAL, SST_M_UP_TIMEOUT,
+                    "backend stopped reading the request");
+            return;
         }
         up_arm_timer(u);
         return;
@@ -151,6 +156,10 @@ static void up_arm_timer(sst_upstream_t *u)
                 d = u->last_progress + to->body_ms;
         } else if (u->req_written || u->write_failed) {
             d = u->deadline;
+        } else if (u->writes_pending > 0 && to->body_ms > 0) {
+            /* the request is still being written: a backend that stops reading it is cut
+             * after timeouts.body without progress (the client's side is paused meanwhile) */
+            d = u->last_progress + to->body_ms;
         }
         break;
     case SST_UP_CLOSING:
@@ -321,7 +330,8 @@ static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
     }
     int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
     if (rc == 0) {
-        u->writes_pending++;
+        if (u->writes_pending++ == 0)
+            up_arm_timer(u);
     } else if (rc == SST_WREQ_DONE) {
         u->req_bytes_sent += bytes; /* written at once: no callback follows */
         u->last_progress = up_now(u);

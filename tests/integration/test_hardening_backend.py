@@ -349,6 +349,36 @@ class Timeouts(unittest.TestCase):
         finally:
             b.stop()
 
+    def test_backend_that_stops_reading_the_body_504(self):
+        """The kernel accepts for a backend that never reads: a 32 MiB body fills the buffers
+        and sidestep's queue, then nothing moves. After timeouts.body (2 s) without progress
+        the attempt ends with 504, the client's body notwithstanding."""
+        b = BadBackend(accept=False, backlog=16)
+        try:
+            with Sidestep(config([b.addr])) as s:
+                c = socket.create_connection(("127.0.0.1", s.port))
+                total = 32 * 1024 * 1024
+                c.sendall(b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+                c.settimeout(0.05)
+                block = b"a" * 65536
+                sent, start, answer = 0, time.monotonic(), b""
+                while time.monotonic() - start < scaled(8) and not answer:
+                    try:
+                        sent += c.send(block)
+                    except socket.timeout:
+                        try:
+                            answer = c.recv(4096)  # sidestep stopped reading: is it answering?
+                        except socket.timeout:
+                            pass
+                elapsed = time.monotonic() - start
+                self.assertLess(sent, total)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 504 "), answer[:60])
+                self.assertGreaterEqual(elapsed, 1.9)
+                self.assertLess(elapsed, scaled(5))
+                c.close()
+        finally:
+            b.stop()
+
     def test_hang_after_the_request_504(self):
         b = BadBackend(hang)
         try:
