@@ -956,7 +956,11 @@ void sst__conn_upstream_ready(sst_conn_t *c)
         return;
     }
     size_t n = conn_build_request_head(c, buf, ch != NULL ? ch->size : need);
-    int rc = n == 0 ? SST_E2BIG : sst__upstream_send_head(u, ch, heap, buf, n);
+    int rc = SST_E2BIG;
+    if (n > 0)
+        rc = sst__upstream_send_head(u, ch, heap, buf, n); /* takes heap, even on error */
+    else
+        free(heap);
     if (ch != NULL)
         sst__chunk_unref(c->w, ch); /* the write holds its own reference */
     if (rc != 0) {
@@ -1559,7 +1563,7 @@ static void conn_finish_request(sst_conn_t *c)
         sst_upstream_t *u = c->up;
         c->up = NULL;
         sst__upstream_detach(u, u->resp_done && u->keep_alive && u->req_queued &&
-                                    u->writes_pending == 0);
+                                    u->writes_pending == 0 && !u->write_failed);
     }
     conn_release_request(c);
     if (close) {

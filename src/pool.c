@@ -21,9 +21,14 @@ static sst_pool_t *pool_find(sst_worker_t *w, const char *key)
     return NULL;
 }
 
-static sst_pool_t *pool_get(sst_worker_t *w, const sst_backend_cfg_t *b, uint16_t metric_id)
+/* `current`: b comes from the worker's current config, which decides the pool's resolved
+ * address and metric slot; a request still on an older config borrows the pool as it is. */
+static sst_pool_t *pool_get(sst_worker_t *w, const sst_backend_cfg_t *b, uint16_t metric_id,
+                            bool current)
 {
     sst_pool_t *p = pool_find(w, b->addr.text);
+    if (p != NULL && !current)
+        return p;
     if (p == NULL) {
         p = calloc(1, sizeof(*p));
         if (p == NULL)
@@ -44,7 +49,7 @@ sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backen
     if (w->cur != NULL && view == w->cur->view && w->pools[backend] != NULL)
         return w->pools[backend];
     /* a request still routed with an older config: share pools by address */
-    return pool_get(w, &view->cfg->backends[backend], view->prep->backend_mid[backend]);
+    return pool_get(w, &view->cfg->backends[backend], view->prep->backend_mid[backend], false);
 }
 
 /* A peek before reuse: the backend may have closed the connection since the last loop
@@ -116,7 +121,7 @@ void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_
         sst_container_of(l, sst_pool_t, link)->retired = true;
     memset(w->pools, 0, sizeof(w->pools));
     for (size_t b = 0; b < cfg->n_backends; b++) {
-        sst_pool_t *p = pool_get(w, &cfg->backends[b], prep->backend_mid[b]);
+        sst_pool_t *p = pool_get(w, &cfg->backends[b], prep->backend_mid[b], true);
         if (p != NULL)
             p->retired = false;
         w->pools[b] = p; /* NULL on ENOMEM: sst__pool_for retries the allocation */

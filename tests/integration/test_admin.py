@@ -308,7 +308,10 @@ class StatusAndMetrics(AdminCase):
     def test_connection_cap_queues_requests_past_their_head(self):
         # 128 requests waiting for their bodies are not evicted: the next client waits in the
         # backlog and is served as soon as one of them ends
-        head = b"POST /regions/nowhere/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
+        # a valid head (known region, the token when there is one): the body is awaited
+        auth = "".join("%s: %s\r\n" % h for h in self.auth_headers())
+        head = ("POST /regions/us-east/drain HTTP/1.1\r\nHost: x\r\n%sContent-Length: 20\r\n"
+                "\r\n" % auth).encode()
         busy = []
         try:
             for _ in range(128):
