@@ -661,7 +661,8 @@ int sst__admin_start(sst_server_t *s, char *err, size_t err_size)
     uv_timer_init(s->loop, &a->retry);
     a->tcp.data = a->retry.data = a;
     a->open_handles = 2;
-    rc = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&ac->addr.sa, 0);
+    rc = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&ac->addr.sa,
+                     ac->addr.sa.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0); /* as listeners */
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&a->tcp, 128, admin_on_connection);
     if (rc == 0)

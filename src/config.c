@@ -290,6 +290,10 @@ int sst__cfg_check_map(sst__cfg_ctx_t *c, const yaml_node_t *map, const char *co
         bool known = false;
         for (size_t i = 0; i < n_keys && !known; i++)
             known = sst_str_eq(k, sst_str_c(keys[i]));
+        if (!known && sst_str_eq(k, SST_STR_LIT("<<"))) {
+            config_push_str(c, k);
+            return sst__cfg_fail(c, key, "merge keys (<<) are not supported: write the values out");
+        }
         if (!known) {
             sst__suggest(k, keys, n_keys, hint, sizeof hint);
             config_push_str(c, k);
@@ -573,6 +577,15 @@ static int config_parse_local_region(sst__cfg_ctx_t *c, const yaml_node_t *root)
     return 0;
 }
 
+static bool config_is_wildcard(const sst_addr_t *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->sa.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+    return false;
+}
+
 static bool config_same_addr(const sst_addr_t *a, const sst_addr_t *b)
 {
     if (a->salen == 0 || b->salen == 0 || a->sa.ss_family != b->sa.ss_family)
@@ -813,9 +826,19 @@ static int config_parse_admin(sst__cfg_ctx_t *c, const yaml_node_t *root)
                              a->addr.text);
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        if (a->addr.port != 0 && config_same_addr(&a->addr, &cfg->listeners[i].addr)) {
+        const sst_addr_t *l = &cfg->listeners[i].addr;
+        if (a->addr.port != 0 && config_same_addr(&a->addr, l)) {
             sst__cfg_push_key(c, "address");
             return sst__cfg_fail(c, addr ? addr : n, "%s is also listen[%zu]", a->addr.text, i);
+        }
+        /* a wildcard (0.0.0.0, or :: which listeners bind IPv6-only) on the same port holds
+         * every address of its family: the other socket could not bind next to it */
+        if (a->addr.port != 0 && a->addr.port == l->port && a->addr.salen != 0 &&
+            l->salen != 0 && a->addr.sa.ss_family == l->sa.ss_family &&
+            (config_is_wildcard(l) || config_is_wildcard(&a->addr))) {
+            sst__cfg_push_key(c, "address");
+            return sst__cfg_fail(c, addr ? addr : n, "%s overlaps listen[%zu] %s (same port)",
+                                 a->addr.text, i, l->text);
         }
     }
     sst__cfg_pop(c, 0);
@@ -1055,9 +1078,11 @@ static int config_build(sst__cfg_ctx_t *c, const yaml_node_t *root)
 {
     sst_config_t *cfg = c->cfg;
 
-    if (root == NULL || sst__cfg_is_null(root))
-        return sst__cfg_fail(c, NULL,
-                             "the config is empty: it needs at least listen: and regions:");
+    if (root == NULL || sst__cfg_is_null(root)) {
+        yaml_mark_t start = {.line = 0, .column = 0}; /* an empty file has no node to point at */
+        return config_fail_mark(c, root != NULL ? root->start_mark : start,
+                                "the config is empty: it needs at least listen: and regions:");
+    }
     if (root->type != YAML_MAPPING_NODE)
         return sst__cfg_fail(c, root,
                              "expected a mapping at the top level (listen:, regions:, ...)");

@@ -366,6 +366,9 @@ static int health_finalize(sst__cfg_ctx_t *c, const health_merge_t *m, sst_healt
                             "timeout %s exceeds interval %s: a probe must end before the next",
                             sst__fmt_ms(h.timeout_ms, a, sizeof a),
                             sst__fmt_ms(h.interval_ms, b, sizeof b));
+    if (h.expect_body != NULL && strcmp(h.method, "HEAD") == 0)
+        return health_blame(c, m, HK_EXPECT_BODY, HK_METHOD,
+                            "expect_body cannot match: a HEAD response has no body");
     if (h.fast_interval_ms > h.interval_ms)
         h.fast_interval_ms = h.interval_ms;
     *out = h;

@@ -238,7 +238,7 @@ static const char full_yaml[] =
     "  address: 10.1.2.3:9901\n"
     "  token: s3cret-token\n"
     "health:\n"
-    "  method: HEAD\n"
+    "  method: OPTIONS\n"
     "  interval: 3s\n"
     "regions:\n"
     "  - name: us-east\n"
@@ -361,7 +361,7 @@ static void test_every_key(void **state)
 
     const sst_health_cfg_t *h = &us->health;
     assert_false(h->enabled);
-    assert_string_equal(h->method, "HEAD"); /* from the top-level block */
+    assert_string_equal(h->method, "OPTIONS"); /* from the top-level block */
     assert_string_equal(h->path, "/ready");
     assert_string_equal(h->host, "internal.example");
     assert_int_equal(h->n_expect, 4);
@@ -591,8 +591,9 @@ static const bad_case_t bad_cases[] = {
     {BASE "regions: &r []\n", "t.yaml:2:10: ", "anchors (&r) are not supported"},
     {BASE "regions: *r\n", "t.yaml:2:10: ", "aliases (*r) are not supported"},
     {BASE REGIONS "---\n" BASE, "t.yaml:3:1: ", "only one YAML document"},
-    {"", "t.yaml: ", "the config is empty"},
-    {"# nothing\n", "t.yaml: ", "the config is empty"},
+    {"", "t.yaml:1:1: ", "the config is empty"},
+    {"# nothing\n", "t.yaml:1:1: ", "the config is empty"},
+    {"<<: {listen: [127.0.0.1:0]}\n" REGIONS, "t.yaml:1:1: <<: ", "merge keys (<<) are not supported"},
     {"hello\n", "t.yaml:1:1: ", "expected a mapping at the top level"},
     {"a: [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]\n", "t.yaml:1:", "nested deeper than 16 levels"},
     {"? [a]\n: 1\n", "t.yaml:1:3: ", "mapping keys must be plain words"},
@@ -796,6 +797,9 @@ static const bad_case_t bad_cases[] = {
      "t.yaml:3:44: routes[1].match: ", "routes[0] already matches"},
     {BASE REGIONS "routes: [{primary: a, failovr: []}]\n",
      "t.yaml:3:23: routes[0].failovr: ", "did you mean \"failover\""},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:9001], health: {method: HEAD, "
+          "expect_body: ok}}]\n",
+     "t.yaml:2:85: regions[0].health.expect_body: ", "a HEAD response has no body"},
     /* admin */
     {BASE REGIONS "admin: {address: 0.0.0.0:9901}\n",
      "t.yaml:3:18: admin.address: ", "is not loopback: set token or token_file"},
@@ -808,6 +812,8 @@ static const bad_case_t bad_cases[] = {
      "t.yaml:3:21: admin.token_file: ", "cannot read \"/nonexistent/sidestep-token\""},
     {"listen: [127.0.0.1:9901]\n" REGIONS "admin: {}\n",
      "t.yaml:3:8: admin.address: ", "127.0.0.1:9901 is also listen[0]"},
+    {"listen: [\"0.0.0.0:9901\"]\n" REGIONS "admin: {address: 127.0.0.1:9901}\n",
+     "t.yaml:3:18: admin.address: ", "127.0.0.1:9901 overlaps listen[0] 0.0.0.0:9901"},
     {BASE REGIONS "admin: {adress: 127.0.0.1:1}\n",
      "t.yaml:3:9: admin.adress: ", "did you mean \"address\""},
     /* limits and timeouts */
