@@ -227,7 +227,8 @@ static int admin_parse_ttl(json_object *v, sst_admin_op_t op, sst_admin_action_t
     if (out->ttl_ms == 0)
         return admin_fail(err, size, "%s must be above zero (leave it out for no expiry)", "ttl");
     if (out->ttl_ms > SST_ADMIN_MAX_TTL_MS)
-        return admin_fail(err, size, "%s must be at most 720h (30 days; leave it out for no expiry)", "ttl");
+        return admin_fail(err, size,
+                          "%s must be at most 720h (30 days; leave it out for no expiry)", "ttl");
     return 0;
 }
 

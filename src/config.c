@@ -833,8 +833,8 @@ static int config_parse_admin(sst__cfg_ctx_t *c, const yaml_node_t *root)
         }
         /* a wildcard (0.0.0.0, or :: which listeners bind IPv6-only) on the same port holds
          * every address of its family: the other socket could not bind next to it */
-        if (a->addr.port != 0 && a->addr.port == l->port && a->addr.salen != 0 &&
-            l->salen != 0 && a->addr.sa.ss_family == l->sa.ss_family &&
+        if (a->addr.port != 0 && a->addr.port == l->port && a->addr.salen != 0 && l->salen != 0 &&
+            a->addr.sa.ss_family == l->sa.ss_family &&
             (config_is_wildcard(l) || config_is_wildcard(&a->addr))) {
             sst__cfg_push_key(c, "address");
             return sst__cfg_fail(c, addr ? addr : n, "%s overlaps listen[%zu] %s (same port)",

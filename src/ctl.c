@@ -417,9 +417,8 @@ static int ctl_build(const ctl_opts_t *o, ctl_cmd_t *cmd)
             (actions[i].op == SST_ADMIN_UNDRAIN || actions[i].op == SST_ADMIN_CLEAR))
             return ctl_usage_error("--ttl does not apply to %s", w);
         uint64_t ttl;
-        if (o->ttl != NULL &&
-            (sst_parse_duration_ms(o->ttl, strlen(o->ttl), &ttl) != 0 || ttl == 0 ||
-             ttl > SST_ADMIN_MAX_TTL_MS))
+        if (o->ttl != NULL && (sst_parse_duration_ms(o->ttl, strlen(o->ttl), &ttl) != 0 ||
+                               ttl == 0 || ttl > SST_ADMIN_MAX_TTL_MS))
             return ctl_usage_error("bad --ttl '%s' (use 30s, 10m, 1h; at most 720h)", o->ttl);
         if (strlen(name) >= SST_ADMIN_NAME_MAX)
             return ctl_usage_error("name too long: %s", name);

@@ -181,10 +181,10 @@ typedef enum sst_log_format_e {
 } sst_log_format_t;
 
 typedef struct sst_log_cfg_s {
-    char *access;            /* "stderr" (default), "stdout", "off", or a file path */
+    char *access;             /* "stderr" (default), "stdout", "off", or a file path */
     sst_cfg_pos_t access_pos; /* 0:0 when not in the file */
-    sst_log_format_t format; /* default text */
-    int level;               /* SST_LOG_* from log.h, default info */
+    sst_log_format_t format;  /* default text */
+    int level;                /* SST_LOG_* from log.h, default info */
 } sst_log_cfg_t;
 
 typedef struct sst_admin_cfg_s {
