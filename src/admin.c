@@ -15,10 +15,9 @@
 #include "sidestep/log.h"
 #include "sidestep/server.h"
 
-#define ADMIN_MAX_CONNS                                                                            \
-    128                         /* past this many open admin connections, the oldest one that      \
-                                   has not sent a complete head is closed for a new one; with      \
-                                   none such, accepting pauses */
+/* Past ADMIN_MAX_CONNS open admin connections, the oldest one that has not sent a complete
+ * head is closed for a new one; with none such, accepting pauses. */
+#define ADMIN_MAX_CONNS   128
 #define ADMIN_HEAD_MS     3000  /* the request head, from accept */
 #define ADMIN_READ_MS     10000 /* the body, from the end of the head */
 #define ADMIN_WRITE_MS    10000 /* whole answer */
