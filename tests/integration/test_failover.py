@@ -104,7 +104,9 @@ class HealthOnLoopback(unittest.TestCase):
         # rise x interval + failback_delay: not before the failback delay, not much after
         self.assertGreaterEqual(back, 0.5)
         self.assertLess(back, scaled(2 * 0.2 + 0.5 + 0.6))
-        self.assertIn("failback delay", self.sst.stderr_text())
+        # the event line is written by the control thread, which may come just after a worker
+        # served the first request on the new view
+        self.sst.wait_stderr("failback delay", timeout=2)
 
     def test_down_on_the_first_refused_connection_with_traffic(self):
         self.sst.stop()
