@@ -1653,8 +1653,9 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     conn_arm_timer(c);
 }
 
-void sst__conn_evict_idle(sst_worker_t *w, size_t max)
+size_t sst__conn_evict_idle(sst_worker_t *w, size_t max)
 {
+    size_t closed = 0;
     /* the idle list is most recent first: the oldest idle connections go first; one whose
      * last answer is still queued is not idle yet (closing it would cut that answer) */
     sst_link_t *l = w->idle_conns.prev;
@@ -1666,7 +1667,9 @@ void sst__conn_evict_idle(sst_worker_t *w, size_t max)
         sst_counter_add(&w->metrics->conn_evicted, 1);
         sst__conn_close(c);
         max--;
+        closed++;
     }
+    return closed;
 }
 
 void sst__conn_shutdown_idle(sst_worker_t *w)

@@ -495,7 +495,7 @@ uint64_t sst__worker_now(sst_worker_t *w);
 /* conn.c */
 void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject);
 void sst__conn_close(sst_conn_t *c);
-void sst__conn_evict_idle(sst_worker_t *w, size_t max);
+size_t sst__conn_evict_idle(sst_worker_t *w, size_t max); /* returns how many it closed */
 void sst__conn_shutdown_idle(sst_worker_t *w);
 void sst__conn_close_all(sst_worker_t *w);
 /* Called by the worker when c's deadline passed (c is already out of the heap). */

@@ -330,8 +330,10 @@ static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
     }
     int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
     if (rc == 0) {
-        if (u->writes_pending++ == 0)
+        if (u->writes_pending++ == 0) {
+            u->last_progress = up_now(u); /* the request-write deadline counts from here */
             up_arm_timer(u);
+        }
     } else if (rc == SST_WREQ_DONE) {
         u->req_bytes_sent += bytes; /* written at once: no callback follows */
         u->last_progress = up_now(u);

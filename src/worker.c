@@ -405,11 +405,10 @@ static bool worker_accept_allowed(sst_worker_t *w, bool *reject)
     *reject = false;
     if (n < cfg->limits.connections)
         return true;
-    /* near the limit, idle keep-alive connections make room first */
-    if (!sst_list_empty(&w->idle_conns)) {
-        sst__conn_evict_idle(w, 1);
+    /* near the limit, idle keep-alive connections make room first (not one whose last answer
+     * is still queued: it is not idle yet) */
+    if (sst__conn_evict_idle(w, 1) > 0)
         return true;
-    }
     if (n < cfg->limits.connections + REJECT_RESERVE) {
         *reject = true;
         return true;

@@ -159,6 +159,43 @@ class OverTheLimit(unittest.TestCase):
                 c.close()
             stub.stop()
 
+    def test_an_idle_connection_with_queued_answers_is_not_room(self):
+        """At the limit, the only connection between requests is one whose answers are still
+        queued (a pipelining client that reads nothing): it cannot be reclaimed without
+        cutting them, so new clients get the 503, not a free pass past the limit."""
+        stub = Stub("us-east")
+        busy = []
+        try:
+            with Sidestep(config(stub, limits={"connections": 4, "buffer": "4k"},
+                                 timeouts={"request_head": "30s", "send": "30s"})) as s:
+                blocker = socket.socket()
+                blocker.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                blocker.connect(("127.0.0.1", s.port))
+                blocker.settimeout(0.05)
+                batch = b"GET / HTTP/1.1\r\nHost: a\r\nX-Stub-Size: 4000\r\n\r\n" * 50
+                start = time.monotonic()
+                while time.monotonic() - start < scaled(1.0):
+                    try:
+                        blocker.send(batch)
+                    except socket.timeout:
+                        break  # sidestep stopped reading: its queue for this client is full
+                for _ in range(3):  # mid-head: not idle
+                    c = Conn(s.port)
+                    c.send(b"GET /busy HTTP/1.1\r\n")
+                    busy.append(c)
+                time.sleep(0.2)
+                for i in range(5):
+                    with Conn(s.port) as c:
+                        c.request("GET", "/over")
+                        self.assertEqual(c.recv_response(timeout=2).status, 503, i)
+                blocker.close()
+                for c in busy:  # a graceful stop waits for heads in progress
+                    c.close()
+        finally:
+            for c in busy:
+                c.close()
+            stub.stop()
+
 
 class FileDescriptors(unittest.TestCase):
     def test_running_out_of_descriptors_never_crashes(self):
