@@ -16,8 +16,10 @@
 #include "sidestep/server.h"
 
 /* Past ADMIN_MAX_CONNS open admin connections, the oldest one that has not sent a complete
- * head is closed for a new one; with none such, accepting pauses. */
+ * head after ADMIN_EVICT_MS is closed for a new one; with none such, accepting pauses. The
+ * grace keeps connections just taken from the backlog (not yet read) from evicting each other. */
 #define ADMIN_MAX_CONNS   128
+#define ADMIN_EVICT_MS    250
 #define ADMIN_HEAD_MS     3000  /* the request head, from accept */
 #define ADMIN_READ_MS     10000 /* the body, from the end of the head */
 #define ADMIN_WRITE_MS    10000 /* whole answer */
@@ -52,6 +54,7 @@ typedef struct admin_conn_s {
     admin_t *a;
     sst_link_t link;
     admin_conn_state_t state;
+    uint64_t accepted_ms;
     uint8_t pending_closes;
     bool head_done;
     bool read_eof;
@@ -549,13 +552,19 @@ static void admin_peer_text(admin_conn_t *c)
         admin_sa_text(&ss, c->peer, sizeof(c->peer));
 }
 
+static bool admin_evict_one(admin_t *a);
+
 static void admin_on_retry(uv_timer_t *t)
 {
     admin_t *a = t->data;
-    if (a->paused && !a->closing && a->n_conns < ADMIN_MAX_CONNS) {
+    if (!a->paused || a->closing)
+        return;
+    if (a->n_conns < ADMIN_MAX_CONNS) {
         a->paused = false;
         admin_accept(a);
+        return;
     }
+    (void)admin_evict_one(a); /* its close callback accepts */
 }
 
 static void admin_accept(admin_t *a)
@@ -578,6 +587,7 @@ static void admin_accept(admin_t *a)
         return;
     }
     c->a = a;
+    c->accepted_ms = uv_now(a->s->loop);
     sst_list_init(&c->link);
     uv_tcp_init(a->s->loop, &c->tcp);
     uv_timer_init(a->s->loop, &c->timer);
@@ -604,16 +614,23 @@ static void admin_accept(admin_t *a)
  * holds a request past its head. */
 static bool admin_evict_one(admin_t *a)
 {
+    uint64_t now = uv_now(a->s->loop), soonest = UINT64_MAX;
     /* sst_list_push inserts at the front: the oldest connection is at the back */
     for (sst_link_t *l = a->conns.prev; l != &a->conns; l = l->prev) {
         admin_conn_t *c = sst_container_of(l, admin_conn_t, link);
-        if (c->state == ADMIN_READING && !c->head_done) {
+        if (c->state != ADMIN_READING || c->head_done)
+            continue;
+        if (now >= c->accepted_ms + ADMIN_EVICT_MS) {
             sst_debug("admin: all %d slots taken; closing %s, which sent no complete head",
                       ADMIN_MAX_CONNS, c->peer);
             admin_conn_close(c);
             return true;
         }
+        if (c->accepted_ms + ADMIN_EVICT_MS < soonest)
+            soonest = c->accepted_ms + ADMIN_EVICT_MS;
     }
+    if (soonest != UINT64_MAX) /* look again once the youngest of them may be evicted */
+        uv_timer_start(&a->retry, admin_on_retry, soonest - now, 0);
     return false;
 }
 
