@@ -1655,15 +1655,19 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
 
 size_t sst__conn_evict_idle(sst_worker_t *w, size_t max)
 {
-    size_t closed = 0;
+    size_t closed = 0, skipped = 0;
     /* the idle list is most recent first: the oldest idle connections go first; one whose
-     * last answer is still queued is not idle yet (closing it would cut that answer) */
+     * last answer is still queued is not idle yet (closing it would cut that answer). The
+     * scan past such ones is bounded, so that clients that read nothing cannot make every
+     * accept at the limit walk the whole list. */
     sst_link_t *l = w->idle_conns.prev;
-    while (max > 0 && l != &w->idle_conns) {
+    while (max > 0 && l != &w->idle_conns && skipped < 64) {
         sst_conn_t *c = sst_container_of(l, sst_conn_t, idle_link);
         l = l->prev;
-        if (conn_write_queue(c) > 0)
+        if (conn_write_queue(c) > 0) {
+            skipped++;
             continue;
+        }
         sst_counter_add(&w->metrics->conn_evicted, 1);
         sst__conn_close(c);
         max--;
