@@ -629,7 +629,7 @@ static bool admin_evict_one(admin_t *a)
         if (c->accepted_ms + ADMIN_EVICT_MS < soonest)
             soonest = c->accepted_ms + ADMIN_EVICT_MS;
     }
-    if (soonest != UINT64_MAX) /* look again once the youngest of them may be evicted */
+    if (soonest != UINT64_MAX) /* look again once the first of them may be evicted */
         uv_timer_start(&a->retry, admin_on_retry, soonest - now, 0);
     return false;
 }
