@@ -18,8 +18,13 @@ static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void up_arm_timer(sst_upstream_t *u);
 static int up_on_body(void *opaque, const char *at, size_t len);
 
+/* The config of the request this connection carries (an in-flight request finishes with the
+ * limits and timeouts it started with, across a reload), else the worker's current one. */
 static inline const sst_config_t *up_cfg(const sst_upstream_t *u)
 {
+    const sst_conn_t *c = u->conn;
+    if (c != NULL && c->req != NULL && c->req->wv != NULL)
+        return c->req->wv->view->cfg;
     return u->w->cur->view->cfg;
 }
 
