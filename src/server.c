@@ -311,6 +311,15 @@ static void server_access_error(const sst_config_t *cfg, int rc, char *err, size
 static void server_setup_log(sst_server_t *s, int access_fd)
 {
     int old = s->access_fd;
+    if (old > 2 && access_fd > 2 && dup2(access_fd, old) >= 0) {
+        (void)fcntl(old, F_SETFD, FD_CLOEXEC); /* dup2 clears it; sidestep never execs */
+        /* a file after a file: the new one takes the old descriptor's number in one atomic
+         * step, so a worker mid-write writes to one file or the other, never to a closed or
+         * reused descriptor */
+        close(access_fd);
+        access_fd = old;
+        old = -1;
+    }
     sst_log_setup(s->cfg->log.level, 2, access_fd, s->cfg->log.format == SST_LOG_JSON);
     s->access_fd = access_fd;
     /* A worker may be mid-write on the old descriptor: keep it open (files only) until the

@@ -66,5 +66,44 @@ class ListenersAcrossReloads(unittest.TestCase):
         self.assertEqual(http(self.p1, "GET", "/").status, 200)
 
 
+class AccessLogAcrossReloads(unittest.TestCase):
+    def test_reload_reopens_the_access_log_for_rotation(self):
+        """logrotate's way: move the file, then reload; the lines before the reload stay in
+        the moved file and the ones after go to a new file at the configured path."""
+        stub = Stub("us-east")
+        port = sst.free_port()
+        cfg = config(stub, [port])
+        s = Sidestep(cfg)
+        try:
+            path = os.path.join(s.dir, "access.log")
+            cfg["log"] = {"access": path}
+            s.write_config(cfg)
+            before = s.stderr_text().count("reloaded ")
+            os.kill(s.pid, signal.SIGHUP)
+            sst.wait_until(lambda: s.stderr_text().count("reloaded ") > before, timeout=5,
+                           what="reload")
+            time.sleep(sst.scaled(0.2))  # the workers adopt the new config
+            self.assertEqual(http(port, "GET", "/first").status, 200)
+            sst.wait_until(lambda: os.path.exists(path) and "/first" in open(path).read(),
+                           timeout=5, what="the first access line")
+            os.rename(path, path + ".1")
+            for i in range(2):  # twice: the descriptor survives reloads back to back
+                before = s.stderr_text().count("reloaded ")
+                os.kill(s.pid, signal.SIGHUP)
+                sst.wait_until(lambda: s.stderr_text().count("reloaded ") > before, timeout=5,
+                               what="reload")
+            time.sleep(sst.scaled(0.2))
+            self.assertEqual(http(port, "GET", "/second").status, 200)
+            sst.wait_until(lambda: os.path.exists(path) and "/second" in open(path).read(),
+                           timeout=5, what="the second access line in the new file")
+            with open(path + ".1") as f:
+                rotated = f.read()
+            self.assertIn("/first", rotated)
+            self.assertNotIn("/second", rotated)
+        finally:
+            s.stop()
+            stub.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
