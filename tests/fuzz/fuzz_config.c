@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "fuzz_check.h"
 #include "sidestep/config.h"
 #include "sidestep/error.h"
 
@@ -21,14 +22,6 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
                        struct addrinfo **res);
 void __wrap_freeaddrinfo(struct addrinfo *ai);
 FILE *__wrap_fopen(const char *path, const char *mode);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant broken: %s (%s:%d)\n", #cond, __FILE__, __LINE__);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* The loader resolves host names with a blocking getaddrinfo and reads admin.token_file. The
  * fuzz build must touch neither the network nor the file system, and src/ stays as it is: this
@@ -72,43 +65,44 @@ FILE *__wrap_fopen(const char *path, const char *mode)
 
 static void check_config(const sst_config_t *cfg)
 {
-    CHECK(cfg->n_listeners >= 1 && cfg->n_listeners <= SST_MAX_LISTENERS);
-    CHECK(cfg->n_regions >= 1 && cfg->n_regions <= SST_MAX_REGIONS);
-    CHECK(cfg->n_backends >= cfg->n_regions && cfg->n_backends <= SST_MAX_BACKENDS);
-    CHECK(cfg->n_routes >= 1 && cfg->n_routes <= SST_MAX_ROUTES);
-    CHECK(cfg->local_region == SIZE_MAX || cfg->local_region < cfg->n_regions);
+    FUZZ_CHECK(cfg->n_listeners >= 1 && cfg->n_listeners <= SST_MAX_LISTENERS);
+    FUZZ_CHECK(cfg->n_regions >= 1 && cfg->n_regions <= SST_MAX_REGIONS);
+    FUZZ_CHECK(cfg->n_backends >= cfg->n_regions && cfg->n_backends <= SST_MAX_BACKENDS);
+    FUZZ_CHECK(cfg->n_routes >= 1 && cfg->n_routes <= SST_MAX_ROUTES);
+    FUZZ_CHECK(cfg->local_region == SIZE_MAX || cfg->local_region < cfg->n_regions);
     size_t next = 0;
     for (size_t r = 0; r < cfg->n_regions; r++) {
         const sst_region_cfg_t *reg = &cfg->regions[r];
-        CHECK(reg->name != NULL && reg->name[0] != 0);
-        CHECK(reg->first_backend == next && reg->n_backends >= 1);
-        CHECK(reg->min_healthy >= 1 &&
-              reg->min_healthy <= (reg->min_healthy_pct ? 100 : reg->n_backends));
+        FUZZ_CHECK(reg->name != NULL && reg->name[0] != 0);
+        FUZZ_CHECK(reg->first_backend == next && reg->n_backends >= 1);
+        FUZZ_CHECK(reg->min_healthy >= 1 &&
+                   reg->min_healthy <= (reg->min_healthy_pct ? 100 : reg->n_backends));
         for (size_t b = reg->first_backend; b < reg->first_backend + reg->n_backends; b++) {
-            CHECK(cfg->backends[b].region == r);
-            CHECK(cfg->backends[b].weight >= 1);
-            CHECK(cfg->backends[b].addr.port != 0);
+            FUZZ_CHECK(cfg->backends[b].region == r);
+            FUZZ_CHECK(cfg->backends[b].weight >= 1);
+            FUZZ_CHECK(cfg->backends[b].addr.port != 0);
             const sst_health_cfg_t *h = &cfg->backends[b].health;
-            CHECK(h->timeout_ms <= h->interval_ms);
-            CHECK(h->rise >= 1 && h->fall >= 1);
+            FUZZ_CHECK(h->timeout_ms <= h->interval_ms);
+            FUZZ_CHECK(h->rise >= 1 && h->fall >= 1);
         }
         next += reg->n_backends;
         if (reg->url != NULL)
-            CHECK(strncmp(reg->url, "http://", 7) == 0 || strncmp(reg->url, "https://", 8) == 0);
+            FUZZ_CHECK(strncmp(reg->url, "http://", 7) == 0 ||
+                       strncmp(reg->url, "https://", 8) == 0);
     }
-    CHECK(next == cfg->n_backends);
+    FUZZ_CHECK(next == cfg->n_backends);
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const sst_route_cfg_t *rt = &cfg->routes[i];
-        CHECK(rt->primary < cfg->n_regions);
-        CHECK(rt->path_prefix != NULL && rt->path_prefix[0] == '/');
-        CHECK(rt->redirect_status == 307 || rt->redirect_status == 308);
+        FUZZ_CHECK(rt->primary < cfg->n_regions);
+        FUZZ_CHECK(rt->path_prefix != NULL && rt->path_prefix[0] == '/');
+        FUZZ_CHECK(rt->redirect_status == 307 || rt->redirect_status == 308);
         for (size_t f = 0; f < rt->n_failover; f++)
-            CHECK(rt->failover[f] < cfg->n_regions && rt->failover[f] != rt->primary);
+            FUZZ_CHECK(rt->failover[f] < cfg->n_regions && rt->failover[f] != rt->primary);
     }
     const sst_limits_cfg_t *l = &cfg->limits;
-    CHECK(l->header_field <= l->header_bytes);
-    CHECK(l->upstream_idle <= l->upstream_connections);
-    CHECK(l->headers >= 1 && l->connections >= 1);
+    FUZZ_CHECK(l->header_field <= l->header_bytes);
+    FUZZ_CHECK(l->upstream_idle <= l->upstream_connections);
+    FUZZ_CHECK(l->headers >= 1 && l->connections >= 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -118,15 +112,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&diag, 0, sizeof(diag));
     int rc = sst_config_load_string("fuzz.yaml", (const char *)data, size, &cfg, &diag);
     if (rc == 0) {
-        CHECK(cfg != NULL);
+        FUZZ_CHECK(cfg != NULL);
         check_config(cfg);
         sst_config_unref(cfg);
     } else {
         char msg[1024];
-        CHECK(rc < 0);
-        CHECK(cfg == NULL);
-        CHECK(sst_diag_format(&diag, msg, sizeof(msg)) != NULL);
-        CHECK(msg[0] != 0);
+        FUZZ_CHECK(rc < 0);
+        FUZZ_CHECK(cfg == NULL);
+        FUZZ_CHECK(sst_diag_format(&diag, msg, sizeof(msg)) != NULL);
+        FUZZ_CHECK(msg[0] != 0);
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "http1.h"
 
 /* Inputs are capped by -max_len (8192 in CMakeLists.txt): every body byte fits. */
@@ -43,23 +44,14 @@ static inline uint64_t h1f_fnv_str(uint64_t h, sst_str_t s)
     return s.len > 0 ? h1f_fnv(h, s.base, s.len) : h;
 }
 
-/* The fuzzer must stop on a broken invariant: abort() is what libFuzzer reports. */
-#define H1F_CHECK(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "invariant broken: %s (%s:%d)\n", #cond, __FILE__, __LINE__);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 static inline int h1f_on_body(void *opaque, const char *at, size_t len)
 {
     h1f_outcome_t *o = opaque;
-    H1F_CHECK(len > 0);
+    FUZZ_CHECK(len > 0);
     o->msg_body += len;
     /* bytes past limits.body never reach the sink (conn.c forwards what it gets) */
-    H1F_CHECK(o->body_limit == 0 || o->msg_body <= o->body_limit);
-    H1F_CHECK(o->body_len + len <= H1F_BODY_MAX);
+    FUZZ_CHECK(o->body_limit == 0 || o->msg_body <= o->body_limit);
+    FUZZ_CHECK(o->body_len + len <= H1F_BODY_MAX);
     memcpy(o->body + o->body_len, at, len);
     o->body_len += len;
     return 0;
@@ -87,20 +79,20 @@ static inline bool h1f_is_status(int s)
 /* What an accepted request head may never contain: the invariants conn.c builds on. */
 static inline uint64_t h1f_check_request(const sst_h1_request_t *q, uint64_t hash)
 {
-    H1F_CHECK(q->target.len > 0);
+    FUZZ_CHECK(q->target.len > 0);
     for (size_t i = 0; i < q->target.len; i++) {
         unsigned char c = (unsigned char)q->target.base[i];
-        H1F_CHECK(c > 0x20 && c < 0x7f && c != '#');
+        FUZZ_CHECK(c > 0x20 && c < 0x7f && c != '#');
     }
     for (size_t i = 0; i < q->host.len; i++) {
         unsigned char c = (unsigned char)q->host.base[i];
-        H1F_CHECK(c > 0x20 && c < 0x7f && c != '/' && c != '@' && c != ',');
+        FUZZ_CHECK(c > 0x20 && c < 0x7f && c != '/' && c != '@' && c != ',');
     }
-    H1F_CHECK(!(q->chunked && q->has_length));
-    H1F_CHECK(q->minor <= 1);
-    H1F_CHECK(!(q->chunked && q->minor == 0));
-    H1F_CHECK(q->has_body == (q->chunked || (q->has_length && q->content_length > 0)));
-    H1F_CHECK(q->method_name.len > 0);
+    FUZZ_CHECK(!(q->chunked && q->has_length));
+    FUZZ_CHECK(q->minor <= 1);
+    FUZZ_CHECK(!(q->chunked && q->minor == 0));
+    FUZZ_CHECK(q->has_body == (q->chunked || (q->has_length && q->content_length > 0)));
+    FUZZ_CHECK(q->method_name.len > 0);
     hash = h1f_fnv_str(hash, q->method_name);
     hash = h1f_fnv_str(hash, q->target);
     hash = h1f_fnv_str(hash, q->host);
@@ -113,10 +105,10 @@ static inline uint64_t h1f_check_request(const sst_h1_request_t *q, uint64_t has
 
 static inline uint64_t h1f_check_response(const sst_h1_response_t *r, uint64_t hash)
 {
-    H1F_CHECK(r->status >= 200 && r->status <= 599);
-    H1F_CHECK(!(r->chunked && r->has_length));
-    H1F_CHECK(!(r->until_close && r->keep_alive));
-    H1F_CHECK(r->minor <= 1);
+    FUZZ_CHECK(r->status >= 200 && r->status <= 599);
+    FUZZ_CHECK(!(r->chunked && r->has_length));
+    FUZZ_CHECK(!(r->until_close && r->keep_alive));
+    FUZZ_CHECK(r->minor <= 1);
     uint64_t flags = (uint64_t)r->keep_alive | (uint64_t)r->chunked << 1 |
                      (uint64_t)r->has_length << 2 | (uint64_t)r->no_body << 3 |
                      (uint64_t)r->until_close << 4;
@@ -152,11 +144,11 @@ static inline void h1f_run(const uint8_t *data, size_t len, size_t step, bool re
         sst_h1_rc_t rc = sst_h1_feed(&h, in + off, n, &used);
         switch (rc) {
         case SST_H1_MORE:
-            H1F_CHECK(used == n); /* MORE means every byte was taken */
+            FUZZ_CHECK(used == n); /* MORE means every byte was taken */
             off += used;
             break;
         case SST_H1_HEAD: {
-            H1F_CHECK(used <= n);
+            FUZZ_CHECK(used <= n);
             off += used;
             const char *reason = NULL;
             int st;
@@ -172,7 +164,7 @@ static inline void h1f_run(const uint8_t *data, size_t len, size_t step, bool re
                     o->heads_hash = h1f_check_request(&q, o->heads_hash);
             }
             if (st != 0) {
-                H1F_CHECK(h1f_is_status(st) && reason != NULL);
+                FUZZ_CHECK(h1f_is_status(st) && reason != NULL);
                 o->status = st;
                 goto done;
             }
@@ -182,11 +174,11 @@ static inline void h1f_run(const uint8_t *data, size_t len, size_t step, bool re
             break;
         }
         case SST_H1_DONE:
-            H1F_CHECK(used <= n);
+            FUZZ_CHECK(used <= n);
             off += used;
             o->messages++;
             o->msg_body = 0;
-            H1F_CHECK(o->messages <= o->heads);
+            FUZZ_CHECK(o->messages <= o->heads);
             sst_head_clear(head, 1 << 20);
             sst_h1_next(&h);
             h.head = head;
@@ -194,14 +186,14 @@ static inline void h1f_run(const uint8_t *data, size_t len, size_t step, bool re
             kick = true;
             break;
         case SST_H1_ERROR:
-            H1F_CHECK(h1f_is_status(h.err_status) && h.err_reason != NULL);
+            FUZZ_CHECK(h1f_is_status(h.err_status) && h.err_reason != NULL);
             /* errors are sticky */
-            H1F_CHECK(sst_h1_feed(&h, in, len, &used) == SST_H1_ERROR);
+            FUZZ_CHECK(sst_h1_feed(&h, in, len, &used) == SST_H1_ERROR);
             o->status = h.err_status;
             goto done;
         }
     }
-    H1F_CHECK(guard != (size_t)-1); /* the loop always makes progress */
+    FUZZ_CHECK(guard != (size_t)-1); /* the loop always makes progress */
     if (eof) {
         sst_h1_rc_t rc = sst_h1_eof(&h);
         if (rc == SST_H1_DONE)
@@ -220,16 +212,16 @@ done:
  * up to the limit): then one body is a prefix of the other. */
 static inline void h1f_compare(const h1f_outcome_t *a, const h1f_outcome_t *b)
 {
-    H1F_CHECK(a->messages == b->messages);
-    H1F_CHECK(a->heads == b->heads);
-    H1F_CHECK((a->status != 0) == (b->status != 0));
-    H1F_CHECK(a->heads_hash == b->heads_hash);
+    FUZZ_CHECK(a->messages == b->messages);
+    FUZZ_CHECK(a->heads == b->heads);
+    FUZZ_CHECK((a->status != 0) == (b->status != 0));
+    FUZZ_CHECK(a->heads_hash == b->heads_hash);
     if (a->status == 0) {
-        H1F_CHECK(a->body_len == b->body_len);
-        H1F_CHECK(memcmp(a->body, b->body, a->body_len) == 0);
+        FUZZ_CHECK(a->body_len == b->body_len);
+        FUZZ_CHECK(memcmp(a->body, b->body, a->body_len) == 0);
     } else {
         size_t n = a->body_len < b->body_len ? a->body_len : b->body_len;
-        H1F_CHECK(memcmp(a->body, b->body, n) == 0);
+        FUZZ_CHECK(memcmp(a->body, b->body, n) == 0);
     }
 }
 
@@ -242,6 +234,22 @@ static inline void h1f_limits(uint8_t sel, sst_h1_limits_t *lim)
     } else {
         *lim = (sst_h1_limits_t){
             .request_line = 64, .field = 48, .head = 256, .headers = 6, .body = 64};
+    }
+}
+
+/* The check both targets run: data parsed whole, in pieces of `step` bytes and (for inputs up
+ * to 1 KiB) byte by byte must come out the same. */
+static inline void h1f_differential(const uint8_t *data, size_t len, size_t step, bool response,
+                                    bool head_request, const sst_h1_limits_t *lim)
+{
+    static h1f_outcome_t whole, pieces, bytes; /* large: not on the stack */
+
+    h1f_run(data, len, 0, response, head_request, lim, true, &whole);
+    h1f_run(data, len, step, response, head_request, lim, true, &pieces);
+    h1f_compare(&whole, &pieces);
+    if (len <= 1024) {
+        h1f_run(data, len, 1, response, head_request, lim, true, &bytes);
+        h1f_compare(&whole, &bytes);
     }
 }
 
