@@ -1,4 +1,5 @@
-"""A scripted misbehaving backend for the hardening tests (Python 3 standard library only).
+"""A scripted misbehaving backend for the hardening tests (the Python 3 standard library and
+sst.py beside it).
 
 Each accepted connection runs `script(conn)` in its own thread; the script decides byte by byte
 what the backend does: read the request, send exact bytes, stall, close (FIN) or reset (RST via
@@ -25,10 +26,12 @@ import struct
 import threading
 import time
 
+from sst import HeaderLookup
+
 LOOPBACK = "127.0.0.1"
 
 
-class Request:
+class Request(HeaderLookup):
     """One request as the backend read it. `complete` is False when the peer closed (or the
     framing broke) before the end of the body; `raw` holds every byte read for it."""
 
@@ -40,17 +43,6 @@ class Request:
         self.raw = b""
         self.complete = False
         self.error = None  # why it is not complete
-
-    def header(self, name, default=None):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
-
-    def header_all(self, name):
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def __repr__(self):
         return "<Request %s %s complete=%s body=%d>" % (self.method, self.target, self.complete,

@@ -530,7 +530,23 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(;[^\r\n]*)?\Z")
 
 
-class Response:
+class HeaderLookup:
+    """Case-insensitive lookup over self.headers, an ordered list of (name, value) pairs."""
+
+    def header(self, name, default=None):
+        """The first value of header `name` (case-insensitive), or default."""
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+
+class Response(HeaderLookup):
     """A parsed response. headers is the ordered list of (name, value) str pairs as received;
     interim holds the 1xx responses that came first; raw is this response's bytes."""
 
@@ -544,18 +560,6 @@ class Response:
         self.trailers = []
         self.interim = []
         self.framing = None  # "length", "chunked", "close" or "none"
-
-    def header(self, name, default=None):
-        """The first value of header `name` (case-insensitive), or default."""
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
-
-    def header_all(self, name):
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def has_header(self, name):
         return self.header(name) is not None
@@ -575,7 +579,7 @@ class Response:
         return "<Response %d %s, %d body bytes>" % (self.status, self.reason, len(self.body))
 
 
-class Echo:
+class Echo(HeaderLookup):
     """The stub's echo listing: what the origin received (e.g. what a proxy forwarded)."""
 
     def __init__(self, body):
@@ -608,16 +612,6 @@ class Echo:
             else:
                 raise ProtocolError("not a stub echo line: %r" % line)
 
-    def header(self, name, default=None):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
-
-    def header_all(self, name):
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
 
 def _header_list(headers):
