@@ -557,6 +557,8 @@ void sst__prep_commit(sst_server_t *s, sst_prep_t *p);
 /* The reload that built `p` failed: the entries it created are closed and dropped. */
 void sst__prep_abandon(sst_server_t *s, sst_prep_t *p);
 void sst__lsocks_free(sst_server_t *s);
+/* The route, region and backend names that sst__prep_build registered for metric series. */
+void sst__prep_names_free(sst_server_t *s);
 int sst__view_new(sst_config_t *cfg, sst_hsnap_t *snap, sst_prep_t *prep,
                   atomic_uint_fast32_t *prep_refs, uint64_t generation, sst_view_t **out);
 

@@ -462,7 +462,7 @@ fail:
         sst__view_unref(s->view);
     sst_config_unref(s->cfg);
     free(s->workers);
-    free(s->region_names[0]);
+    sst__prep_names_free(s); /* "none", and any name a failed start registered */
     free(s->config_path);
     free(s->ready_file);
     free(s);
@@ -615,12 +615,7 @@ void sst_server_free(sst_server_t *s)
     if (s->health != NULL)
         sst_health_destroy(s->health);
     sst_config_unref(s->cfg);
-    for (size_t i = 0; i < SST_M_ROUTES; i++)
-        free(s->route_names[i]);
-    for (size_t i = 0; i < SST_M_REGIONS; i++)
-        free(s->region_names[i]);
-    for (size_t i = 0; i < SST_M_BACKENDS; i++)
-        free(s->backend_names[i]);
+    sst__prep_names_free(s);
     if (s->old_access_fd > 2)
         close(s->old_access_fd);
     if (s->access_fd > 2)

@@ -212,6 +212,16 @@ void sst__lsocks_free(sst_server_t *s)
     s->lsocks = NULL;
 }
 
+void sst__prep_names_free(sst_server_t *s)
+{
+    for (size_t i = 0; i < SST_M_ROUTES; i++)
+        free(s->route_names[i]);
+    for (size_t i = 0; i < SST_M_REGIONS; i++)
+        free(s->region_names[i]);
+    for (size_t i = 0; i < SST_M_BACKENDS; i++)
+        free(s->backend_names[i]);
+}
+
 /* ---- generated response pieces ------------------------------------------------------------ */
 
 int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, char *err,

@@ -130,12 +130,7 @@ static void test_listener_sockets_across_configs(void **state)
     sst__prep_free(p4);
     sst__prep_free(p5);
     sst__lsocks_free(s);
-    for (size_t i = 0; i < SST_M_ROUTES; i++)
-        free(s->route_names[i]);
-    for (size_t i = 0; i < SST_M_REGIONS; i++)
-        free(s->region_names[i]);
-    for (size_t i = 0; i < SST_M_BACKENDS; i++)
-        free(s->backend_names[i]);
+    sst__prep_names_free(s);
     free(s);
     sst_config_unref(c1);
     sst_config_unref(c2);
