@@ -357,8 +357,11 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     case SST_CONN_CLOSING:
         return UINT64_MAX;
     }
-    if (conn_write_queue(c) > 0 && t->send_ms > 0 && conn_write_since(c) + t->send_ms < d)
-        d = conn_write_since(c) + t->send_ms;
+    if (conn_write_queue(c) > 0 && t->send_ms > 0) {
+        uint64_t send_d = conn_write_since(c) + t->send_ms;
+        if (send_d < d)
+            d = send_d;
+    }
     return d;
 }
 
