@@ -53,6 +53,9 @@ FAILOVER_VARIANTS = (
     ("haproxy (nbsrv redirect)", "haproxy", "failover-nbsrv"),
 )
 LOCATION = "http://eu-west.example"
+# what a failed wrk run raises: it becomes the row's error, the matrix goes on
+MEASURE_ERRORS = (RuntimeError, ValueError, OSError, clients.HttpError,
+                  subprocess.TimeoutExpired)
 
 
 class Interrupted(Exception):
@@ -211,40 +214,20 @@ class Bench:
             server = self.launch.server(kind, mode, workers, scpu,
                                         stub_port=stub.port if stub else None)
             self._check(server, method, target, body, want)
-            row["quiet_wait_s"], row["others_before_pct"] = self.quiet()
-            if self.a.warmup:
-                self._wrk(server.port, target, body, self.a.warmup, ccpu)
-            others = procs.Others()
-            before = procs.Sample(server.pids())
-            stub_before = procs.Sample(stub.pids()) if stub else None
-            out = self._wrk(server.port, target, body, self.a.duration, ccpu)
-            after = procs.Sample(server.pids())
-            stub_cpu = procs.Sample(stub.pids()).cpu_seconds_since(stub_before) if stub else 0.0
-            row["others_pct"], row["steal_pct"] = others.finish(
-                after.cpu_seconds_since(before) + stub_cpu)
-            row["stub_cpu_s"] = stub_cpu
-            row.update(wrk.parse(out))
-            row["cpu_s"] = after.cpu_seconds_since(before)
+            before, after = self._measure(row, server.port, server, stub, target, body, ccpu)
             row["user_s"] = after.user_seconds_since(before)
             row["sys_s"] = after.sys_seconds_since(before)
-            row["cpu_us_per_req"] = row["cpu_s"] * 1e6 / row["requests"] if row["requests"] \
-                else None
             row["peak_rss_kib"] = after.hwm_kib
             row["processes"] = len(after.pids)
-            row["errors"] = sum(row["socket_errors"].values()) + row["non_2xx_3xx"]
             if self.a.syscalls and rnd == 0:  # counts barely vary: once per cell
                 row["syscalls_per_req"] = syscalls.run_counted(
                     self.procs, server.pids(), self.out,
                     "%s-%s-w%d-%s" % (placement, workload, workers, kind),
                     lambda: wrk.parse(self._wrk(server.port, target, body, 3, ccpu)))
-        except (RuntimeError, ValueError, OSError, clients.HttpError,
-                subprocess.TimeoutExpired) as e:
-            row["error"] = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
-            self.log("  FAILED: %s" % row["error"])
+        except MEASURE_ERRORS as e:
+            self._failed(row, e)
         finally:
-            self._stop(server, row)
-            if stub is not None:
-                self.procs.stop(stub.proc)
+            self._stop(server, row, stub)
         self.results.append(row)
         if not row["error"]:
             self.log("  %-13s %-8s w%d %-6s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  "
@@ -280,15 +263,48 @@ class Bench:
             f.write(text)
         return text
 
-    def _stop(self, server, row):
-        if server is None:
-            return
-        code = self.procs.stop(server.proc)
-        # sidestep promises a clean exit (0) on SIGTERM; the others die by the signal
-        if server.kind == "sidestep" and code != 0:
-            note = "sidestep exited with %s after SIGTERM (log: %s)" % (code, server.proc.log_path)
-            row.setdefault("notes", []).append(note)
-            self.log("  NOTE: " + note)
+    def _measure(self, row, port, watched, stub, target, body, ccpu):
+        """The timed wrk run at `port`, after the quiet wait and the warm-up: fills row with
+        wrk's figures and the CPU the watched processes spent per request (the stub's, when it
+        is not the one watched, goes to stub_cpu_s and counts as the run's own for others_pct).
+        Returns the process samples before and after."""
+        row["quiet_wait_s"], row["others_before_pct"] = self.quiet()
+        if self.a.warmup:
+            self._wrk(port, target, body, self.a.warmup, ccpu)
+        others = procs.Others()
+        before = procs.Sample(watched.pids())
+        stub_before = procs.Sample(stub.pids()) if stub is not None and stub is not watched \
+            else None
+        out = self._wrk(port, target, body, self.a.duration, ccpu)
+        after = procs.Sample(watched.pids())
+        stub_cpu = procs.Sample(stub.pids()).cpu_seconds_since(stub_before) \
+            if stub_before is not None else 0.0
+        row["others_pct"], row["steal_pct"] = others.finish(
+            after.cpu_seconds_since(before) + stub_cpu)
+        row["stub_cpu_s"] = stub_cpu
+        row.update(wrk.parse(out))
+        row["cpu_s"] = after.cpu_seconds_since(before)
+        row["cpu_us_per_req"] = row["cpu_s"] * 1e6 / row["requests"] if row["requests"] \
+            else None
+        row["errors"] = sum(row["socket_errors"].values()) + row["non_2xx_3xx"]
+        return before, after
+
+    def _failed(self, row, e):
+        row["error"] = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
+        self.log("  FAILED: %s" % row["error"])
+
+    def _stop(self, server, row, stub=None):
+        """Stops the server, then the stub behind it."""
+        if server is not None:
+            code = self.procs.stop(server.proc)
+            # sidestep promises a clean exit (0) on SIGTERM; the others die by the signal
+            if server.kind == "sidestep" and code != 0:
+                note = "sidestep exited with %s after SIGTERM (log: %s)" % (
+                    code, server.proc.log_path)
+                row.setdefault("notes", []).append(note)
+                self.log("  NOTE: " + note)
+        if stub is not None:
+            self.procs.stop(stub.proc)
 
     # --- idle keep-alive connections -----------------------------------------------------------
 
@@ -321,8 +337,7 @@ class Bench:
                     "held %d of %d (failed %d, closed by the server %d)"
                     % (res.opened, self.a.idle_conns, res.failed, res.closed_by_server))
         except (RuntimeError, ValueError, OSError, clients.HttpError) as e:
-            row["error"] = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
-            self.log("  FAILED: %s" % row["error"])
+            self._failed(row, e)
         finally:
             os.sched_setaffinity(0, saved)
             if holder is not None:
@@ -363,8 +378,7 @@ class Bench:
             row.update(res.to_dict())
             row["statuses"] = {str(k): v for k, v in res.statuses.items()}
         except (RuntimeError, ValueError, OSError, clients.HttpError) as e:
-            row["error"] = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
-            self.log("  FAILED: %s" % row["error"])
+            self._failed(row, e)
         finally:
             os.sched_setaffinity(0, saved)
             self._stop(server, row)
@@ -401,31 +415,11 @@ class Bench:
                 status, _, _ = clients.check_request(port, "GET", target)
                 if status != 200:
                     raise RuntimeError("%s answered %d" % (via, status))
-                row["quiet_wait_s"], row["others_before_pct"] = self.quiet()
-                if self.a.warmup:
-                    self._wrk(port, target, None, self.a.warmup, ccpu)
-                others = procs.Others()
-                before = procs.Sample(watched.pids())
-                stub_before = procs.Sample(stub.pids()) if watched is not stub else None
-                out = self._wrk(port, target, None, self.a.duration, ccpu)
-                after = procs.Sample(watched.pids())
-                stub_cpu = procs.Sample(stub.pids()).cpu_seconds_since(stub_before) \
-                    if stub_before else 0.0
-                row["others_pct"], row["steal_pct"] = others.finish(
-                    after.cpu_seconds_since(before) + stub_cpu)
-                row.update(wrk.parse(out))
-                row["cpu_s"] = after.cpu_seconds_since(before)
-                row["cpu_us_per_req"] = row["cpu_s"] * 1e6 / row["requests"] \
-                    if row["requests"] else None
-                row["errors"] = sum(row["socket_errors"].values()) + row["non_2xx_3xx"]
-            except (RuntimeError, ValueError, OSError, clients.HttpError,
-                    subprocess.TimeoutExpired) as e:
-                row["error"] = str(e).strip().splitlines()[0][:300]
-                self.log("  FAILED: %s" % row["error"])
+                self._measure(row, port, watched, stub, target, None, ccpu)
+            except MEASURE_ERRORS as e:
+                self._failed(row, e)
             finally:
-                self._stop(server, row)
-                if stub is not None:
-                    self.procs.stop(stub.proc)
+                self._stop(server, row, stub)
             self.results.append(row)
             if not row["error"]:
                 self.log("  direct        %-8s w%d %-6s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms"
