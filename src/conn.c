@@ -28,6 +28,10 @@ static int conn_on_body(void *opaque, const char *at, size_t len);
 
 static const char empty_input[1] = "";
 
+/* An idle connection's whole cost (docs/benchmarks.md, 10,000 idle connections): growing it is
+ * a decision to make there, not an accident. */
+_Static_assert(sizeof(sst_conn_t) <= 448, "sst_conn_t grew past 448 bytes");
+
 static inline const sst_config_t *conn_cfg(const sst_conn_t *c)
 {
     return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : c->w->cur->view->cfg;
