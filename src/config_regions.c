@@ -895,6 +895,19 @@ static int route_options(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_route_cfg_
             return SST_EINVAL;
         sst__cfg_pop(c, base);
     }
+    if ((v = sst__cfg_get(c, n, "cors_credentials")) != NULL) {
+        sst__cfg_push_key(c, "cors_credentials");
+        if (sst__cfg_bool(c, v, &r->cors_credentials) != 0)
+            return SST_EINVAL;
+        /* Fetch's CORS check refuses credentials with a wildcard: an operator asking for both
+         * means something neither can deliver, so say so instead of picking one */
+        for (size_t i = 0; r->cors_credentials && i < r->n_cors_origins; i++)
+            if (strcmp(r->cors_origins[i], "*") == 0)
+                return sst__cfg_fail(c, v,
+                                     "cannot be true with \"*\" in cors_origins: list the origins "
+                                     "that may send credentials");
+        sst__cfg_pop(c, base);
+    }
     if ((v = sst__cfg_get(c, n, "redirect_discard")) != NULL) {
         sst__cfg_push_key(c, "redirect_discard");
         if (sst__cfg_size(c, v, 0, 1024ull * 1024 * 1024, &r->redirect_discard_bytes) != 0)
@@ -913,10 +926,19 @@ static int route_options(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_route_cfg_
 static int route_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx)
 {
     static const char *const keys[] = {
-        "name",         "match",           "primary",
-        "failover",     "redirect_status", "all_down",
-        "retry_after",  "hop_param",       "max_hops",
-        "at_hop_limit", "cors_origins",    "redirect_discard",
+        "name",
+        "match",
+        "primary",
+        "failover",
+        "redirect_status",
+        "all_down",
+        "retry_after",
+        "hop_param",
+        "max_hops",
+        "at_hop_limit",
+        "cors_origins",
+        "cors_credentials",
+        "redirect_discard",
         "retries",
     };
     sst_route_cfg_t *r = &c->cfg->routes[idx];

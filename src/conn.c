@@ -572,7 +572,21 @@ static int conn_send_answer(sst_conn_t *c)
     /* method_name is set once the head parsed */
     bool head_only = r->info.method_name.len > 0 && r->info.method == HTTP_HEAD;
     int rc;
-    if (r->decision.kind == SST_DECIDE_REDIRECT) {
+    if (r->decision.kind == SST_DECIDE_REDIRECT && r->decision.preflight) {
+        /* a CORS preflight of a redirected route: 204, built from the request's own head */
+        const sst_config_t *cfg = r->wv->view->cfg;
+        uv_buf_t iov[SST_PREFLIGHT_IOV];
+        sst_str_t region =
+            r->decision.region < cfg->n_regions && cfg->regions[r->decision.region].name != NULL
+                ? sst_str_c(cfg->regions[r->decision.region].name)
+                : SST_STR_NULL;
+        size_t n = sst__preflight_iov(&r->decision, region, conn_tail(c), iov,
+                                      sizeof(iov) / sizeof(iov[0]));
+        if (n == 0)
+            return SST_EINVAL;
+        r->status = 204;
+        rc = conn_send(c, iov, n);
+    } else if (r->decision.kind == SST_DECIDE_REDIRECT) {
         uv_buf_t iov[SST_LOCATION_PARTS + 10];
         size_t n = sst__redirect_iov(r->wv->view->prep, &r->decision, r->https_redirect,
                                      conn_tail(c), head_only, iov, sizeof(iov) / sizeof(iov[0]));
@@ -686,10 +700,31 @@ static void conn_respond_error(sst_conn_t *c, unsigned status, const char *reaso
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
+/* The Access-Control-Request-* fields of a CORS preflight, for route.c to decide whether a
+ * redirected route answers it itself. Only an OPTIONS with an Origin can be one, so other
+ * requests do not scan their head again. The slices point into the request's own head. */
+static void conn_preflight_input(const sst_req_t *r, sst_route_input_t *in)
+{
+    static const char acrm[] = "access-control-request-method";
+    static const char acrh[] = "access-control-request-headers";
+    const sst_head_t *h = r->head;
+
+    if (r->info.method != HTTP_OPTIONS || r->info.origin.len == 0 || h == NULL)
+        return;
+    int m = sst_head_find(h, acrm, 0);
+    int hd = sst_head_find(h, acrh, 0);
+    if (m >= 0)
+        in->acr_method = sst_hdr_value(h, &h->hdrs[m]);
+    if (hd >= 0)
+        in->acr_headers = sst_hdr_value(h, &h->hdrs[hd]);
+    in->acr_repeated = (m >= 0 && sst_head_find(h, acrm, (uint32_t)m + 1) >= 0) ||
+                       (hd >= 0 && sst_head_find(h, acrh, (uint32_t)hd + 1) >= 0);
+}
+
 static sst_route_input_t conn_route_input(const sst_conn_t *c)
 {
     const sst_req_t *r = c->req;
-    return (sst_route_input_t){
+    sst_route_input_t in = {
         .now_ms = conn_now(c),
         .method = r->info.method_name,
         .target = r->info.target,
@@ -697,6 +732,8 @@ static sst_route_input_t conn_route_input(const sst_conn_t *c)
         .origin = r->info.origin,
         .exclude_regions = r->exclude_regions,
     };
+    conn_preflight_input(r, &in);
+    return in;
 }
 
 static void conn_route(sst_conn_t *c)

@@ -838,8 +838,16 @@ uint64_t sst_health_probe_delay(const sst_health_t *h, size_t b, bool first, uin
     const health_backend_t *hb = &h->backends[b];
     uint64_t interval = hc->interval_ms != 0 ? hc->interval_ms : 1;
 
-    if (first)
-        return sst_rand_next(rng) % interval;
+    if (first) {
+        /* A guessed state is probed at once (spread over a short window so that a start does
+         * not connect to every backend in the same millisecond): until then a failover region
+         * that starts DOWN cannot take traffic, and a dead primary that starts UP keeps it. A
+         * known state keeps the wide spread. */
+        uint64_t spread = interval;
+        if (hb->awaiting_probe && spread > SST_HEALTH_FIRST_WINDOW_MS)
+            spread = SST_HEALTH_FIRST_WINDOW_MS;
+        return sst_rand_next(rng) % spread;
+    }
     bool changing = hb->awaiting_probe || (hb->op == SST_UP ? hb->failures > 0 : hb->successes > 0);
     uint64_t d = interval;
     if (changing && hc->fast_interval_ms != 0 && hc->fast_interval_ms < interval)

@@ -582,6 +582,13 @@ int sst__metrics_render(sst_server_t *s, char **out, size_t *len);
  * (Content-Length included) of the full answer and no body (RFC 9110 §9.3.2). */
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
                          sst_tail_t tail, bool head_only, uv_buf_t *iov, size_t max);
+/* The 204 answer to a CORS preflight of a redirected route (d->preflight): the CORS fields of
+ * the decision, X-Sidestep-Region when `region` is not empty, then `tail`. The buffers point
+ * into static storage and the decision's slices (the request's head). Returns the number of
+ * buffers, or 0 when `max` is below SST_PREFLIGHT_IOV or d is no preflight. */
+#define SST_PREFLIGHT_IOV 12
+size_t sst__preflight_iov(const sst_decision_t *d, sst_str_t region, sst_tail_t tail, uv_buf_t *iov,
+                          size_t max);
 size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
                            uint64_t retry_after_s, bool close, bool http10_keepalive,
                            bool head_only);

@@ -439,6 +439,59 @@ void sst_prober_stop(sst_prober_t *p, sst_prober_done_cb done, void *arg)
     }
 }
 
+/* --- reload ------------------------------------------------------------------------------- */
+
+/* prev's target for backend b of cfg: the same address in a region of the same name. */
+static const probe_target_t *prober_find(const sst_prober_t *prev, const sst_config_t *cfg,
+                                         size_t b)
+{
+    const sst_backend_cfg_t *bc = &cfg->backends[b];
+    const char *rname = cfg->regions[bc->region].name;
+
+    for (size_t i = 0; i < prev->n_targets; i++) {
+        const probe_target_t *t = &prev->targets[i];
+        const char *tname = prev->cfg->regions[t->bc->region].name;
+        if (strcmp(t->bc->addr.text, bc->addr.text) == 0 && rname != NULL && tname != NULL &&
+            strcmp(tname, rname) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+void sst_prober_carry(sst_prober_t *p, const sst_prober_t *prev)
+{
+    if (p == NULL || prev == NULL || p->stopping || prev->stopping)
+        return;
+    for (size_t i = 0; i < p->n_targets; i++) {
+        probe_target_t *t = &p->targets[i];
+        const probe_target_t *old = prober_find(prev, p->cfg, t->index);
+        if (old == NULL || t->phase != PROBE_IDLE)
+            continue;
+        uint64_t delay = 0; /* a probe in flight: its result is dropped when prev stops */
+        if (old->phase == PROBE_IDLE) {
+            uint64_t interval = t->bc->health.interval_ms != 0 ? t->bc->health.interval_ms : 1;
+            delay = uv_timer_get_due_in(&old->timer);
+            if (delay > interval)
+                delay = interval; /* the interval shrank with the reload */
+        }
+        uv_timer_start(&t->timer, probe_on_timer, delay, 0);
+    }
+}
+
+int sst_prober_due_in(const sst_prober_t *p, size_t backend, uint64_t *ms)
+{
+    if (p == NULL || ms == NULL)
+        return SST_EINVAL;
+    for (size_t i = 0; i < p->n_targets; i++) {
+        const probe_target_t *t = &p->targets[i];
+        if (t->index != backend)
+            continue;
+        *ms = t->phase == PROBE_IDLE ? uv_timer_get_due_in(&t->timer) : 0;
+        return 0;
+    }
+    return SST_ENOENT;
+}
+
 /* --- start -------------------------------------------------------------------------------- */
 
 /* request-target and Host value: visible ASCII only, so nothing can split the request. */

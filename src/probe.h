@@ -41,6 +41,19 @@ typedef void (*sst_prober_done_cb)(void *arg);
 int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h, uint64_t seed,
                      sst_probe_cb cb, void *opaque, sst_prober_t **out);
 
+/* Carries the probe schedule over a reload. For every backend `p` probes that `prev` probed
+ * too (the same address in a region of the same name, which is how sst_health_create carries
+ * state), the first probe is moved to when `prev` would have probed it next, at most the
+ * backend's new interval from now; a probe `prev` has in flight is lost when `prev` stops, so
+ * that backend is probed again at once. Backends new to `p` keep the first-probe spread of
+ * sst_prober_start. Call right after sst_prober_start and before stopping `prev` (NULL is
+ * ignored); `prev` is only read. */
+void sst_prober_carry(sst_prober_t *p, const sst_prober_t *prev);
+
+/* Sets *ms to the time until the next probe of backend index `backend` starts, 0 when one is
+ * in flight. Returns 0, or SST_ENOENT when `p` does not probe that backend. */
+int sst_prober_due_in(const sst_prober_t *p, size_t backend, uint64_t *ms);
+
 /* Stops all probing: in-flight probes are abandoned without a result and every handle is
  * closed. From its return on, no probe callback runs and neither cfg nor h is read. `done`
  * (may be NULL) runs exactly once, later from the loop, after the last close callback, when

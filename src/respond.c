@@ -1,5 +1,6 @@
-/* Answers sidestep writes itself: the redirect as a vector of prepared parts (no copy, no
- * allocation) and the short plain-text error responses. One place maps a status to its text. */
+/* Answers sidestep writes itself: the redirect and the CORS preflight answer as vectors of
+ * prepared parts and request slices (no copy, no allocation), and the short plain-text error
+ * responses. One place maps a status to its text. */
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,8 @@ static const char https_mid[] =
 static const char https_body[] = "Redirecting to HTTPS.\n";
 static const char cors_pre[] = "Access-Control-Allow-Origin: ";
 static const char cors_post[] = "\r\nVary: Origin\r\n";
+static const char cors_post_cred[] =
+    "\r\nVary: Origin\r\nAccess-Control-Allow-Credentials: true\r\n";
 
 static inline uv_buf_t iov_s(sst_str_t s)
 {
@@ -76,7 +79,10 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
     if (cors) {
         iov[n++] = iov_c(cors_pre, sizeof(cors_pre) - 1);
         iov[n++] = iov_s(d->cors_origin);
-        iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
+        if (d->cors_credentials)
+            iov[n++] = iov_c(cors_post_cred, sizeof(cors_post_cred) - 1);
+        else
+            iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
     }
     iov[n++] = iov_s(sst__tails[tail]);
     if (head_only)
@@ -85,6 +91,47 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
         iov[n++] = iov_c(https_body, sizeof(https_body) - 1);
     else
         iov[n++] = iov_s(prep->redirect_body[d->region]);
+    return n;
+}
+
+/* The preflight answer (docs/routing.md §8). Max-Age is short on purpose: this answer stands
+ * in for the application's own CORS policy only while the route redirects, and a browser
+ * that cached it longer would skip the application's preflight after the failback. 5 s is
+ * the Fetch standard's default when the field is absent, so sidestep never asks a browser to
+ * trust it longer than the browser would anyway; sending it keeps that explicit. */
+static const char pf_status[] = "HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: ";
+static const char pf_methods[] = "\r\nVary: Origin\r\nAccess-Control-Allow-Methods: ";
+static const char pf_headers[] = "\r\nAccess-Control-Allow-Headers: ";
+static const char pf_max_age[] = "\r\nAccess-Control-Max-Age: 5\r\n";
+static const char pf_cred[] = "Access-Control-Allow-Credentials: true\r\n";
+static const char pf_region[] = "X-Sidestep-Region: ";
+static const char pf_eol[] = "\r\n";
+
+size_t sst__preflight_iov(const sst_decision_t *d, sst_str_t region, sst_tail_t tail, uv_buf_t *iov,
+                          size_t max)
+{
+    size_t n = 0;
+    if (max < SST_PREFLIGHT_IOV || !d->preflight || d->cors_origin.len == 0 ||
+        d->cors_method.len == 0 || (unsigned)tail >= SST_TAILS)
+        return 0;
+    /* RFC 9110 §8.6: a 204 carries no Content-Length and no body */
+    iov[n++] = iov_c(pf_status, sizeof(pf_status) - 1);
+    iov[n++] = iov_s(d->cors_origin);
+    iov[n++] = iov_c(pf_methods, sizeof(pf_methods) - 1);
+    iov[n++] = iov_s(d->cors_method);
+    if (d->cors_headers.len > 0) {
+        iov[n++] = iov_c(pf_headers, sizeof(pf_headers) - 1);
+        iov[n++] = iov_s(d->cors_headers);
+    }
+    iov[n++] = iov_c(pf_max_age, sizeof(pf_max_age) - 1);
+    if (d->cors_credentials)
+        iov[n++] = iov_c(pf_cred, sizeof(pf_cred) - 1);
+    if (region.len > 0) {
+        iov[n++] = iov_c(pf_region, sizeof(pf_region) - 1);
+        iov[n++] = iov_s(region);
+        iov[n++] = iov_c(pf_eol, sizeof(pf_eol) - 1);
+    }
+    iov[n++] = iov_s(sst__tails[tail]);
     return n;
 }
 

@@ -282,6 +282,34 @@ static sst_str_t route_cors(const sst_route_cfg_t *rt, sst_str_t origin)
     return SST_STR_NULL;
 }
 
+bool sst_cors_request_headers(sst_str_t value, sst_str_t *out)
+{
+    size_t names = 0;
+
+    *out = SST_STR_NULL;
+    if (value.base == NULL || value.len > SST_CORS_HEADERS_MAX)
+        return false;
+    sst_str_t v = sst_str_trim_ows(value);
+    /* every element between commas is empty or one token with OWS around it: nothing that
+     * could end the echoed field or smuggle another one in */
+    size_t start = 0;
+    for (size_t i = 0; i <= v.len; i++) {
+        if (i < v.len && v.base[i] != ',')
+            continue;
+        sst_str_t item = sst_str_trim_ows(sst_str(v.base + start, i - start));
+        if (item.len > 0) {
+            if (!sst_str_is_token(item))
+                return false;
+            names++;
+        }
+        start = i + 1;
+    }
+    if (names == 0)
+        return false;
+    *out = v;
+    return true;
+}
+
 /* --- the decision ------------------------------------------------------------------------- */
 
 static const char REASON_PRIMARY[] = "primary up";
@@ -293,6 +321,7 @@ static const char REASON_HOP_LIMIT[] = "hop limit";
 static const char REASON_NO_ROUTE[] = "no route";
 static const char REASON_LOCAL[] = "local region";
 static const char REASON_HTTPS[] = "https redirect";
+static const char REASON_PREFLIGHT[] = "cors preflight for a redirect";
 
 static bool route_region_valid(const sst_config_t *cfg, const sst_hsnap_t *snap, size_t r)
 {
@@ -337,16 +366,35 @@ static void route_reject(sst_decision_t *out, uint16_t status, uint64_t retry_af
     out->reason = reason;
 }
 
+/* Marks a redirect of a CORS preflight (see sst_route_decide). Without a valid
+ * Access-Control-Request-Method this is no preflight, and an ambiguous one (a field repeated)
+ * is not guessed at: both get the redirect like any other request. */
+static void route_preflight(const sst_route_input_t *in, sst_decision_t *out)
+{
+    if (out->cors_origin.len == 0 || !sst_str_eq(in->method, SST_STR_LIT("OPTIONS")) ||
+        in->acr_repeated || in->acr_method.base == NULL)
+        return;
+    sst_str_t m = sst_str_trim_ows(in->acr_method);
+    if (m.len > SST_CORS_METHOD_MAX || !sst_str_is_token(m))
+        return;
+    out->preflight = true;
+    out->reason = REASON_PREFLIGHT;
+    out->cors_method = m;
+    sst_cors_request_headers(in->acr_headers, &out->cors_headers);
+}
+
 static void route_redirect(sst_decision_t *out, const sst_config_t *cfg, size_t r,
                            const sst_route_cfg_t *rt, sst_str_t pq, const route_hop_t *hop,
-                           sst_str_t origin, const char *reason)
+                           const sst_route_input_t *in, const char *reason)
 {
     out->kind = SST_DECIDE_REDIRECT;
     out->region = r;
     out->status = rt->redirect_status == 308 ? 308 : 307;
     out->reason = reason;
-    out->cors_origin = route_cors(rt, origin);
+    out->cors_origin = route_cors(rt, in->origin);
+    out->cors_credentials = out->cors_origin.len > 0 && rt->cors_credentials;
     route_build_location(out, cfg->regions[r].url, pq, rt, hop);
+    route_preflight(in, out);
 }
 
 /* At or past max_hops another instance already sent this request here: never redirect again.
@@ -399,7 +447,7 @@ static void route_all_down(const sst_route_input_t *in, const sst_config_t *cfg,
             return;
         }
         if (cfg->regions[r].url != NULL) {
-            route_redirect(out, cfg, r, rt, pq, hop, in->origin, REASON_FALLBACK);
+            route_redirect(out, cfg, r, rt, pq, hop, in, REASON_FALLBACK);
             return;
         }
         break;
@@ -456,7 +504,7 @@ int sst_route_decide(const sst_route_input_t *in, const sst_config_t *cfg, const
         }
         if (cfg->regions[r].url == NULL)
             continue; /* a region without a public URL cannot take a redirect */
-        route_redirect(out, cfg, r, rt, pq, &hop, in->origin, REASON_FAILOVER);
+        route_redirect(out, cfg, r, rt, pq, &hop, in, REASON_FAILOVER);
         return 0;
     }
     route_all_down(in, cfg, snap, rt, pq, &hop, out);

@@ -522,6 +522,8 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
         snprintf(err, err_size, "starting health checks: %s", sst_strerror(rc));
         goto fail;
     }
+    /* carried-over backends keep their probe rhythm; only new ones get a prompt first probe */
+    sst_prober_carry(prober, s->prober);
     /* commit: nothing below fails */
     sst_prober_stop(s->prober, NULL, NULL); /* reads neither the old cfg nor health after this */
     s->prober = prober;

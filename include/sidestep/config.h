@@ -123,6 +123,7 @@ typedef struct sst_route_cfg_s {
     sst_hop_limit_t at_hop_limit; /* default SERVE */
     char *cors_origins[SST_MAX_CORS_ORIGINS]; /* exact origins, or "*" */
     size_t n_cors_origins;
+    bool cors_credentials;           /* Access-Control-Allow-Credentials: true; never with "*" */
     uint64_t redirect_discard_bytes; /* body bytes read and dropped before a redirect keeps the
                                         connection; default 64k */
     uint32_t retries;                /* extra attempts on other backends of the region, default 2 */

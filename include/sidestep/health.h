@@ -199,10 +199,17 @@ int sst_health_admin_backend(sst_health_t *h, size_t b, sst_admin_op_t op, const
  * UINT64_MAX when nothing is pending. */
 bool sst_health_tick(sst_health_t *h, uint64_t now_ms, uint64_t *next_ms);
 
+/* The window over which the first probes of backends whose state is a guess are spread. */
+#define SST_HEALTH_FIRST_WINDOW_MS 1000
+
 /* Delay before the next probe of backend b: fast_interval while the backend is changing state
  * (a run of results against its current state), else interval; then jitter drawn uniformly in
- * [-jitter, +jitter], never below 1 ms. `first` spreads the very first probe uniformly over
- * [0, interval). *rng is an xorshift64 state the caller owns (never 0). */
+ * [-jitter, +jitter], never below 1 ms. `first` asks for the first probe of a new schedule (a
+ * start, or a reload that adds the backend): drawn uniformly over [0, min(interval,
+ * SST_HEALTH_FIRST_WINDOW_MS)) while the backend's state is a guess (no probe result yet: its
+ * `initial` state), so that failover is not blind for a whole interval (issue 11); over
+ * [0, interval) once it has a result, so that probes are not bunched. *rng is an xorshift64
+ * state the caller owns (never 0). */
 uint64_t sst_health_probe_delay(const sst_health_t *h, size_t b, bool first, uint64_t *rng);
 
 /* Builds a new snapshot (refcount 1, caller owns) of the current state. Returns 0 or

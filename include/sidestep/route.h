@@ -27,9 +27,16 @@ typedef struct sst_route_input_s {
     sst_str_t target;         /* request-target exactly as received: origin-form or absolute-form */
     sst_str_t host;           /* Host header value, empty when absent */
     sst_str_t origin;         /* Origin header value, empty when absent */
+    sst_str_t acr_method;     /* Access-Control-Request-Method value, empty when absent */
+    sst_str_t acr_headers;    /* Access-Control-Request-Headers value, empty when absent */
+    bool acr_repeated;        /* either of those two fields appeared more than once */
     uint32_t exclude_regions; /* bit r set: region r already failed for this request (in-flight
                                  failover); such a region is treated as not usable */
 } sst_route_input_t;
+
+/* Longest Access-Control-Request-Method / -Headers value a preflight answer echoes. */
+#define SST_CORS_METHOD_MAX  64
+#define SST_CORS_HEADERS_MAX 1024
 
 /* Location = parts[0] + parts[1] + ... + parts[n_parts-1]. Slices point into the config, the
  * input target and static storage, so they stay valid while both do. */
@@ -47,7 +54,15 @@ typedef struct sst_decision_s {
     size_t n_location;
     size_t location_len;   /* sum of the parts */
     sst_str_t cors_origin; /* REDIRECT: value for Access-Control-Allow-Origin, empty for none */
-    uint32_t hops_in;      /* hop count found in the request's query */
+    bool cors_credentials; /* REDIRECT with cors_origin: Access-Control-Allow-Credentials: true */
+    /* REDIRECT: the request is a CORS preflight for it, answered 204 by sidestep instead of
+     * the redirect (a preflight must not be redirected: Fetch fails the whole call). Then
+     * cors_method is the Access-Control-Allow-Methods value and cors_headers the
+     * Access-Control-Allow-Headers value (empty: the field is omitted). */
+    bool preflight;
+    sst_str_t cors_method;
+    sst_str_t cors_headers;
+    uint32_t hops_in; /* hop count found in the request's query */
 } sst_decision_t;
 
 /* Index of the route matching host (port ignored, case-insensitive) and the target's path, or
@@ -59,6 +74,11 @@ int sst_route_match(const sst_config_t *cfg, sst_str_t host, sst_str_t target);
 
 /* Decides for one request. Returns 0 and fills *out, or SST_EINVAL when the target cannot be
  * routed (not origin-form or absolute-form with an http/https scheme): the caller answers 400.
+ * A REDIRECT (failover or fallback) of a CORS preflight is marked `preflight`: method OPTIONS,
+ * an Origin the route's cors_origins allow, a token Access-Control-Request-Method of at most
+ * SST_CORS_METHOD_MAX bytes, neither Access-Control-Request-* field repeated; the headers are
+ * echoed only as sst_cors_request_headers accepts them. A preflight while the route proxies is
+ * proxied like any request: the backends answer CORS themselves.
  * Rules, in order:
  *  - no route matches: REJECT 404.
  *  - hop marker at or past max_hops: never redirect; serve from local_region when usable (or
@@ -77,6 +97,13 @@ int sst_route_decide(const sst_route_input_t *in, const sst_config_t *cfg, const
  * the host without its port; the decision's slices may point into it. */
 int sst_route_https(const sst_route_input_t *in, const sst_listener_cfg_t *lc, char *host_buf,
                     size_t host_buf_size, sst_decision_t *out);
+
+/* Access-Control-Request-Headers as a preflight answer may echo it in
+ * Access-Control-Allow-Headers: a list of field names (RFC 9110 §5.6.1 list, §5.1 field-name =
+ * token) with optional whitespace, empty elements allowed, at most SST_CORS_HEADERS_MAX bytes.
+ * Returns true and sets *out to the value without surrounding whitespace, or false (and an
+ * empty *out) when the value is to be left out: malformed, too long, or no name at all. */
+bool sst_cors_request_headers(sst_str_t value, sst_str_t *out);
 
 /* Splits a request-target into its path-and-query (origin-form part). For "/a?b" that is the
  * whole target; for "http://h:1/a?b" it is "/a?b"; for "http://h" it is "/" (static). Returns

@@ -1,6 +1,7 @@
 /* libFuzzer target: route.c with a fixed config (numeric addresses: no DNS) and fuzzed health,
- * clock, method, target, Host and Origin, checked against what conn.c and respond.c rely on;
- * above all, a Location never carries a byte that could end or split a header line. */
+ * clock, method, target, Host, Origin and the Access-Control-Request-* fields, checked against
+ * what conn.c and respond.c rely on; above all, a Location or CORS value never carries a byte
+ * that could end or split a header line. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@ static const char route_yaml[] = "workers: 1\n"
                                  "    hop_param: sst_hop\n"
                                  "    max_hops: 2\n"
                                  "    cors_origins: ['https://app.example.com']\n"
+                                 "    cors_credentials: true\n"
                                  "  - name: static\n"
                                  "    match: {host: static.example.com, path_prefix: /s}\n"
                                  "    primary: eu-west\n"
@@ -101,15 +103,33 @@ static void check_location(const sst_decision_t *d)
     FUZZ_CHECK(total > 0);
 }
 
-static void check_cors(const sst_decision_t *d)
+static void check_cors(const sst_decision_t *d, const sst_route_input_t *in)
 {
     for (size_t j = 0; j < d->cors_origin.len; j++) {
         unsigned char c = (unsigned char)d->cors_origin.base[j];
         FUZZ_CHECK(c > 0x20 && c != 0x7f);
     }
+    FUZZ_CHECK(!d->cors_credentials || d->cors_origin.len > 0);
+    if (!d->preflight)
+        return;
+    /* a preflight answer: an allowed origin, OPTIONS, a token method, a header list of tokens,
+     * commas and OWS only; nothing that respond.c could not put in a field as it is */
+    FUZZ_CHECK(in != NULL && d->cors_origin.len > 0 && !in->acr_repeated);
+    FUZZ_CHECK(sst_str_eq(in->method, SST_STR_LIT("OPTIONS")));
+    FUZZ_CHECK(d->cors_method.len <= SST_CORS_METHOD_MAX && sst_str_is_token(d->cors_method));
+    FUZZ_CHECK(d->cors_headers.len <= SST_CORS_HEADERS_MAX);
+    for (size_t j = 0; j < d->cors_headers.len; j++) {
+        unsigned char c = (unsigned char)d->cors_headers.base[j];
+        FUZZ_CHECK(sst_is_tchar(c) || c == ',' || c == ' ' || c == '\t');
+    }
+    if (d->cors_headers.len > 0) {
+        unsigned char first = (unsigned char)d->cors_headers.base[0];
+        unsigned char last = (unsigned char)d->cors_headers.base[d->cors_headers.len - 1];
+        FUZZ_CHECK(first != ' ' && first != '\t' && last != ' ' && last != '\t');
+    }
 }
 
-static void check_decision(const sst_decision_t *d, bool https)
+static void check_decision(const sst_decision_t *d, const sst_route_input_t *in, bool https)
 {
     switch (d->kind) {
     case SST_DECIDE_PROXY:
@@ -125,7 +145,7 @@ static void check_decision(const sst_decision_t *d, bool https)
             FUZZ_CHECK(cfg->regions[d->region].url != NULL);
         }
         check_location(d);
-        check_cors(d);
+        check_cors(d, https ? NULL : in);
         break;
     case SST_DECIDE_REJECT:
         FUZZ_CHECK(!https);
@@ -145,7 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (snap == NULL)
         return 0;
 
-    /* bytes 0-3: region and backend states, 4: clock and hold, 5: exclusions, 6-7: spare */
+    /* bytes 0-3: region and backend states, 4: clock and hold, 5: exclusions, 6: backend
+     * forces, 7: bit 0 Access-Control-Request-* repeated */
     snap->n_regions = cfg->n_regions;
     snap->n_backends = cfg->n_backends;
     uint64_t now = (uint64_t)data[4] * 1000;
@@ -173,6 +194,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.target = take(&p, end);
     in.host = take(&p, end);
     in.origin = take(&p, end);
+    in.acr_method = take(&p, end);
+    in.acr_headers = take(&p, end);
+    in.acr_repeated = (data[7] & 1) != 0;
 
     int m = sst_route_match(cfg, in.host, in.target);
     FUZZ_CHECK(m >= -1 && m < (int)cfg->n_routes);
@@ -191,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = sst_route_decide(&in, cfg, snap, &d);
     FUZZ_CHECK(rc == 0 || rc == SST_EINVAL);
     if (rc == 0) {
-        check_decision(&d, false);
+        check_decision(&d, &in, false);
         FUZZ_CHECK(d.route == SIZE_MAX || d.route < cfg->n_routes);
         FUZZ_CHECK(d.reason != NULL);
     }
@@ -201,7 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = sst_route_https(&in, &cfg->listeners[1], host_buf, sizeof(host_buf), &d);
     FUZZ_CHECK(rc == 0 || rc == SST_EINVAL);
     if (rc == 0)
-        check_decision(&d, true);
+        check_decision(&d, &in, true);
 
     free(snap);
     return 0;

@@ -3,9 +3,9 @@
 Seeds are named by their SHA-1, as libFuzzer names what it finds. The request and response
 seeds are the inputs of tests/unit/test_http1.c and the hardening integration tests, valid and
 malformed, each prefixed with the selector byte h1_fuzz.h reads (0x80: default limits, else
-small ones; low bits: piece size). Route seeds are 8 state bytes then method, target, Host and
-Origin separated by NUL. Config seeds are the embedded demo, the annotated example of
-docs/configuration.md and a few broken files. Crash reproducers found later are added by hand
+small ones; low bits: piece size). Route seeds are 8 state bytes then method, target, Host,
+Origin and optionally Access-Control-Request-Method and -Headers, separated by NUL. Config seeds
+are the embedded demo, the annotated example of docs/configuration.md and a few broken files. Crash reproducers found later are added by hand
 next to these (see docs/security.md) and are never deleted.
 """
 
@@ -92,6 +92,13 @@ ROUTES = [
      b"ignored", b""),
     (b"\x00\x00\x01\x00\x10\x00\x00\x00", b"GET", b"/api?sst_hop=9", b"b.example.com", b""),
     (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"HEAD", b"*", b"[::1]:443", b""),
+    # CORS preflights while a route redirects (issue 11): answered, malformed, repeated
+    (b"\x00\x01\x01\x01\x10\x00\x00\x00", b"OPTIONS", b"/api/pay", b"x.example.com",
+     b"https://app.example.com", b"POST", b"content-type,x-request-id"),
+    (b"\x00\x01\x01\x01\x10\x00\x00\x00", b"OPTIONS", b"/api/pay", b"x.example.com",
+     b"https://app.example.com", b"PUT", b" a , ,b\t"),
+    (b"\x00\x01\x01\x01\x10\x00\x00\x01", b"OPTIONS", b"/", b"a", b"http://x", b"GET",
+     b"x y"),
 ]
 
 CONFIGS = [
@@ -129,8 +136,8 @@ def main():
     for msg in RESPONSES:
         for sel in (0x80, 0x80 | 0x40, 0x00, 0x03):
             write("fuzz_http1_response", bytes([sel]) + msg)
-    for state, method, target, host, origin in ROUTES:
-        write("fuzz_route", state + b"\0".join((method, target, host, origin)))
+    for state, *fields in ROUTES:
+        write("fuzz_route", state + b"\0".join(fields))
     for cfg in CONFIGS:
         write("fuzz_config", cfg)
     with open(os.path.join(ROOT, "docs", "configuration.md")) as f:

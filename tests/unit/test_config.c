@@ -183,6 +183,7 @@ static void test_defaults(void **state)
     assert_int_equal(rt->max_hops, 1);
     assert_int_equal(rt->at_hop_limit, SST_HOP_LIMIT_SERVE);
     assert_int_equal(rt->n_cors_origins, 0);
+    assert_false(rt->cors_credentials);
     assert_int_equal(rt->redirect_discard_bytes, 64 * 1024);
     assert_int_equal(rt->retries, 2);
 
@@ -291,6 +292,8 @@ static const char full_yaml[] =
     "  - primary: eu-west\n"
     "    match: {host: shop.example.com}\n"
     "    all_down: {fallback: us-east}\n"
+    "    cors_credentials: true\n"
+    "    cors_origins: [\"https://shop.example.com\"]\n"
     "  - primary: ap_south.1\n"
     "    all_down: reject\n"
     "    retry_after: 0s\n"
@@ -437,6 +440,9 @@ static void test_every_key(void **state)
     assert_string_equal(cfg->routes[1].path_prefix, "/");
     assert_int_equal(cfg->routes[1].all_down, SST_ALL_DOWN_FALLBACK);
     assert_int_equal(cfg->routes[1].fallback_region, 0);
+    assert_true(cfg->routes[1].cors_credentials);
+    assert_false(cfg->routes[0].cors_credentials);
+    assert_string_equal(cfg->routes[1].cors_origins[0], "https://shop.example.com");
     assert_string_equal(cfg->routes[2].name, "route2");
     assert_int_equal(cfg->routes[2].primary, 2);
     assert_int_equal(cfg->routes[2].retry_after_s, 0);
@@ -775,6 +781,14 @@ static const bad_case_t bad_cases[] = {
      "t.yaml:3:38: routes[0].cors_origins[0]: ", "an origin has no path"},
     {BASE REGIONS "routes: [{primary: a, cors_origins: [app.example.com]}]\n",
      "t.yaml:3:38: routes[0].cors_origins[0]: ", "expected \"*\" or scheme://host"},
+    /* issue 11: browsers refuse credentials with a wildcard, in either key order */
+    {BASE REGIONS "routes: [{primary: a, cors_origins: [\"*\"], cors_credentials: true}]\n",
+     "t.yaml:3:62: routes[0].cors_credentials: ", "cannot be true with \"*\" in cors_origins"},
+    {BASE REGIONS "routes: [{primary: a, cors_credentials: true, cors_origins: [\"https://a.b\", "
+                  "\"*\"]}]\n",
+     "t.yaml:3:41: routes[0].cors_credentials: ", "cannot be true with \"*\" in cors_origins"},
+    {BASE REGIONS "routes: [{primary: a, cors_credentials: maybe}]\n",
+     "t.yaml:3:41: routes[0].cors_credentials: ", "expected true or false"},
     {BASE REGIONS "routes: [{primary: a, match: {host: \"example.com:8080\"}}]\n",
      "t.yaml:3:37: routes[0].match.host: ", "no port here"},
     {BASE REGIONS "routes: [{primary: a, match: {host: \"a.*.com\"}}]\n",

@@ -199,7 +199,12 @@ static const jitter_case_t jitter_cases[] = {
     {"interval 2000 +- 200", 2000, 500, 200, "S", false, 1800, 2200, 10},
     {"fast 500 +- 200", 2000, 500, 200, "F", false, 300, 700, 10},
     {"jitter larger than the delay stays >= 1ms", 100, 50, 500, "S", false, 1, 600, 10},
-    {"first probe spread over [0, interval)", 2000, 500, 200, "", true, 0, 1999, 20},
+    /* issue 11: a guessed state is probed within min(interval, 1s), a known one is spread */
+    {"first probe of a guessed state: [0, 1s)", 2000, 500, 200, "", true, 0, 999, 20},
+    {"first probe of a guessed state, interval 10s", 10000, 500, 1000, "", true, 0, 999, 20},
+    {"first probe of a guessed state, interval below 1s", 400, 100, 40, "", true, 0, 399, 20},
+    {"first probe of a known state: [0, interval)", 2000, 500, 200, "S", true, 0, 1999, 20},
+    {"first probe of a failing state: [0, interval)", 10000, 500, 1000, "F", true, 0, 9999, 40},
 };
 
 static void test_probe_delay_jitter(void **state)
@@ -232,8 +237,10 @@ static void test_probe_delay_jitter(void **state)
             fail_msg("%s: draws span only [%llu, %llu]", c->name, (unsigned long long)mn,
                      (unsigned long long)mx);
         if (c->first) {
-            double mean = sum / draws;
-            assert_true(mean > 950 && mean < 1050); /* uniform over [0, 2000) */
+            /* uniform over [lo, hi]: the mean within 5% of the middle */
+            double mean = sum / draws, mid = (double)(c->lo + c->hi) / 2;
+            if (mean < mid * 0.95 || mean > mid * 1.05)
+                fail_msg("%s: mean %.1f, want about %.1f", c->name, mean, mid);
         }
         sst_health_destroy(h);
         cfx_free(cfg);
@@ -846,6 +853,48 @@ static void test_reload_carry_over(void **state)
     cfx_free(c2);
 }
 
+/* issue 11: after a reload the first probe is prompt only for backends whose state is still a
+ * guess (new ones, and carried ones never probed); carried, probed ones keep the wide spread. */
+static void test_reload_first_probe_delay(void **state)
+{
+    (void)state;
+    sst_config_t *c1 = two_regions(1, 2, 2); /* a: 10.0.0.1, b: 10.0.1.1 */
+    for (size_t b = 0; b < c1->n_backends; b++)
+        c1->backends[b].health.interval_ms = 10000;
+    sst_health_t *h1 = make(c1, NULL);
+    probe(h1, 0, true, 10); /* 10.0.0.1 known; 10.0.1.1 never probed */
+
+    sst_config_t *c2 = two_regions(2, 2, 2); /* adds 10.0.0.2 */
+    for (size_t b = 0; b < c2->n_backends; b++)
+        c2->backends[b].health.interval_ms = 10000;
+    sst_health_t *h2 = NULL;
+    assert_int_equal(sst_health_create(c2, h1, 100, NULL, NULL, &h2), 0);
+    static const struct {
+        size_t b;
+        uint64_t max_seen_over; /* some of 2000 draws must exceed this */
+        uint64_t bound;         /* every draw below this */
+    } want[] = {
+        {0, 5000, 10000}, /* 10.0.0.1: carried and known */
+        {1, 900, 1000},   /* 10.0.0.2: new */
+        {2, 900, 1000},   /* 10.0.1.1: carried, still a guess */
+    };
+    uint64_t rng = 7;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        uint64_t mx = 0;
+        for (int k = 0; k < 2000; k++) {
+            uint64_t d = sst_health_probe_delay(h2, want[i].b, true, &rng);
+            assert_true(d < want[i].bound);
+            mx = d > mx ? d : mx;
+        }
+        if (mx <= want[i].max_seen_over)
+            fail_msg("backend %zu: draws only up to %llu", want[i].b, (unsigned long long)mx);
+    }
+    sst_health_destroy(h1);
+    sst_health_destroy(h2);
+    cfx_free(c1);
+    cfx_free(c2);
+}
+
 static void test_reload_region_change_event(void **state)
 {
     (void)state;
@@ -1141,6 +1190,7 @@ int main(void)
         cmocka_unit_test(test_backend_force_ttl),
         cmocka_unit_test(test_tick_next_deadline),
         cmocka_unit_test(test_reload_carry_over),
+        cmocka_unit_test(test_reload_first_probe_delay),
         cmocka_unit_test(test_reload_region_change_event),
         cmocka_unit_test(test_event_texts_and_counts),
         cmocka_unit_test(test_reason_codes),

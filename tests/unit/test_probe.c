@@ -707,6 +707,148 @@ static void test_stop_with_nothing_enabled(void **state)
     free(hx);
 }
 
+/* --- first probes and reloads (issue 11) ------------------------------------------------ */
+
+static void carry_on_probe(void *opaque, size_t b, const sst_probe_result_t *res)
+{
+    (void)opaque;
+    (void)b;
+    (void)res;
+    fail_msg("no probe may run: the loop only closes handles");
+}
+
+/* One region "r" with backends 127.0.0.1:ports[i]; jitter 0. */
+static sst_config_t *carry_cfg(const uint16_t *ports, size_t n, uint64_t interval)
+{
+    sst_config_t *cfg = cfx_new();
+    size_t r = cfx_region(cfg, "r");
+    sst_health_cfg_t *hc = &cfg->regions[r].health;
+    hc->interval_ms = interval;
+    hc->fast_interval_ms = interval < 500 ? interval : 500;
+    hc->timeout_ms = interval < 1000 ? interval : 1000;
+    hc->jitter_ms = 0;
+    for (size_t i = 0; i < n; i++)
+        cfx_backend(cfg, r, "127.0.0.1", ports[i]);
+    cfx_route(cfg, r, NULL, 0);
+    return cfg;
+}
+
+static uint64_t due(const sst_prober_t *p, size_t b)
+{
+    uint64_t ms = UINT64_MAX;
+    assert_int_equal(sst_prober_due_in(p, b, &ms), 0);
+    return ms;
+}
+
+static void test_first_probe_and_reload_carry(void **state)
+{
+    (void)state;
+    static const uint16_t v1[] = {9, 10}, v2[] = {9, 10, 11};
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sst_config_t *c1 = carry_cfg(v1, 2, 10000);
+    sst_health_t *h1 = NULL;
+    assert_int_equal(sst_health_create(c1, NULL, uv_now(&loop), NULL, NULL, &h1), 0);
+    sst_probe_result_t ok = {.ok = true, .reason = SST_REASON_L7OK, .status = 200};
+    sst_health_probe_result(h1, 0, &ok, uv_now(&loop)); /* :9 known, :10 still a guess */
+
+    /* A start: the guess is probed within the first-probe window whatever the seed; the known
+     * state is spread over the whole interval (some seed puts it past the window). */
+    sst_prober_t *p1 = NULL;
+    bool wide = false;
+    for (uint64_t seed = 1; seed <= 64 && !wide; seed++) {
+        sst_prober_stop(p1, NULL, NULL);
+        assert_int_equal(sst_prober_start(&loop, c1, h1, seed, carry_on_probe, NULL, &p1), 0);
+        assert_true(due(p1, 1) < SST_HEALTH_FIRST_WINDOW_MS);
+        assert_true(due(p1, 0) < 10000);
+        wide = due(p1, 0) >= SST_HEALTH_FIRST_WINDOW_MS;
+    }
+    assert_true(wide);
+
+    /* A reload adding :11: the kept backends keep their schedule, the new one is prompt. */
+    sst_config_t *c2 = carry_cfg(v2, 3, 10000);
+    sst_health_t *h2 = NULL;
+    assert_int_equal(sst_health_create(c2, h1, uv_now(&loop), NULL, NULL, &h2), 0);
+    sst_prober_t *p2 = NULL;
+    assert_int_equal(sst_prober_start(&loop, c2, h2, 777, carry_on_probe, NULL, &p2), 0);
+    sst_prober_carry(p2, p1);
+    assert_int_equal(due(p2, 0), due(p1, 0));
+    assert_int_equal(due(p2, 1), due(p1, 1));
+    assert_true(due(p2, 2) < SST_HEALTH_FIRST_WINDOW_MS);
+
+    /* A reload that shortens the interval: nothing waits longer than the new interval. */
+    sst_config_t *c3 = carry_cfg(v1, 2, 300);
+    sst_health_t *h3 = NULL;
+    assert_int_equal(sst_health_create(c3, h1, uv_now(&loop), NULL, NULL, &h3), 0);
+    sst_prober_t *p3 = NULL;
+    assert_int_equal(sst_prober_start(&loop, c3, h3, 777, carry_on_probe, NULL, &p3), 0);
+    sst_prober_carry(p3, p1);
+    assert_int_equal(due(p3, 0), 300);
+    assert_int_equal(due(p3, 1), due(p1, 1) < 300 ? due(p1, 1) : 300);
+
+    /* A backend without checks is not probed. */
+    uint64_t ms;
+    assert_int_equal(sst_prober_due_in(p1, 2, &ms), SST_ENOENT);
+    sst_prober_carry(p3, NULL); /* ignored */
+
+    sst_prober_stop(p1, NULL, NULL);
+    sst_prober_stop(p2, NULL, NULL);
+    sst_prober_stop(p3, NULL, NULL);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    sst_health_destroy(h1);
+    sst_health_destroy(h2);
+    sst_health_destroy(h3);
+    cfx_free(c1);
+    cfx_free(c2);
+    cfx_free(c3);
+}
+
+/* A probe in flight at a reload is lost with the old prober: the new one probes at once. */
+typedef struct inflight_s {
+    harness_t *hx;
+    sst_config_t *c2;
+    sst_health_t *h2;
+    sst_prober_t *p2;
+    uint64_t due_after_carry;
+} inflight_t;
+
+static void inflight_on_accept(server_t *srv)
+{
+    inflight_t *t = srv->data;
+    harness_t *hx = t->hx;
+    assert_int_equal(sst_health_create(t->c2, hx->h, uv_now(&hx->loop), NULL, NULL, &t->h2), 0);
+    assert_int_equal(sst_prober_start(&hx->loop, t->c2, t->h2, 5, carry_on_probe, NULL, &t->p2), 0);
+    sst_prober_carry(t->p2, hx->prober);
+    t->due_after_carry = due(t->p2, 0);
+    sst_prober_stop(t->p2, NULL, NULL);
+    hx_finish(hx);
+}
+
+static void test_reload_with_probe_in_flight(void **state)
+{
+    (void)state;
+    harness_t *hx = calloc(1, sizeof(*hx));
+    inflight_t t = {.hx = hx, .due_after_carry = UINT64_MAX};
+    hx_init(hx);
+    hx->cfg->regions[0].health.interval_ms = 10000;
+    server_t *s = hx_server(hx, SRV_SILENT, NULL, 0);
+    s->on_accept = inflight_on_accept;
+    s->data = &t;
+    hx_backend(hx, s->port);
+    hx->cfg->backends[0].health.timeout_ms = 4000;
+    uint16_t port = s->port;
+    t.c2 = carry_cfg(&port, 1, 10000);
+    hx->want_backends = 1;
+    hx_run(hx);
+    assert_int_equal(s->accepted, 1);
+    assert_int_equal(t.due_after_carry, 0);
+    sst_health_destroy(t.h2);
+    cfx_free(t.c2);
+    hx_free(hx);
+    free(hx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +860,8 @@ int main(void)
         cmocka_unit_test(test_stop_from_callback_with_closes_pending),
         cmocka_unit_test(test_start_rejects_bad_input),
         cmocka_unit_test(test_stop_with_nothing_enabled),
+        cmocka_unit_test(test_first_probe_and_reload_carry),
+        cmocka_unit_test(test_reload_with_probe_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

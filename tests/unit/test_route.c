@@ -976,6 +976,342 @@ static void test_route_decide(void **state)
     }
 }
 
+/* --- CORS preflights of a redirected route (issue 11) -------------------------------------- */
+
+typedef struct preflight_case_s {
+    const char *name;
+    /* setup */
+    uint32_t down, exclude;
+    sst_all_down_t all_down;
+    size_t fallback;
+    const char *cors; /* space-separated cors_origins; NULL: none */
+    bool credentials;
+    const char *hop_target; /* with hop_param "h", max_hops 1: this target */
+    /* request */
+    const char *method; /* NULL: OPTIONS */
+    const char *origin;
+    const char *acrm, *acrh; /* NULL: absent */
+    bool repeated;
+    /* expectation */
+    sst_decision_kind_t kind;
+    bool preflight;
+    const char *cors_origin, *cors_method, *cors_headers;
+    bool cors_credentials;
+} preflight_case_t;
+
+#define APP  "https://app.example"
+#define LONG "ABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCD" /* 64 */
+
+static const preflight_case_t preflight_cases[] = {
+    {.name = "preflight while the route redirects",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "POST",
+     .acrh = "content-type",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "POST",
+     .cors_headers = "content-type"},
+    {.name = "preflight while the route proxies: proxied",
+     .cors = APP,
+     .origin = APP,
+     .acrm = "POST",
+     .acrh = "content-type",
+     .kind = PROXY},
+    {.name = "origin not listed: the redirect, without CORS",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = "https://evil.example",
+     .acrm = "POST",
+     .kind = REDIR},
+    {.name = "no cors_origins: the redirect",
+     .down = BIT(US),
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REDIR},
+    {.name = "no Origin: the redirect",
+     .down = BIT(US),
+     .cors = "*",
+     .acrm = "POST",
+     .kind = REDIR},
+    {.name = "star allows any origin, echoed",
+     .down = BIT(US),
+     .cors = "*",
+     .origin = "http://localhost:3000",
+     .acrm = "DELETE",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = "http://localhost:3000",
+     .cors_method = "DELETE"},
+    {.name = "a POST with the fields is no preflight",
+     .down = BIT(US),
+     .cors = APP,
+     .method = "POST",
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "method names are case-sensitive",
+     .down = BIT(US),
+     .cors = APP,
+     .method = "options",
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "OPTIONS without Access-Control-Request-Method: the redirect",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrh = "x-a",
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "empty Access-Control-Request-Method: the redirect",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "",
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "requested method not a token: the redirect",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "PO\r\nST",
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "requested method at the 64-byte cap",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = LONG,
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = LONG},
+    {.name = "requested method past the cap: the redirect",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = LONG "E",
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "requested method with whitespace around it",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = " PATCH\t",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "PATCH"},
+    {.name = "a repeated field: the redirect, not a guess",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "PUT",
+     .repeated = true,
+     .kind = REDIR,
+     .cors_origin = APP},
+    {.name = "no requested headers: the field is left out",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "PUT",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "PUT"},
+    {.name = "malformed requested headers: the field is left out",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "PUT",
+     .acrh = "content-type, x y",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "PUT"},
+    {.name = "several requested headers",
+     .down = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "PUT",
+     .acrh = "content-type,x-request-id, authorization",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "PUT",
+     .cors_headers = "content-type,x-request-id, authorization"},
+    {.name = "credentials on the preflight",
+     .down = BIT(US),
+     .cors = APP,
+     .credentials = true,
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "POST",
+     .cors_credentials = true},
+    {.name = "credentials on the actual request's redirect",
+     .down = BIT(US),
+     .cors = APP,
+     .credentials = true,
+     .method = "POST",
+     .origin = APP,
+     .kind = REDIR,
+     .cors_origin = APP,
+     .cors_credentials = true},
+    {.name = "no credentials for an origin not listed",
+     .down = BIT(US),
+     .cors = APP,
+     .credentials = true,
+     .method = "POST",
+     .origin = "https://evil.example",
+     .kind = REDIR},
+    {.name = "in-flight failover of a preflight: answered",
+     .exclude = BIT(US),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "POST"},
+    {.name = "all_down fallback redirect: answered",
+     .down = BIT(US) | BIT(EU) | BIT(AP),
+     .all_down = SST_ALL_DOWN_FALLBACK,
+     .fallback = AP,
+     .cors = APP,
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REDIR,
+     .preflight = true,
+     .cors_origin = APP,
+     .cors_method = "POST"},
+    {.name = "every region down, reject: no preflight answer",
+     .down = BIT(US) | BIT(EU) | BIT(AP),
+     .cors = APP,
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REJECT},
+    {.name = "at the hop limit nothing redirects: no preflight answer",
+     .down = BIT(US),
+     .hop_target = "/a?h=1",
+     .cors = APP,
+     .origin = APP,
+     .acrm = "POST",
+     .kind = REJECT},
+};
+
+static void test_route_preflight(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(preflight_cases) / sizeof(preflight_cases[0]); i++) {
+        const preflight_case_t *c = &preflight_cases[i];
+        decide_case_t setup = {
+            .local = NONE,
+            .down = c->down,
+            .all_down = c->all_down,
+            .fallback = c->fallback,
+            .cors = c->cors,
+            .hop_param = c->hop_target ? "h" : NULL,
+            .max_hops = 1,
+        };
+        sst_config_t *cfg;
+        sst_hsnap_t *snap;
+        sst_decision_t d;
+
+        decide_setup(&setup, &cfg, &snap);
+        cfg->routes[0].cors_credentials = c->credentials;
+        sst_route_input_t in = {
+            .now_ms = NOW_MS,
+            .method = fx_s(c->method ? c->method : "OPTIONS"),
+            .target = fx_s(c->hop_target ? c->hop_target : "/a?b=1"),
+            .host = SST_STR_LIT("www.example.com"),
+            .origin = fx_s(c->origin),
+            .acr_method = fx_s(c->acrm),
+            .acr_headers = fx_s(c->acrh),
+            .acr_repeated = c->repeated,
+            .exclude_regions = c->exclude,
+        };
+        assert_int_equal(sst_route_decide(&in, cfg, snap, &d), 0);
+        if (d.kind != c->kind)
+            fail_msg("%s: kind %d, want %d (%s)", c->name, d.kind, c->kind, d.reason);
+        if (d.preflight != c->preflight)
+            fail_msg("%s: preflight %d", c->name, d.preflight);
+        if (!sst_str_eq(d.cors_origin, fx_s(c->cors_origin)) ||
+            !sst_str_eq(d.cors_method, fx_s(c->cors_method)) ||
+            !sst_str_eq(d.cors_headers, fx_s(c->cors_headers)))
+            fail_msg("%s: origin \"%.*s\" method \"%.*s\" headers \"%.*s\"", c->name,
+                     (int)d.cors_origin.len, d.cors_origin.base, (int)d.cors_method.len,
+                     d.cors_method.base, (int)d.cors_headers.len, d.cors_headers.base);
+        if (d.cors_credentials != c->cors_credentials)
+            fail_msg("%s: credentials %d", c->name, d.cors_credentials);
+        if (d.preflight && strcmp(d.reason, "cors preflight for a redirect") != 0)
+            fail_msg("%s: reason %s", c->name, d.reason);
+        if (d.kind == REDIR && d.n_location == 0)
+            fail_msg("%s: a preflight keeps the redirect's Location", c->name);
+        fx_config_free(cfg);
+        free(snap);
+    }
+}
+
+typedef struct acrh_case_s {
+    const char *in; /* NULL: absent */
+    bool ok;
+    const char *out;
+} acrh_case_t;
+
+static const acrh_case_t acrh_cases[] = {
+    {"content-type", true, "content-type"},
+    {"content-type,x-requested-with", true, "content-type,x-requested-with"},
+    {"  Content-Type , X-Foo\t", true, "Content-Type , X-Foo"},
+    {"a,,b", true, "a,,b"},
+    {",a", true, ",a"},
+    {"x-a!#$%&'*+.^_`|~0", true, "x-a!#$%&'*+.^_`|~0"},
+    {NULL, false, NULL},
+    {"", false, NULL},
+    {" , ,", false, NULL},
+    {"x y", false, NULL},
+    {"a\tb", false, NULL},
+    {"a;b", false, NULL},
+    {"a:b", false, NULL},
+    {"a\r\nX-Evil: 1", false, NULL},
+    {"a,\"b\"", false, NULL},
+    {"caf\xc3\xa9", false, NULL},
+    {"a\x7f", false, NULL},
+};
+
+static void test_cors_request_headers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(acrh_cases) / sizeof(acrh_cases[0]); i++) {
+        const acrh_case_t *c = &acrh_cases[i];
+        sst_str_t out = SST_STR_LIT("unset");
+        bool ok = sst_cors_request_headers(fx_s(c->in), &out);
+        if (ok != c->ok || !sst_str_eq(out, fx_s(c->out)))
+            fail_msg("\"%s\": %d \"%.*s\"", c->in ? c->in : "(absent)", ok, (int)out.len, out.base);
+    }
+    /* the length cap: SST_CORS_HEADERS_MAX bytes pass, one more is left out */
+    char buf[SST_CORS_HEADERS_MAX + 2];
+    memset(buf, 'a', sizeof(buf));
+    for (size_t i = 5; i < sizeof(buf); i += 6)
+        buf[i] = ',';
+    sst_str_t out;
+    assert_true(sst_cors_request_headers(sst_str(buf, SST_CORS_HEADERS_MAX - 1), &out));
+    assert_int_equal(out.len, SST_CORS_HEADERS_MAX - 1);
+    buf[SST_CORS_HEADERS_MAX - 1] = 'a';
+    assert_true(sst_cors_request_headers(sst_str(buf, SST_CORS_HEADERS_MAX), &out));
+    assert_int_equal(out.len, SST_CORS_HEADERS_MAX);
+    buf[SST_CORS_HEADERS_MAX] = 'a';
+    assert_false(sst_cors_request_headers(sst_str(buf, SST_CORS_HEADERS_MAX + 1), &out));
+    assert_int_equal(out.len, 0);
+}
+
 /* The Location's slices point into the target: a 64 KiB target needs no buffer of ours. */
 static void test_route_decide_long_target(void **state)
 {
@@ -1213,6 +1549,8 @@ int main(void)
         cmocka_unit_test(test_target_path_query),
         cmocka_unit_test(test_route_match),
         cmocka_unit_test(test_route_decide),
+        cmocka_unit_test(test_route_preflight),
+        cmocka_unit_test(test_cors_request_headers),
         cmocka_unit_test(test_route_decide_long_target),
         cmocka_unit_test(test_route_decide_short_snapshot),
         cmocka_unit_test(test_route_https),
