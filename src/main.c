@@ -7,7 +7,7 @@
 
 #include <uv.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "sidestep/config.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"

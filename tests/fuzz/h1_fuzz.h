@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "http1.h"
+#include "http/http1.h"
 
 /* Inputs are capped by -max_len (8192 in CMakeLists.txt): every body byte fits. */
 #define H1F_BODY_MAX 65536

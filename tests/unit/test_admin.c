@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "sidestep/error.h"
 
 static const struct target_case {

@@ -19,7 +19,7 @@
 #include "sidestep/config.h"
 #include "sidestep/error.h"
 
-#include "config_internal.h"
+#include "config/config_internal.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 

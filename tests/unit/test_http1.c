@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "http1.h"
+#include "http/http1.h"
 
 #define BIG 1000000
 

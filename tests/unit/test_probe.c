@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "cfg_fixture.h"
-#include "probe.h"
+#include "health/probe.h"
 #include "sidestep/error.h"
 #include "sidestep/health.h"
 

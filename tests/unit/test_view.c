@@ -17,7 +17,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define REGIONS                                                                                    \
     "regions: [{name: a, url: http://a.example, backends: [127.0.0.1:1],"                          \

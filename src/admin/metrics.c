@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "sidestep/error.h"
 
 const uint64_t sst_m_lat_bounds_us[SST_M_LAT_BUCKETS] = {

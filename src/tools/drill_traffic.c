@@ -8,9 +8,9 @@
 
 #include <uv.h>
 
-#include "drill.h"
-#include "http1.h"
+#include "http/http1.h"
 #include "sidestep/error.h"
+#include "tools/drill.h"
 
 #define TRAFFIC_MAX_INFLIGHT 512
 #define TRAFFIC_MAX_BURST    64 /* requests started by one tick when the loop fell behind */

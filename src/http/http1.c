@@ -2,7 +2,7 @@
  * every head and rejects what Debian's llhttp 8.1 lets through (bare CR, bare LF, obs-fold,
  * control characters, a malformed request-line); head fields are copied into a bounded
  * sst_head_t; the validated view of a head is built here. No sockets, no clock. */
-#include "http1.h"
+#include "http/http1.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 static sst_pool_t *pool_find(sst_worker_t *w, const char *key)
 {

@@ -7,8 +7,8 @@
 
 #include <json-c/json.h>
 
-#include "admin.h"
-#include "internal.h"
+#include "admin/admin.h"
+#include "core/internal.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 

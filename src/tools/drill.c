@@ -14,12 +14,12 @@
 #include <json-c/json.h>
 #include <uv.h>
 
-#include "admin.h"
-#include "drill.h"
+#include "admin/admin.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 #include "sidestep/route.h"
 #include "sidestep/tools.h"
+#include "tools/drill.h"
 
 #define DRILL_POLL_MS          10
 #define DRILL_BASELINE_MS      5000

@@ -1,6 +1,6 @@
 /* Text parsers for config values: durations, sizes, addresses, CIDRs, URLs, origins, status
  * ranges. No YAML and no allocation here; each failure explains itself without the value. */
-#include "config_internal.h"
+#include "config/config_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* The admin API's request grammar: which resource a path names, which methods it takes, the
  * bearer token check and the action body. Pure (no libuv, no clock): unit-tested on its own. */
-#include "admin.h"
+#include "admin/admin.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include <assert.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "sidestep/error.h"
 
 static inline void heap_place(sst_dheap_t *h, uint32_t i, sst_conn_t *c)

@@ -14,7 +14,7 @@
 #include "sidestep/error.h"
 #include "sidestep/str.h"
 
-#include "config_internal.h"
+#include "config/config_internal.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * KIB)

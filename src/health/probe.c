@@ -1,7 +1,7 @@
 /* Active HTTP probes: per backend one timer (the next probe, then that probe's deadline) and one
  * TCP handle per attempt; responses parsed with llhttp. Reports results to its owner and decides
  * nothing about health; never blocks the loop. */
-#include "probe.h"
+#include "health/probe.h"
 
 #include <stdbool.h>
 #include <stdio.h>

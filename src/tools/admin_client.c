@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "http1.h"
+#include "admin/admin.h"
+#include "http/http1.h"
 #include "sidestep/error.h"
 
 #define HC_MAX_RESPONSE_HEAD (64 * 1024)

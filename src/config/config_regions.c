@@ -1,7 +1,7 @@
 /* Config sections that refer to each other: health blocks (merged built-in defaults <- top-level
  * `health` <- regions[].health <- a backend's own `health`), regions with their backends, and
  * routes over region indices. Errors name the block that set the offending key. */
-#include "config_internal.h"
+#include "config/config_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

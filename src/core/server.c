@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "probe.h"
+#include "core/internal.h"
+#include "health/probe.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 #include "sidestep/server.h"

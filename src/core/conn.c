@@ -9,7 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 

@@ -11,7 +11,7 @@
 
 #include <uv.h>
 
-#include "http1.h"
+#include "http/http1.h"
 #include "sidestep/config.h"
 #include "sidestep/health.h"
 #include "sidestep/metrics.h"

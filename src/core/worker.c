@@ -10,7 +10,7 @@
 
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 

@@ -13,8 +13,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "http1.h"
-#include "internal.h"
+#include "core/internal.h"
+#include "http/http1.h"
 #include "sidestep/error.h"
 
 sst_view_t *sst__view_ref(sst_view_t *v)

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http1.h"
-#include "internal.h"
+#include "core/internal.h"
+#include "http/http1.h"
 
 const sst_str_t sst__tails[SST_TAILS] = {
     [SST_TAIL_PLAIN] = {"\r\n", 2},

@@ -8,7 +8,7 @@
 
 #include <json-c/json.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "sidestep/config.h"
 #include "sidestep/error.h"
 #include "sidestep/tools.h"
