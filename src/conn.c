@@ -708,8 +708,7 @@ static void conn_route(sst_conn_t *c)
         r->listener_index < cfg->n_listeners ? &cfg->listeners[r->listener_index] : NULL;
 
     if (lc != NULL && lc->https_redirect) {
-        if (sst_route_https(&in, lc, c->w->https_host, sizeof(c->w->https_host), &r->decision) !=
-            0) {
+        if (sst_route_https(&in, lc, r->https_host, sizeof(r->https_host), &r->decision) != 0) {
             conn_fatal(c, 400, "invalid Host for the https redirect");
             return;
         }

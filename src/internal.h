@@ -250,7 +250,6 @@ struct sst_worker_s {
      * pass never interleaves with another connection's) */
     uv_buf_t out_bufs[SST_WREQ_BUFS];
     uint32_t n_out_bufs;
-    char https_host[300]; /* host part of an https Location while it is being written */
     uint8_t passive_bad[SST_MAX_BACKENDS]; /* last passive report per backend was a failure */
     sst_passive_ring_t passive;
     sst_wmetrics_t *metrics;
@@ -315,6 +314,10 @@ struct sst_req_s {
     bool https_redirect;   /* the listener's https enforcement answered */
     bool idempotent;       /* RFC 9110 §9.2.2 method */
     size_t listener_index; /* the listener in this request's config, SIZE_MAX if gone */
+    /* The https Location's host: the decision points into it, and the answer may wait for a
+     * body to drain or the socket to drain, so it lives here and not in the worker (issue 11:
+     * a per-worker buffer let another client's request rewrite it meanwhile). */
+    char https_host[SST_HTTPS_HOST_MAX];
 };
 
 struct sst_conn_s {
@@ -391,8 +394,6 @@ struct sst_upstream_s {
     sst_h1_t h1;
     sst_head_t *head;
     sst_h1_response_t resp;
-    uv_buf_t out_bufs[SST_WREQ_BUFS]; /* response body bytes for the client in this pass */
-    uint32_t n_out_bufs;
     sst_chunk_t *in;
 };
 
