@@ -1467,12 +1467,17 @@ static void conn_run(sst_conn_t *c)
             c->kick = false;
             size_t used = 0;
             const char *data = have ? c->in->data + c->in_off : empty_input;
+            /* w->out_bufs point into c->in and are sent (or dropped) before this pass ends:
+             * they never carry one connection's bytes into another's turn */
+            assert(c->w->n_out_bufs == 0);
             sst_h1_rc_t rc = sst_h1_feed(&c->req->h1, data, have ? c->in_len : 0, &used);
             if (have) {
                 c->in_off += (uint32_t)used;
                 c->in_len -= (uint32_t)used;
             }
-            if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
+            if (rc == SST_H1_ERROR)
+                c->w->n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
+            else if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
                 conn_flush_body(c);
             if (c->state == SST_CONN_CLOSING)
                 break;
@@ -1488,6 +1493,9 @@ static void conn_run(sst_conn_t *c)
                     conn_finish_request(c);
                 break;
             case SST_H1_ERROR:
+                /* The client's fault, found at once wherever it is in the body: the backend's
+                 * connection is closed (never pooled, never a passive signal against it) and
+                 * the client gets the parser's status, or a cut once a response has begun. */
                 if (c->up != NULL)
                     conn_abort_upstream(c); /* the backend never gets a malformed body */
                 conn_fatal(c, c->req->h1.err_status ? c->req->h1.err_status : 400,
