@@ -1596,25 +1596,32 @@ static void conn_finish_request(sst_conn_t *c)
 
 /* ---- accepting --------------------------------------------------------------------------- */
 
+/* No connection can be set up for the client waiting on `l` (out of memory, a handle that
+ * cannot be initialised): take it off the queue and close it, better than leaving it there.
+ * When even that fails, the listener pauses (libuv polls it again only after an accept) and
+ * the worker's tick retries. */
+static void conn_drop_pending(sst_worker_t *w, sst_listener_t *l)
+{
+    uv_tcp_t *tmp = malloc(sizeof(*tmp));
+    if (tmp == NULL || uv_tcp_init(&w->loop, tmp) != 0) {
+        free(tmp);
+        l->paused = true;
+        return;
+    }
+    (void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tmp);
+    uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+}
+
 void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
 {
     const sst_config_t *cfg = w->cur->view->cfg;
     sst_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        /* take the connection off the queue and drop it: better than spinning on accept */
-        uv_tcp_t *tmp = malloc(sizeof(*tmp));
-        if (tmp != NULL && uv_tcp_init(&w->loop, tmp) == 0) {
-            if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tmp) == 0)
-                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
-            else
-                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
-        } else {
-            free(tmp);
-        }
+    if (c == NULL || uv_tcp_init(&w->loop, &c->tcp) != 0) {
+        free(c);
+        conn_drop_pending(w, l);
         return;
     }
     c->w = w;
-    uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->due = UINT64_MAX;
     c->heap_idx = UINT32_MAX;

@@ -226,7 +226,8 @@ struct sst_worker_s {
     uv_mutex_t ctl_mutex; /* guards async_closed (control path only, never per request) */
     bool async_closed;
     bool mutex_ready;
-    atomic_int stop; /* sst_worker_stop_t requested by the control thread */
+    bool loop_unclean; /* uv_loop_close found a handle still open (read after the join) */
+    atomic_int stop;   /* sst_worker_stop_t requested by the control thread */
     bool stopping;
     _Atomic(sst_view_t *) pending_view;
     sst_wview_t *cur;
@@ -427,6 +428,7 @@ struct sst_server_s {
     uv_timer_t health_timer;
     uv_timer_t stop_timer; /* polls for the workers' end during shutdown */
     bool handles_open;
+    unsigned abort_closes;           /* a failed start: handles still to close before the free */
     const sst_config_t *pending_cfg; /* during sst_health_create: events name its backends */
     const sst_prep_t *pending_prep;
     int access_fd, old_access_fd;
@@ -459,9 +461,13 @@ struct sst_server_s {
 /* ---- prototypes ------------------------------------------------------------------------- */
 
 /* worker.c */
+/* Starts worker `id` of s->workers (zeroed) on `view`: its loop, handles and thread. Returns 0,
+ * or a negative error with nothing left of the worker (no thread, loop, descriptor or view
+ * reference; sst__worker_join on it is a no-op). */
 int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view);
 void sst__worker_publish(sst_worker_t *w, sst_view_t *view);
 void sst__worker_request_stop(sst_worker_t *w, sst_worker_stop_t how);
+/* Waits for the thread, then frees what the worker kept for the control thread. */
 void sst__worker_join(sst_worker_t *w);
 sst_chunk_t *sst__chunk_get(sst_worker_t *w);
 void sst__chunk_unref(sst_worker_t *w, sst_chunk_t *c);
