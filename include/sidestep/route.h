@@ -91,10 +91,16 @@ int sst_route_match(const sst_config_t *cfg, sst_str_t host, sst_str_t target);
 int sst_route_decide(const sst_route_input_t *in, const sst_config_t *cfg, const sst_hsnap_t *snap,
                      sst_decision_t *out);
 
+/* Room for the host of an https Location: a host name (http1.c admits at most 255 bytes) and
+ * ":65535". */
+#define SST_HTTPS_HOST_MAX 262
+
 /* HTTPS enforcement for a listener with https_redirect: Location https://HOST[:port]TARGET,
  * status https_status_get for GET/HEAD else https_status_other. Returns 0, or SST_EINVAL when
- * host is empty or malformed (the caller answers 400). `host_buf` (at least 300 bytes) holds
- * the host without its port; the decision's slices may point into it. */
+ * host is empty, malformed or longer than host_buf_size (the caller answers 400). `host_buf`
+ * (SST_HTTPS_HOST_MAX bytes suffice) receives the lower-cased host and the listener's port; the
+ * decision's slices point into it, so it must live as long as the decision does: storage of
+ * the request, never a buffer that another request can write while this answer waits. */
 int sst_route_https(const sst_route_input_t *in, const sst_listener_cfg_t *lc, char *host_buf,
                     size_t host_buf_size, sst_decision_t *out);
 

@@ -20,7 +20,10 @@ typedef struct sst_server_opts_s {
 
 /* Starts serving `cfg` (a reference is taken) on `loop`: binds every listener, starts the
  * workers, the probes and the admin listener. Returns 0 and sets *out, or a negative error
- * with a message in err (the process should exit non-zero: nothing is left running). */
+ * with a message in err and *out set to NULL. On failure nothing is left running: no thread,
+ * no active handle, no listening socket. Handles it made on `loop` may still be closing; the
+ * caller's next uv_run (which returns once they are closed) finishes them, before
+ * uv_loop_close. The process should exit non-zero. */
 int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t *opts,
                      sst_server_t **out, char *err, size_t err_size);
 
@@ -34,7 +37,9 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size);
  * loop returns once every thread and handle is done. Safe to call again (to hurry). */
 void sst_server_stop(sst_server_t *s, bool graceful);
 
-/* Frees the server after uv_run returned. */
-void sst_server_free(sst_server_t *s);
+/* Frees the server after uv_run returned (NULL is ignored). Returns 0, or SST_EBUSY when a
+ * worker's event loop ended with a handle still open: a leak, which the exit status must show
+ * (main.c exits 3). */
+int sst_server_free(sst_server_t *s);
 
 #endif

@@ -578,19 +578,22 @@ static void admin_accept(admin_t *a)
         .body = SST_ADMIN_MAX_BODY,
     };
 
-    if (c == NULL || (c->head = sst_head_new()) == NULL) {
+    int rc = SST_ENOMEM;
+    if (c == NULL || (c->head = sst_head_new()) == NULL ||
+        (rc = uv_tcp_init(a->s->loop, &c->tcp)) != 0) {
         /* the connection stays in the backlog; try again shortly */
+        if (c != NULL && c->head != NULL)
+            sst_head_free(c->head);
         free(c);
         a->paused = true;
         uv_timer_start(&a->retry, admin_on_retry, 100, 0);
-        sst_error("admin: out of memory accepting a connection");
+        sst_error("admin: accepting a connection: %s", sst_strerror(rc));
         return;
     }
     c->a = a;
     c->accepted_ms = uv_now(a->s->loop);
     sst_list_init(&c->link);
-    uv_tcp_init(a->s->loop, &c->tcp);
-    uv_timer_init(a->s->loop, &c->timer);
+    uv_timer_init(a->s->loop, &c->timer); /* cannot fail: it allocates nothing */
     c->tcp.data = c->timer.data = c;
     sst_list_push(&a->conns, &c->link);
     a->n_conns++;
@@ -674,8 +677,13 @@ int sst__admin_start(sst_server_t *s, char *err, size_t err_size)
         free(a);
         return SST_ENOMEM;
     }
-    uv_tcp_init(s->loop, &a->tcp);
-    uv_timer_init(s->loop, &a->retry);
+    if ((rc = uv_tcp_init(s->loop, &a->tcp)) != 0) {
+        snprintf(err, err_size, "admin listener %s: %s", ac->addr.text, sst_strerror(rc));
+        free(a->start_token);
+        free(a);
+        return rc;
+    }
+    uv_timer_init(s->loop, &a->retry); /* cannot fail: it allocates nothing */
     a->tcp.data = a->retry.data = a;
     a->open_handles = 2;
     rc = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&ac->addr.sa,

@@ -745,8 +745,7 @@ static void conn_route(sst_conn_t *c)
         r->listener_index < cfg->n_listeners ? &cfg->listeners[r->listener_index] : NULL;
 
     if (lc != NULL && lc->https_redirect) {
-        if (sst_route_https(&in, lc, c->w->https_host, sizeof(c->w->https_host), &r->decision) !=
-            0) {
+        if (sst_route_https(&in, lc, r->https_host, sizeof(r->https_host), &r->decision) != 0) {
             conn_fatal(c, 400, "invalid Host for the https redirect");
             return;
         }
@@ -1505,12 +1504,17 @@ static void conn_run(sst_conn_t *c)
             c->kick = false;
             size_t used = 0;
             const char *data = have ? c->in->data + c->in_off : empty_input;
+            /* w->out_bufs point into c->in and are sent (or dropped) before this pass ends:
+             * they never carry one connection's bytes into another's turn */
+            assert(c->w->n_out_bufs == 0);
             sst_h1_rc_t rc = sst_h1_feed(&c->req->h1, data, have ? c->in_len : 0, &used);
             if (have) {
                 c->in_off += (uint32_t)used;
                 c->in_len -= (uint32_t)used;
             }
-            if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
+            if (rc == SST_H1_ERROR)
+                c->w->n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
+            else if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
                 conn_flush_body(c);
             if (c->state == SST_CONN_CLOSING)
                 break;
@@ -1526,6 +1530,9 @@ static void conn_run(sst_conn_t *c)
                     conn_finish_request(c);
                 break;
             case SST_H1_ERROR:
+                /* The client's fault, found at once wherever it is in the body: the backend's
+                 * connection is closed (never pooled, never a passive signal against it) and
+                 * the client gets the parser's status, or a cut once a response has begun. */
                 if (c->up != NULL)
                     conn_abort_upstream(c); /* the backend never gets a malformed body */
                 conn_fatal(c, c->req->h1.err_status ? c->req->h1.err_status : 400,
@@ -1626,25 +1633,32 @@ static void conn_finish_request(sst_conn_t *c)
 
 /* ---- accepting --------------------------------------------------------------------------- */
 
+/* No connection can be set up for the client waiting on `l` (out of memory, a handle that
+ * cannot be initialised): take it off the queue and close it, better than leaving it there.
+ * When even that fails, the listener pauses (libuv polls it again only after an accept) and
+ * the worker's tick retries. */
+static void conn_drop_pending(sst_worker_t *w, sst_listener_t *l)
+{
+    uv_tcp_t *tmp = malloc(sizeof(*tmp));
+    if (tmp == NULL || uv_tcp_init(&w->loop, tmp) != 0) {
+        free(tmp);
+        l->paused = true;
+        return;
+    }
+    (void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tmp);
+    uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+}
+
 void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
 {
     const sst_config_t *cfg = w->cur->view->cfg;
     sst_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        /* take the connection off the queue and drop it: better than spinning on accept */
-        uv_tcp_t *tmp = malloc(sizeof(*tmp));
-        if (tmp != NULL && uv_tcp_init(&w->loop, tmp) == 0) {
-            if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tmp) == 0)
-                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
-            else
-                uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
-        } else {
-            free(tmp);
-        }
+    if (c == NULL || uv_tcp_init(&w->loop, &c->tcp) != 0) {
+        free(c);
+        conn_drop_pending(w, l);
         return;
     }
     c->w = w;
-    uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->due = UINT64_MAX;
     c->heap_idx = UINT32_MAX;

@@ -226,7 +226,8 @@ struct sst_worker_s {
     uv_mutex_t ctl_mutex; /* guards async_closed (control path only, never per request) */
     bool async_closed;
     bool mutex_ready;
-    atomic_int stop; /* sst_worker_stop_t requested by the control thread */
+    bool loop_unclean; /* uv_loop_close found a handle still open (read after the join) */
+    atomic_int stop;   /* sst_worker_stop_t requested by the control thread */
     bool stopping;
     _Atomic(sst_view_t *) pending_view;
     sst_wview_t *cur;
@@ -250,7 +251,6 @@ struct sst_worker_s {
      * pass never interleaves with another connection's) */
     uv_buf_t out_bufs[SST_WREQ_BUFS];
     uint32_t n_out_bufs;
-    char https_host[300]; /* host part of an https Location while it is being written */
     uint8_t passive_bad[SST_MAX_BACKENDS]; /* last passive report per backend was a failure */
     sst_passive_ring_t passive;
     sst_wmetrics_t *metrics;
@@ -315,6 +315,10 @@ struct sst_req_s {
     bool https_redirect;   /* the listener's https enforcement answered */
     bool idempotent;       /* RFC 9110 §9.2.2 method */
     size_t listener_index; /* the listener in this request's config, SIZE_MAX if gone */
+    /* The https Location's host: the decision points into it, and the answer may wait for a
+     * body to drain or the socket to drain, so it lives here and not in the worker (issue 11:
+     * a per-worker buffer let another client's request rewrite it meanwhile). */
+    char https_host[SST_HTTPS_HOST_MAX];
 };
 
 struct sst_conn_s {
@@ -391,8 +395,6 @@ struct sst_upstream_s {
     sst_h1_t h1;
     sst_head_t *head;
     sst_h1_response_t resp;
-    uv_buf_t out_bufs[SST_WREQ_BUFS]; /* response body bytes for the client in this pass */
-    uint32_t n_out_bufs;
     sst_chunk_t *in;
 };
 
@@ -426,6 +428,7 @@ struct sst_server_s {
     uv_timer_t health_timer;
     uv_timer_t stop_timer; /* polls for the workers' end during shutdown */
     bool handles_open;
+    unsigned abort_closes;           /* a failed start: handles still to close before the free */
     const sst_config_t *pending_cfg; /* during sst_health_create: events name its backends */
     const sst_prep_t *pending_prep;
     int access_fd, old_access_fd;
@@ -458,9 +461,13 @@ struct sst_server_s {
 /* ---- prototypes ------------------------------------------------------------------------- */
 
 /* worker.c */
+/* Starts worker `id` of s->workers (zeroed) on `view`: its loop, handles and thread. Returns 0,
+ * or a negative error with nothing left of the worker (no thread, loop, descriptor or view
+ * reference; sst__worker_join on it is a no-op). */
 int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view);
 void sst__worker_publish(sst_worker_t *w, sst_view_t *view);
 void sst__worker_request_stop(sst_worker_t *w, sst_worker_stop_t how);
+/* Waits for the thread, then frees what the worker kept for the control thread. */
 void sst__worker_join(sst_worker_t *w);
 sst_chunk_t *sst__chunk_get(sst_worker_t *w);
 void sst__chunk_unref(sst_worker_t *w, sst_chunk_t *c);

@@ -331,6 +331,39 @@ static void server_setup_log(sst_server_t *s, int access_fd)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
+static int server_release(sst_server_t *s);
+
+static void server_on_abort_closed(uv_handle_t *h)
+{
+    sst_server_t *s = h->data;
+    if (--s->abort_closes == 0)
+        (void)server_release(s);
+}
+
+/* Undoes a start that failed once threads and handles existed: the prober and the admin
+ * listener close (they free themselves in their close callbacks), the workers stop at once and
+ * are joined here, and the server's own handles on the caller's loop close, the last close
+ * callback freeing the server. Afterwards no thread runs and no handle is active; the caller's
+ * next uv_run only finishes those close callbacks. */
+static void server_abort_start(sst_server_t *s)
+{
+    s->stopping = true;
+    if (s->prober != NULL) {
+        sst_prober_stop(s->prober, NULL, NULL);
+        s->prober = NULL;
+    }
+    sst__admin_stop(s);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        sst__worker_request_stop(&s->workers[i], SST_STOP_NOW);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        sst__worker_join(&s->workers[i]); /* bounded: STOP_NOW closes every connection */
+    s->handles_open = false;
+    s->abort_closes = 3;
+    uv_close((uv_handle_t *)&s->passive_async, server_on_abort_closed);
+    uv_close((uv_handle_t *)&s->health_timer, server_on_abort_closed);
+    uv_close((uv_handle_t *)&s->stop_timer, server_on_abort_closed);
+}
+
 static unsigned server_worker_count(const sst_config_t *cfg, const sst_server_opts_t *opts)
 {
     unsigned n = opts != NULL && opts->workers > 0 ? opts->workers : cfg->workers;
@@ -413,7 +446,8 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
         goto fail;
     }
     sst__prep_commit(s, prep);
-    uv_async_init(loop, &s->passive_async, server_on_passive);
+    if ((rc = uv_async_init(loop, &s->passive_async, server_on_passive)) != 0)
+        goto fail; /* the loop's eventfd: EMFILE; no handle was made */
     s->passive_async.data = s;
     uv_timer_init(loop, &s->health_timer);
     s->health_timer.data = s;
@@ -448,9 +482,9 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
     return 0;
 
 fail_running:
-    /* threads may be running: stop them and let the caller's uv_run finish the closing */
-    sst_server_stop(s, false);
-    *out = s;
+    /* server.h's promise: nothing is left running and *out is NULL (issue 11) */
+    server_abort_start(s);
+    *out = NULL;
     return rc != 0 ? rc : SST_EINVAL;
 fail:
     if (err[0] == 0)
@@ -605,12 +639,14 @@ void sst_server_stop(sst_server_t *s, bool graceful)
         sst__worker_request_stop(&s->workers[i], graceful ? SST_STOP_GRACEFUL : SST_STOP_NOW);
 }
 
-void sst_server_free(sst_server_t *s)
+/* Frees what the server holds once no thread and no handle of its own remains. Returns 0, or
+ * SST_EBUSY when a worker's loop ended with a handle still open. */
+static int server_release(sst_server_t *s)
 {
-    if (s == NULL)
-        return;
+    int rc = 0;
     for (unsigned i = 0; i < s->n_workers; i++)
-        sst__worker_join(&s->workers[i]);
+        if (s->workers[i].loop_unclean)
+            rc = SST_EBUSY;
     sst__lsocks_free(s);
     if (s->view != NULL)
         sst__view_unref(s->view);
@@ -626,4 +662,14 @@ void sst_server_free(sst_server_t *s)
     free(s->config_path);
     free(s->ready_file);
     free(s);
+    return rc;
+}
+
+int sst_server_free(sst_server_t *s)
+{
+    if (s == NULL)
+        return 0;
+    for (unsigned i = 0; i < s->n_workers; i++)
+        sst__worker_join(&s->workers[i]);
+    return server_release(s);
 }

@@ -253,9 +253,14 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, sst_conn_t *c, sst_
     u->pool = pool;
     u->conn = c;
     sst_list_init(&u->link);
-    uv_tcp_init(&w->loop, &u->tcp);
+    int rc = uv_tcp_init(&w->loop, &u->tcp);
+    if (rc != 0) {
+        sst__head_put(w, u->head);
+        free(u);
+        return rc; /* nothing was opened: no callback follows */
+    }
     u->tcp.data = u;
-    uv_timer_init(&w->loop, &u->timer);
+    uv_timer_init(&w->loop, &u->timer); /* cannot fail: it allocates nothing */
     u->timer.data = u;
     u->connect_req.data = u;
     up_reset_response(u);
@@ -263,7 +268,7 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, sst_conn_t *c, sst_
     pool->n_total++;
     sst_counter_add(&w->metrics->up_active[pool->metric_id], 1);
     sst_counter_add(&w->metrics->up_connects[pool->metric_id], 1);
-    int rc =
+    rc =
         uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&pool->sa, up_on_connect);
     if (rc != 0) {
         sst__upstream_close(u);

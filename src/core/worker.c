@@ -488,11 +488,20 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
         l->w = w;
         l->cfg_index = i;
         snprintf(l->key, sizeof(l->key), "%s", key);
-        uv_tcp_init(&w->loop, &l->tcp);
+        int e = uv_tcp_init(&w->loop, &l->tcp);
+        if (e != 0) {
+            sst_error("worker %u: listen %s: %s", w->id, key, uv_strerror(e));
+            close(fd);
+            free(l);
+            rc = e;
+            continue;
+        }
         l->tcp.data = l;
         sst_list_push(&w->listeners, &l->link);
-        int e = uv_tcp_open(&l->tcp, fd);
-        if (e == 0)
+        e = uv_tcp_open(&l->tcp, fd);
+        if (e != 0)
+            close(fd); /* not adopted by the handle */
+        else
             e = uv_listen((uv_stream_t *)&l->tcp, 4096, worker_on_connection);
         if (e != 0) {
             sst_error("worker %u: listen %s: %s", w->id, key, uv_strerror(e));
@@ -638,11 +647,12 @@ void sst__worker_passive(sst_worker_t *w, uint64_t config_version, size_t backen
 
 /* ---- thread ---------------------------------------------------------------------------- */
 
-static void worker_main(void *arg)
+/* What outlives the handles: called once every handle of the loop is closed (the thread's
+ * uv_run ended, or a failed start ran the loop to close what it opened). A loop that still
+ * has a handle open is a leak: w->loop_unclean makes sst_server_free report it, so the
+ * process exit status shows it. */
+static void worker_release(sst_worker_t *w)
 {
-    sst_worker_t *w = arg;
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    /* every handle is closed: release what outlived the connections */
     worker_flush_log(w);
     sst__pools_free(w);
     if (w->cur != NULL) {
@@ -665,16 +675,55 @@ static void worker_main(void *arg)
     worker_free_lists(w);
     sst__dheap_free(&w->deadlines);
     int rc = uv_loop_close(&w->loop);
-    if (rc != 0)
+    if (rc != 0) {
         sst_error("worker %u: loop closed with handles still open", w->id);
+        w->loop_unclean = true;
+    }
     free(w->log_buf);
     w->log_buf = NULL;
+}
+
+static void worker_main(void *arg)
+{
+    sst_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    worker_release(w); /* every handle is closed */
     atomic_store(&w->exited, true);
+}
+
+/* Undoes a start that failed before the thread was created: closes the handles made on the
+ * loop and runs it once here to call their close callbacks (no thread runs it yet), then
+ * releases the rest, so the failed worker holds no descriptor, memory or view. */
+static void worker_unwind(sst_worker_t *w, bool loop_ready, bool async_ready)
+{
+    if (loop_ready) {
+        w->stopping = true; /* buffers go back to malloc, not to the free lists */
+        while (!sst_list_empty(&w->listeners))
+            worker_close_listener(sst_container_of(w->listeners.next, sst_listener_t, link));
+        sst__pools_close_all(w);
+        if (async_ready)
+            uv_close((uv_handle_t *)&w->async, worker_on_handle_closed);
+        uv_close((uv_handle_t *)&w->flush_check, worker_on_handle_closed);
+        uv_close((uv_handle_t *)&w->tick, worker_on_handle_closed);
+        uv_close((uv_handle_t *)&w->deadline_timer, worker_on_handle_closed);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        worker_release(w);
+    } else {
+        free(w->log_buf);
+        w->log_buf = NULL;
+    }
+    if (w->mutex_ready) {
+        uv_mutex_destroy(&w->ctl_mutex);
+        w->mutex_ready = false;
+    }
+    free(w->metrics);
+    w->metrics = NULL;
 }
 
 int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view)
 {
     sst_worker_t *w = &s->workers[id];
+    bool loop_ready = false, async_ready = false;
     int rc;
 
     w->server = s;
@@ -687,33 +736,45 @@ int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view)
     atomic_init(&w->pending_view, NULL);
     atomic_init(&w->stop, SST_STOP_NONE);
     atomic_init(&w->exited, false);
+    w->deadline_armed = UINT64_MAX;
     w->metrics = calloc(1, sizeof(*w->metrics));
     w->log_buf = malloc(LOG_BUF_SIZE);
-    if (w->metrics == NULL || w->log_buf == NULL)
-        return SST_ENOMEM;
+    if (w->metrics == NULL || w->log_buf == NULL) {
+        rc = SST_ENOMEM;
+        goto fail;
+    }
     if ((rc = uv_loop_init(&w->loop)) != 0)
-        return rc;
-    if ((rc = uv_mutex_init(&w->ctl_mutex)) != 0)
-        return rc;
-    w->mutex_ready = true;
-    uv_async_init(&w->loop, &w->async, worker_on_async);
-    w->async.data = w;
+        goto fail;
+    loop_ready = true;
+    /* these inits cannot fail in libuv (they allocate nothing); worker_unwind closes them */
     uv_check_init(&w->loop, &w->flush_check);
     w->flush_check.data = w;
-    uv_check_start(&w->flush_check, worker_on_check);
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_init(&w->loop, &w->deadline_timer);
     w->deadline_timer.data = w;
-    w->deadline_armed = UINT64_MAX;
+    if ((rc = uv_mutex_init(&w->ctl_mutex)) != 0)
+        goto fail;
+    w->mutex_ready = true;
+    if ((rc = uv_async_init(&w->loop, &w->async, worker_on_async)) != 0)
+        goto fail; /* the loop's eventfd: EMFILE */
+    async_ready = true;
+    w->async.data = w;
+    uv_check_start(&w->flush_check, worker_on_check);
     uv_timer_start(&w->tick, worker_on_tick, TICK_MS, TICK_MS);
     worker_adopt_view(w, sst__view_ref(view));
-    if (w->cur == NULL)
-        return SST_ENOMEM;
+    if (w->cur == NULL) {
+        rc = SST_ENOMEM;
+        goto fail;
+    }
     if ((rc = uv_thread_create(&w->thread, worker_main, w)) != 0)
-        return rc;
+        goto fail;
     w->started = true;
     return 0;
+
+fail:
+    worker_unwind(w, loop_ready, async_ready);
+    return rc;
 }
 
 static void worker_signal(sst_worker_t *w)

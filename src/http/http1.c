@@ -464,6 +464,16 @@ static int h1_on_body(llhttp_t *p, const char *at, size_t len)
         h1_fail(h, 502, "body relay failed");
         return HPE_USER;
     }
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+        /* The chunk's data ends here. Debian's llhttp 8.1 is built without
+         * LLHTTP_STRICT_MODE and skips the two bytes that follow unread, so "3\r\nabcXY"
+         * passed for "abc" and "3\r\nabcdef\r\n" read "f" as the next chunk size and then
+         * waited for 15 bytes that never came (issue 11). Stop here; sst_h1_feed checks the
+         * CRLF before llhttp skips it. */
+        h->paused_chunk = true;
+        h->chunk_crlf = 2;
+        return HPE_PAUSED;
+    }
     return 0;
 }
 
@@ -553,6 +563,8 @@ void sst_h1_init(sst_h1_t *h, bool response, const sst_h1_limits_t *lim, sst_h1_
 
 void sst_h1_next(sst_h1_t *h)
 {
+    h->paused_chunk = false;
+    h->chunk_crlf = 0;
     h->ps = PS_START;
     h->head_bytes = 0;
     h->line_len = 0;
@@ -598,6 +610,16 @@ static uint16_t h1_map_error(const sst_h1_t *h, llhttp_errno_t err, const char *
     }
 }
 
+/* Checks the bytes at `p` that end a chunk's data (RFC 9112 §7.1: chunk-data CRLF), up to the
+ * ones still unchecked; the CRLF may be split across reads. Returns 0 or -1. */
+static int h1_chunk_crlf(sst_h1_t *h, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len && h->chunk_crlf > 0; i++, h->chunk_crlf--)
+        if (p[i] != (h->chunk_crlf == 2 ? '\r' : '\n'))
+            return h1_fail(h, 400, "missing CRLF after chunk data");
+    return 0;
+}
+
 sst_h1_rc_t sst_h1_feed(sst_h1_t *h, const char *data, size_t len, size_t *consumed)
 {
     size_t off = 0;
@@ -608,11 +630,20 @@ sst_h1_rc_t sst_h1_feed(sst_h1_t *h, const char *data, size_t len, size_t *consu
     do {
         if (h->ps != PS_DONE && h1_prescan(h, data + off, len - off) != 0)
             return SST_H1_ERROR;
+        if (h->chunk_crlf > 0 && h1_chunk_crlf(h, data + off, len - off) != 0)
+            return SST_H1_ERROR;
         llhttp_errno_t err = llhttp_execute(&h->p, data + off, len - off);
         if (err == HPE_OK)
             break;
         if (err == HPE_PAUSED) {
             off = (size_t)(llhttp_get_error_pos(&h->p) - data);
+            if (h->paused_chunk) {
+                /* after a chunk's data: its CRLF is checked at the top of the loop (or of the
+                 * next feed when this input ends here) */
+                h->paused_chunk = false;
+                llhttp_resume(&h->p);
+                continue;
+            }
             if (h->paused_trailers) {
                 /* after the last chunk: the trailer section is scanned like a head */
                 h->paused_trailers = false;

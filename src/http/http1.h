@@ -93,6 +93,8 @@ typedef struct sst_h1_s {
     uint32_t n_trailers;   /* trailer fields seen: bounded like head fields */
     uint32_t trailer_name; /* bytes of the current trailer field name */
     bool paused_trailers;  /* stopped after the last chunk: the prescan takes the trailers */
+    bool paused_chunk;     /* stopped after a chunk's data: its CRLF is checked next */
+    uint8_t chunk_crlf;    /* bytes of the CRLF after a chunk's data not checked yet (2, 1, 0) */
     bool paused_head, paused_done;
     uint32_t n_informational; /* 1xx heads seen (responses) */
     uint64_t body_bytes;

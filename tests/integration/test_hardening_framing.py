@@ -384,5 +384,175 @@ class BodyLimit(FramingBase):
         self.assertEqual(q.body, body)
 
 
+def streaming_backend(c):
+    """Reads request heads and bodies; /5xx gets a 500 (a known passive signal, see
+    StreamedBodyErrors.assert_no_passive_failure), /early a response head and part of its body
+    before the request body is read (then it stalls), anything else a 200 once the body is whole.
+    A request that is not complete ends the connection."""
+    while True:
+        q = c.read_request(body=False, timeout=30)
+        if q is None:
+            return
+        q.complete = False  # not until read_body says so; q.body_read tells when it has
+        if q.target.startswith("/early"):
+            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+            c.read_body(q, timeout=30)
+            q.body_read = True
+            c.stall()
+            return
+        c.read_body(q, timeout=30)
+        q.body_read = True
+        if not q.complete:
+            return
+        if q.target.startswith("/5xx"):
+            c.send(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+        else:
+            c.send(ok())
+
+
+class StreamedBodyErrors(unittest.TestCase):
+    """Issue 11, item 2: a framing error found after part of a chunked body was forwarded (the
+    backend already has the head and the first chunk) is answered at once: 400 (413 past
+    limits.body, 431 for an oversized trailer section) with Connection: close, the backend
+    connection closed (never pooled) with an incomplete request, no passive health signal, and
+    an access log line naming the cause. Before the fix, chunk data running past its size (or
+    not followed by CRLF) left the client waiting for timeouts.body (30 s), then 408: Debian's
+    llhttp skips the two bytes after chunk data unread."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend = BadBackend(streaming_backend)
+        cfg = config(cls.backend, limits={"body": "64k"})
+        cfg["regions"][0]["health"]["passive_5xx"] = True
+        cfg["admin"] = {"address": "127.0.0.1:0"}
+        cls.sst = Sidestep(cfg)
+        cls.n = 0
+        cls.fives = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sst.stop()
+        cls.backend.stop()
+        FramingBase.assert_no_script_errors(cls.backend)
+
+    def passive_signals(self):
+        text = sst.http(self.sst.admin_port, "GET", "/metrics").text
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("sidestep_passive_signals_total{"):
+                name = line.split('signal="', 1)[1].split('"', 1)[0]
+                out[name] = int(line.rsplit(" ", 1)[1])
+        return out
+
+    def assert_no_passive_failure(self):
+        """A 500 (passive_5xx) is reported after the bad request: once the control thread has
+        counted it, it has counted everything the single worker reported before it (one FIFO
+        ring), so a failure signal for the bad request would show by then."""
+        type(self).fives += 1
+        self.assertEqual(sst.http(self.sst.port, "GET", "/5xx").status, 500)
+        counts = sst.wait_until(
+            lambda: (lambda c: c if c.get("5xx") == self.fives else None)(self.passive_signals()),
+            what="the 5xx passive signal counted")
+        for sig in ("refused", "connect_timeout", "reset"):
+            self.assertEqual(counts.get(sig), 0, counts)
+
+    def assert_incomplete(self, q):
+        """Once the backend's script has read all the body it will ever get (its thread may
+        still be on its way there when the test gets here), the request is not complete."""
+        sst.wait_until(lambda: getattr(q, "body_read", False), what="the backend's body read")
+        self.assertFalse(q.complete, "backend got a complete request: %r" % q.raw)
+
+    def start(self, first=b"5\r\nhello\r\n"):
+        """A chunked POST whose head and first chunk have reached the backend."""
+        type(self).n += 1
+        target = "/stream/%d" % self.n
+        before = len(self.backend.requests)
+        c = Conn(self.sst.port)
+        c.send(post(CHUNKED, target=target))
+        c.send(first)
+        q = self.backend.wait_requests(before + 1)[before]
+        self.assertEqual(q.target, target)
+        conn = [k for k in self.backend.conns if q in k.requests][0]
+        sst.wait_until(lambda: first[-7:-2] in conn.received, what="the first chunk forwarded")
+        return c, q, conn, target
+
+    def check(self, pieces, status, reason, first=b"5\r\nhello\r\n"):
+        """Sends `pieces` after the first chunk was forwarded (each but the last must get no
+        answer yet) and checks the answer to the last one, and everything around it."""
+        c, q, conn, target = self.start(first)
+        with c:
+            for piece in pieces[:-1]:
+                c.send(piece)
+                self.assertEqual(c.recv_some(timeout=0.1), b"", "answered before the error")
+            t0 = time.monotonic()
+            c.send(pieces[-1])
+            r = c.recv_response(timeout=5)
+            elapsed = time.monotonic() - t0
+            self.assertLess(elapsed, scaled(1.0), "answered after %.2fs" % elapsed)
+            self.assertEqual((r.status, r.reason), (status, STATUS_TEXT[status]))
+            self.assertEqual(r.header("Connection"), "close")
+            self.assertIn(reason.encode(), r.body)
+            self.assertTrue(c.closed(timeout=3), "sidestep kept the connection open")
+        # the backend's connection is closed, not pooled, and its request never completed
+        self.assertIsNotNone(conn.wait_peer_closed(scaled(3)), "backend connection left open")
+        self.assert_incomplete(q)
+        self.sst.wait_stderr('"POST %s HTTP/1.1" %d ' % (target, status))
+        line = [ln for ln in self.sst.stderr_text().splitlines()
+                if '"POST %s HTTP/1.1"' % target in ln][0]
+        self.assertIn('reason="%s"' % reason, line)
+        self.assert_no_passive_failure()
+
+    def test_bad_chunk_size(self):
+        self.check([b"zz\r\nabc\r\n0\r\n\r\n"], 400, "Invalid character in chunk size")
+
+    def test_chunk_data_longer_than_its_size(self):
+        # the old parser took "f" for the next chunk's size and waited for 15 bytes
+        self.check([b"3\r\nabcdef\r\n0\r\n\r\n"], 400, "missing CRLF after chunk data")
+
+    def test_missing_crlf_after_chunk_data(self):
+        # nothing follows: the two bytes after the data must be CRLF, and they are not
+        self.check([b"3\r\nabcXY"], 400, "missing CRLF after chunk data")
+
+    def test_missing_lf_after_chunk_data_in_another_read(self):
+        self.check([b"3\r\nabc\r", b"X"], 400, "missing CRLF after chunk data")
+        self.check([b"3\r\nabc", b"\n\r\n"], 400, "missing CRLF after chunk data")
+
+    def test_oversized_chunk_extension(self):
+        self.check([b"3;x=" + b"a" * 5000 + b"\r\nabc\r\n0\r\n\r\n"], 400,
+                   "chunk extension too long")
+
+    def test_trailer_errors(self):
+        self.check([b"0\r\nX : y\r\n\r\n"], 400, "invalid trailer field name")
+        self.check([b"0\r\nX: y\nZ: w\r\n\r\n"], 400, "bare LF")
+        self.check([b"0\r\nX: " + b"v" * 9000 + b"\r\n\r\n"], 431, "trailer field too large")
+
+    def test_body_limit_crossed_by_a_chunked_body(self):
+        piece = b"a" * 16384
+        chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
+        self.check([chunk + b"1\r\nz\r\n"], 413, "request body too large", first=chunk * 3)
+
+    def test_after_the_response_started_the_connection_is_cut(self):
+        """The backend answered before the body was read: its head is already with the client,
+        so a framing error can only cut the connection (never a 400 after a 200)."""
+        before = len(self.backend.requests)
+        with Conn(self.sst.port) as c:
+            c.send(post(CHUNKED, target="/early"))
+            c.send(b"5\r\nhello\r\n")
+            r = c.recv_response(head_only=True)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(c.recv_body(10), b"x" * 10)
+            q = self.backend.wait_requests(before + 1)[before]
+            conn = [k for k in self.backend.conns if q in k.requests][0]
+            t0 = time.monotonic()
+            c.send(b"3\r\nabcXY")
+            self.assertEqual(c.recv_some(timeout=2), b"")
+            self.assertIsNotNone(c.close_kind, "connection still open")
+            self.assertLess(time.monotonic() - t0, scaled(1.0))
+        self.assertIsNotNone(conn.wait_peer_closed(scaled(3)))
+        self.assert_incomplete(q)
+        self.sst.wait_stderr('"POST /early HTTP/1.1" 200 ')
+        self.assert_no_passive_failure()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -31,6 +31,13 @@ class ListenersAcrossReloads(unittest.TestCase):
         self.sst.stop()
         self.stub.stop()
 
+    @staticmethod
+    def serves(port):
+        try:
+            return http(port, "GET", "/", timeout=0.5).status == 200
+        except (OSError, TimeoutError, sst.ProtocolError):
+            return False
+
     def reload_and_wait(self, times=1):
         before = self.sst.stderr_text().count("reloaded ")
         for _ in range(times):
@@ -45,9 +52,11 @@ class ListenersAcrossReloads(unittest.TestCase):
         os.kill(self.sst.pid, signal.SIGHUP)
         self.sst.write_config(config(self.stub, [self.p1, self.p2, self.p3]))
         self.reload_and_wait()
-        sst.wait_until(lambda: self.sst.stderr_text().count("reloaded ") >= 2, timeout=5,
-                       what="both reloads")
-        time.sleep(sst.scaled(0.2))
+        # A SIGHUP sent while the previous one is still pending is merged with it (POSIX does
+        # not queue a signal twice; measured: half of all back-to-back pairs under load), and
+        # the one reload then reads the last file. Either way the last file ends up in force:
+        # wait for that, not for a count of reloads (issue 11, item 5).
+        sst.wait_until(lambda: self.serves(self.p3), timeout=5, what="the last config in force")
         for port in (self.p1, self.p2, self.p3):
             for _ in range(4):  # SO_REUSEPORT spreads connections over both workers
                 self.assertEqual(http(port, "GET", "/").status, 200, port)

@@ -170,6 +170,13 @@ class BackendConn:
         if not body:
             req.complete = True
             return req
+        return self.read_body(req, deadline - time.monotonic())
+
+    def read_body(self, req, timeout=5.0):
+        """Reads the body of `req` (a request read with body=False) strictly, as read_request
+        does; `req.complete` then says whether all of it arrived. Returns req."""
+        deadline = time.monotonic() + timeout
+        req.complete = False
         te = req.header("Transfer-Encoding")
         cl = req.header("Content-Length")
         if te is not None:

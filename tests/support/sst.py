@@ -36,6 +36,9 @@ SST_STUB = os.environ.get("SST_STUB", "")
 SST_SOURCE_DIR = os.environ.get("SST_SOURCE_DIR", "")
 SANITIZE = os.environ.get("SST_SANITIZE", "0").lower() in ("1", "on", "true", "yes")
 
+#: sidestep's exit status when a stop left a libuv handle open (src/main.c).
+EXIT_UNCLEAN = 3
+
 #: Multiplier applied to every default timeout (sanitizer builds run several times slower).
 SLOW = 3.0 if SANITIZE else 1.0
 LOOPBACK = "127.0.0.1"
@@ -490,13 +493,18 @@ class Sidestep:
 
     def stop(self, timeout=10.0, check=True):
         """SIGTERM, wait; returns the exit code. With `check`, a non-zero exit (an unclean
-        shutdown, or a sanitizer report at exit) raises AssertionError with the stderr."""
+        shutdown: 3 when an event-loop handle was left open, or a sanitizer report at exit)
+        raises AssertionError with the stderr."""
         if self.proc is None:
             return None
         code = _stop_process(self.proc, [self._stderr, self._stdout], timeout)
         if check and code != 0:
-            raise AssertionError("sidestep exited with %r:\n%s" % (code, self.stderr_text()))
+            raise AssertionError(self._exit_message(code))
         return code
+
+    def _exit_message(self, code):
+        why = " (an event-loop handle was left open)" if code == EXIT_UNCLEAN else ""
+        return "sidestep exited with %r%s:\n%s" % (code, why, self.stderr_text())
 
     def kill(self):
         if self.proc is None:
@@ -514,8 +522,7 @@ class Sidestep:
                 except TimeoutError:
                     code = None
                 if exc_type is None and code != 0:
-                    raise AssertionError("sidestep exited with %r:\n%s"
-                                         % (code, self.stderr_text()))
+                    raise AssertionError(self._exit_message(code))
             if exc_type is not None and self._stderr is not None:
                 print("---- sidestep stderr ----\n%s---- end ----" % self.stderr_text())
         finally:

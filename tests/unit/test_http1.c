@@ -203,6 +203,23 @@ static const case_t request_cases[] = {
     {"bare LF after chunk data",
      L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n"), 400,
      NULL},
+    /* issue 11: Debian's llhttp skips the two bytes after chunk data unread */
+    {"two other bytes after chunk data",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY0\r\n\r\n"), 400,
+     NULL},
+    {"chunk data running two bytes past its size",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"),
+     400, NULL},
+    {"CR and another byte after chunk data",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\rX0\r\n\r\n"), 400,
+     NULL},
+    {"LF and CR after chunk data",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\n\r0\r\n\r\n"), 400,
+     NULL},
+    {"CRLF after every chunk, in pieces",
+     L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n2\r\nbc\r\n"
+       "3;x=y\r\ndef\r\n0\r\n\r\n"),
+     0, "abcdef"},
     {"control character in a chunk extension",
      L("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
        "chunked\r\n\r\n1;ext=\x01\r\na\r\n0\r\n\r\n"),
@@ -519,6 +536,8 @@ static const case_t response_cases[] = {
     {"empty reason", L("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"), 0, ""},
     {"chunked", L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"), 0,
      "ab"},
+    {"chunk data not followed by CRLF",
+     L("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n"), 502, NULL},
     {"1xx before the answer",
      L("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"),
