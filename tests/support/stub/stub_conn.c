@@ -1,7 +1,6 @@
-/* One stub connection: reading, the llhttp callbacks that copy the request head, output
- * double-buffered with back-pressure, timers, and the connection's state machine. Request
- * bodies are streamed through the optional hasher, never buffered whole; bad input becomes
- * 400 + close, never a crash. */
+/* One stub connection: reading, the llhttp callbacks that copy the request head, double-buffered
+ * output with back-pressure, timers, its state machine. Bodies stream through the optional
+ * hasher, never buffered whole; bad input becomes 400 + close, never a crash. */
 #define _DEFAULT_SOURCE /* SO_LINGER's struct linger */
 #include <assert.h>
 #include <stdarg.h>
