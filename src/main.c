@@ -5,14 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <llhttp.h>
 #include <uv.h>
 
-#include "core/internal.h"
+#include "demo/demo.h"
 #include "sidestep/config.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
-#include "sidestep/origin.h"
 #include "sidestep/server.h"
+#include "sidestep/str.h"
 #include "sidestep/tools.h"
 
 static const char usage[] =
@@ -50,7 +51,7 @@ typedef struct main_state_s {
     sst_server_t *server;
     uv_signal_t sig_hup, sig_term, sig_int;
     int stops;
-    sst_origin_t *demo[3];
+    sst_demo_t *demo; /* the embedded demo's stand-in regions, or NULL */
 } main_state_t;
 
 static void main_on_signal(uv_signal_t *h, int signum)
@@ -65,12 +66,8 @@ static void main_on_signal(uv_signal_t *h, int signum)
     m->stops++;
     if (m->server != NULL)
         sst_server_stop(m->server, m->stops == 1);
-    for (size_t i = 0; i < 3; i++) {
-        if (m->demo[i] != NULL) {
-            (void)sst_origin_stop(m->demo[i], NULL, NULL);
-            m->demo[i] = NULL;
-        }
-    }
+    sst_demo_stop(m->demo);
+    m->demo = NULL;
 }
 
 static int main_check(const char *path)
@@ -91,20 +88,15 @@ static int main_check(const char *path)
     return 0;
 }
 
-/* The demo's stub regions, in-process: us-east on :9001 and :9002, eu-west on :9101. */
+/* The demo's stand-in regions, in-process: us-east on :9001 and :9002, eu-west on :9101. */
 static int main_start_demo(main_state_t *m, const sst_config_t *cfg)
 {
-    for (size_t b = 0; b < cfg->n_backends && b < 3; b++) {
-        const sst_backend_cfg_t *be = &cfg->backends[b];
-        sst_origin_opts_t o = {0};
-        o.name = cfg->regions[be->region].name;
-        int rc = sst_origin_start(m->loop, be->addr.text, &o, &m->demo[b]);
-        if (rc != 0) {
-            fprintf(stderr, "sidestep: demo backend %s: %s\n", be->addr.text, sst_strerror(rc));
-            return rc;
-        }
-    }
-    return 0;
+    char err[512];
+    int rc = sst_demo_start(m->loop, cfg, &m->demo, err, sizeof(err));
+
+    if (rc != 0)
+        fprintf(stderr, "sidestep: demo backend %s\n", err);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -115,6 +107,7 @@ int main(int argc, char **argv)
     sst_config_t *cfg = NULL;
     sst_diag_t diag;
     char err[1024] = "";
+    char addr[sizeof(cfg->listeners[0].addr.text)] = "";
     int rc;
 
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
@@ -176,6 +169,8 @@ int main(int argc, char **argv)
     sst_server_opts_t opts = {
         .config_path = config_path, .ready_file = ready_file, .workers = workers};
     rc = cfg->demo ? main_start_demo(&m, cfg) : 0; /* reports its own error */
+    if (cfg->demo && cfg->n_listeners > 0) /* the demo listens on a fixed port, as configured */
+        snprintf(addr, sizeof(addr), "%s", cfg->listeners[0].addr.text);
     if (rc == 0) {
         rc = sst_server_start(m.loop, cfg, &opts, &m.server, err, sizeof(err));
         if (rc != 0)
@@ -183,12 +178,9 @@ int main(int argc, char **argv)
     }
     sst_config_unref(cfg);
     if (rc != 0) {
-        for (size_t i = 0; i < 3; i++)
-            if (m.demo[i] != NULL)
-                (void)sst_origin_stop(m.demo[i], NULL, NULL);
-    } else if (m.demo[0] != NULL) {
-        char addr[80];
-        sst__server_listen_text(m.server, 0, addr, sizeof(addr));
+        sst_demo_stop(m.demo);
+        m.demo = NULL;
+    } else if (m.demo != NULL) {
         fprintf(stderr,
                 "\nsidestep demo: proxy on http://%s in front of us-east (127.0.0.1:9001, :9002)"
                 " and eu-west (127.0.0.1:9101)\n"

@@ -19,6 +19,8 @@
 #define SST_MAX_CORS_ORIGINS 16
 #define SST_MAX_TRUSTED      32
 #define SST_MAX_WORKERS      64
+/* The most hops a Location can carry (route.c); the loader rejects max_hops above it. */
+#define SST_MAX_HOPS         9
 
 /* Where a load failed: "file:line:column: key: message". line/column are 1-based, 0 when the
  * error is not tied to a position (file unreadable). key is the dotted path, e.g.

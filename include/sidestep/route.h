@@ -12,9 +12,6 @@
 #include "sidestep/health.h"
 #include "sidestep/str.h"
 
-/* The most hops a Location can carry; config rejects max_hops above it. */
-#define SST_MAX_HOPS 9
-
 typedef enum sst_decision_kind_e {
     SST_DECIDE_PROXY = 0, /* proxy to `region`'s backends */
     SST_DECIDE_REDIRECT,  /* answer `status` with a Location in `region` */

@@ -1,6 +1,6 @@
-/* Admin API internals shared by admin*.c (the listener on the control loop), ctl.c and
- * drill*.c (the command-line clients): request-target routing, the bearer check, action bodies,
- * the status JSON, and a small blocking HTTP client. Not API. */
+/* Admin API internals shared by admin*.c (the listener on the control loop) and the tools that
+ * speak to it (ctl.c, drill.c): request-target routing, the bearer check, action bodies, the
+ * status JSON. Not API. */
 #ifndef SST_ADMIN_H
 #define SST_ADMIN_H
 
@@ -22,7 +22,6 @@ struct sst_server_s;
 #define SST_ADMIN_MAX_REASON 100 /* bytes; health keeps 127 and the event text 160 */
 #define SST_ADMIN_NAME_MAX   280 /* a decoded region name or backend address */
 #define SST_ADMIN_MAX_TTL_MS (30ull * 24 * 3600 * 1000) /* 30 days: leave ttl out for longer */
-#define SST_CLI_MAX_MS       (24ull * 3600 * 1000)      /* ctl and drill durations: 24 hours */
 
 typedef enum sst_admin_res_e {
     SST_ARES_STATUS = 0,
@@ -75,37 +74,5 @@ int sst__admin_status_json(struct sst_server_s *s, struct json_object **out);
 /* The state of region r / backend b of the current config, as they appear in /status. */
 int sst__admin_region_json(struct sst_server_s *s, size_t r, struct json_object **out);
 int sst__admin_backend_json(struct sst_server_s *s, size_t b, struct json_object **out);
-
-/* ---- blocking HTTP/1.1 client (admin_client.c) for ctl and drill --------------------------- */
-
-typedef struct sst_hc_reply_s {
-    uint16_t status;
-    char *body; /* NUL-terminated, malloc'd; body_len excludes the NUL */
-    size_t body_len;
-    char region[64];        /* X-Sidestep-Region, "" when absent */
-    char content_type[128]; /* "" when absent */
-} sst_hc_reply_t;
-
-typedef struct sst_hc_req_s {
-    const sst_addr_t *addr;
-    const char *host; /* Host header value */
-    const char *method;
-    const char *target;
-    const char *token; /* Authorization: Bearer, NULL for none */
-    const char *body;  /* NULL for none */
-    size_t body_len;
-    const char *content_type; /* for a body; NULL: application/json */
-    uint64_t timeout_ms;      /* the whole exchange */
-    size_t max_body;          /* bigger responses fail with SST_E2BIG */
-} sst_hc_req_t;
-
-/* One request on a fresh connection with Connection: close; blocks up to timeout_ms. Retries
- * interrupted system calls (a signal does not cut a call short). Returns 0 and fills *out (free
- * with sst__hc_reply_free), or a negative error with a message in err. */
-int sst__hc_request(const sst_hc_req_t *req, sst_hc_reply_t *out, char *err, size_t err_size);
-void sst__hc_reply_free(sst_hc_reply_t *r);
-
-/* Formats a duration in ms the way a person reads it: "850ms", "12.4s", "3m20s", "2h5m". */
-const char *sst__human_ms(uint64_t ms, char *buf, size_t size);
 
 #endif

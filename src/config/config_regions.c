@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "sidestep/error.h"
-#include "sidestep/route.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 

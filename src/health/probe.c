@@ -1,6 +1,7 @@
 /* Active HTTP probes: per backend one timer (the next probe, then that probe's deadline) and one
- * TCP handle per attempt; responses parsed with llhttp. Reports results to its owner and decides
- * nothing about health; never blocks the loop. */
+ * TCP handle per attempt; responses parsed by sst_h1 (http1.c), the same layer and checks as
+ * backend responses on the proxy path. Reports results to its owner and decides nothing about
+ * health; never blocks the loop. */
 #include "health/probe.h"
 
 #include <stdbool.h>
@@ -11,8 +12,19 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include "http/http1.h"
 #include "sidestep/error.h"
 #include "sidestep/str.h"
+
+/* One response head of at most SST_PROBE_HEAD_MAX bytes, 1xx heads before it included; the
+ * status line and any one field may take all of it. The body is scanned, never stored. */
+static const sst_h1_limits_t probe_limits = {
+    .request_line = SST_PROBE_HEAD_MAX,
+    .field = SST_PROBE_HEAD_MAX,
+    .head = SST_PROBE_HEAD_MAX,
+    .headers = SST_PROBE_HEAD_MAX,
+    .body = 0,
+};
 
 typedef enum probe_phase_e {
     PROBE_IDLE = 0,   /* waiting for the timer; the TCP handle is not initialised */
@@ -29,13 +41,13 @@ typedef struct probe_target_s {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uv_write_t write_req;
-    llhttp_t parser;
+    sst_h1_t h1;
+    sst_head_t *head; /* the response head's storage, reused by every attempt */
     probe_phase_t phase;
     uint64_t started_ns;
     sst_probe_result_t result;
-    bool verdict;      /* a parser callback filled `result` */
-    bool head_done;    /* the final (non-1xx) response head was parsed */
-    size_t head_bytes; /* bytes read before head_done */
+    bool verdict;   /* `result` is decided */
+    bool head_done; /* the final (non-1xx) response head was parsed */
     size_t body_scanned;
     size_t match; /* bytes of the needle matched so far, carried across reads */
     char send_error[32];
@@ -61,7 +73,6 @@ struct sst_prober_s {
     sst_prober_done_cb done;
     void *done_arg;
     uv_timer_t ctl; /* never started: closing it guarantees `done` runs from a close callback */
-    llhttp_settings_t settings;
     size_t n_targets;
     probe_target_t targets[];
 };
@@ -138,7 +149,7 @@ static void probe_report(probe_target_t *t)
     probe_schedule(t, false);
 }
 
-/* --- llhttp callbacks --------------------------------------------------------------------- */
+/* --- the response ------------------------------------------------------------------------- */
 
 static bool kmp_feed(probe_target_t *t, const char *s, size_t n)
 {
@@ -157,28 +168,28 @@ static bool kmp_feed(probe_target_t *t, const char *s, size_t n)
     return false;
 }
 
-static int probe_on_headers_complete(llhttp_t *parser)
+/* The final head (sst_h1 skips 1xx ones, RFC 9110 §15.2; 101 is final): the status is judged
+ * first, so a status outside expect_status is L7STS whatever the rest of the head says. */
+static void probe_on_head(probe_target_t *t)
 {
-    probe_target_t *t = parser->data;
-    uint16_t status = parser->status_code;
+    uint16_t status = (uint16_t)llhttp_get_status_code(&t->h1.p);
+    sst_h1_response_t resp;
+    const char *why = NULL;
 
-    /* RFC 9110 §15.2: interim 1xx responses precede the final one (101 is final). */
-    if (status >= 100 && status < 200 && status != 101)
-        return 0;
     t->head_done = true;
     t->result.status = status;
     if (!status_expected(&t->bc->health, status))
         probe_verdict(t, false, SST_REASON_L7STS, NULL);
+    else if (sst_h1_check_response(&t->h1, &resp, &why) != 0)
+        probe_verdict(t, false, SST_REASON_L7RSP, why); /* what the proxy would answer 502 to */
     else if (t->needle == NULL)
         probe_verdict(t, true, SST_REASON_L7OK, NULL);
-    if (t->verdict)
-        return HPE_PAUSED; /* nothing more to read */
-    return t->is_head ? 1 : 0;
 }
 
-static int probe_on_body(llhttp_t *parser, const char *at, size_t len)
+/* Body bytes, chunk framing removed (an sst_h1_body_cb). */
+static int probe_on_body(void *opaque, const char *at, size_t len)
 {
-    probe_target_t *t = parser->data;
+    probe_target_t *t = opaque;
 
     if (t->verdict || t->needle == NULL)
         return 0;
@@ -194,14 +205,50 @@ static int probe_on_body(llhttp_t *parser, const char *at, size_t len)
     return 0;
 }
 
-static int probe_on_message_complete(llhttp_t *parser)
+/* Why sst_h1 refused the response: llhttp's error name and reason ("HPE_INVALID_CONSTANT:
+ * Expected HTTP/"), or the reason of sidestep's own checks ("bare LF"). */
+static void probe_bad_response(probe_target_t *t)
 {
-    probe_target_t *t = parser->data;
+    llhttp_errno_t err = llhttp_get_errno(&t->h1.p);
+    const char *why = t->h1.err_reason;
 
-    if (!t->head_done)
-        return 0;                                     /* the end of an interim response */
-    probe_verdict(t, false, SST_REASON_L7BODY, NULL); /* whole body read, substring absent */
-    return HPE_PAUSED;
+    if (err != HPE_OK && err != HPE_PAUSED && err != HPE_USER)
+        probe_fail(t, SST_REASON_L7RSP, llhttp_errno_name(err), why);
+    else
+        probe_fail(t, SST_REASON_L7RSP, why != NULL ? why : "malformed response", NULL);
+}
+
+static void probe_feed(probe_target_t *t, const char *data, size_t len)
+{
+    size_t off = 0;
+
+    for (;;) {
+        size_t used = 0;
+        sst_h1_rc_t rc = sst_h1_feed(&t->h1, data + off, len - off, &used);
+        off += used;
+        if (t->verdict) {
+            probe_close(t); /* nothing more to read */
+            return;
+        }
+        switch (rc) {
+        case SST_H1_MORE:
+            return;
+        case SST_H1_HEAD:
+            probe_on_head(t);
+            if (t->verdict) {
+                probe_close(t);
+                return;
+            }
+            sst_h1_resume(&t->h1);
+            continue; /* a body-less response completes with no more input */
+        case SST_H1_DONE:
+            probe_fail(t, SST_REASON_L7BODY, NULL, NULL); /* whole body read, substring absent */
+            return;
+        case SST_H1_ERROR:
+            probe_bad_response(t);
+            return;
+        }
+    }
 }
 
 /* --- the attempt -------------------------------------------------------------------------- */
@@ -215,17 +262,17 @@ static void probe_on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void probe_on_eof(probe_target_t *t)
 {
     /* A body delimited by the connection's end completes only here. */
-    llhttp_errno_t err = llhttp_finish(&t->parser);
-    if (t->verdict) {
-        probe_close(t);
+    if (sst_h1_eof(&t->h1) == SST_H1_DONE && t->head_done) {
+        probe_fail(t, SST_REASON_L7BODY, NULL, NULL); /* whole body read, substring absent */
         return;
     }
+    llhttp_errno_t err = llhttp_get_errno(&t->h1.p);
     const char *what =
         t->head_done ? "closed in the middle of the body" : "closed before a response head";
     probe_fail(t, SST_REASON_L7RSP, what,
-               t->send_error[0] != '\0' ? t->send_error
-               : err != HPE_OK          ? llhttp_errno_name(err)
-                                        : NULL);
+               t->send_error[0] != '\0'             ? t->send_error
+               : err != HPE_OK && err != HPE_PAUSED ? llhttp_errno_name(err)
+                                                    : NULL);
 }
 
 static void probe_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -242,20 +289,7 @@ static void probe_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         probe_fail(t, SST_REASON_L7RSP, "read error", sst_strerror((int)nread));
         return;
     }
-    if (!t->head_done)
-        t->head_bytes += (size_t)nread;
-    llhttp_errno_t err = llhttp_execute(&t->parser, buf->base, (size_t)nread);
-    if (t->verdict) {
-        probe_close(t);
-        return;
-    }
-    if (err != HPE_OK) {
-        probe_fail(t, SST_REASON_L7RSP, llhttp_errno_name(err),
-                   llhttp_get_error_reason(&t->parser));
-        return;
-    }
-    if (!t->head_done && t->head_bytes > SST_PROBE_HEAD_MAX)
-        probe_fail(t, SST_REASON_L7RSP, "response head too large", NULL);
+    probe_feed(t, buf->base, (size_t)nread);
 }
 
 static void probe_on_write(uv_write_t *req, int status)
@@ -314,12 +348,13 @@ static void probe_begin(probe_target_t *t)
     memset(&t->result, 0, sizeof(t->result));
     t->verdict = false;
     t->head_done = false;
-    t->head_bytes = 0;
     t->body_scanned = 0;
     t->match = 0;
     t->send_error[0] = '\0';
-    llhttp_init(&t->parser, HTTP_RESPONSE, &p->settings);
-    t->parser.data = t;
+    sst_head_clear(t->head, SST_PROBE_HEAD_MAX);
+    sst_h1_init(&t->h1, true, &probe_limits, probe_on_body, t);
+    t->h1.head = t->head;
+    t->h1.head_request = t->is_head; /* a HEAD response has no body */
     /* The loop clock was cached when this iteration began, maybe long ago on a busy loop:
      * refresh it so the deadline counts from now, like the measured duration. */
     uv_update_time(p->loop);
@@ -371,6 +406,7 @@ static void prober_free(sst_prober_t *p)
     for (size_t i = 0; i < p->n_targets; i++) {
         free(p->targets[i].request);
         free(p->targets[i].kmp);
+        sst_head_free(p->targets[i].head);
     }
     free(p);
 }
@@ -533,6 +569,9 @@ static int probe_prepare(probe_target_t *t)
         return SST_EINVAL;
     t->request_len = (size_t)len;
     t->is_head = strcmp(hc->method, "HEAD") == 0;
+    t->head = sst_head_new();
+    if (t->head == NULL)
+        return SST_ENOMEM;
 
     if (hc->expect_body != NULL && hc->expect_body[0] != '\0') {
         t->needle = hc->expect_body;
@@ -573,10 +612,6 @@ int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_
     p->opaque = opaque;
     p->rng = seed != 0 ? seed : 0x2545f4914f6cdd1du;
     p->n_targets = n;
-    llhttp_settings_init(&p->settings);
-    p->settings.on_headers_complete = probe_on_headers_complete;
-    p->settings.on_body = probe_on_body;
-    p->settings.on_message_complete = probe_on_message_complete;
 
     size_t k = 0;
     for (size_t b = 0; b < cfg->n_backends; b++) {

@@ -152,7 +152,14 @@ static const char *h1_too_large(const sst_h1_t *h, bool field)
 {
     if (h->in_trailers)
         return field ? "trailer field too large" : "trailer section too large";
-    return field ? "header field too large" : "request head too large";
+    if (field)
+        return "header field too large";
+    return h->response ? "response head too large" : "request head too large";
+}
+
+static const char *h1_line_too_long(const sst_h1_t *h)
+{
+    return h->response ? "status line too long" : "request-line too long";
 }
 
 /* Length of the run of bytes at `p` whose class is at most `max_class`. */
@@ -176,7 +183,7 @@ static inline ssize_t h1_skip(sst_h1_t *h, const char *p, size_t len, uint8_t ma
     if (h->ps == PS_FIELD && h->line_len > h->lim.field)
         return h1_fail(h, 431, h1_too_large(h, true));
     if (h->ps == PS_LINE1 && h->line_len > h->lim.request_line)
-        return h1_fail(h, 414, "request-line too long");
+        return h1_fail(h, 414, h1_line_too_long(h));
     return (ssize_t)n;
 }
 
@@ -226,7 +233,7 @@ static int h1_prescan(sst_h1_t *h, const char *data, size_t len)
             if (c == 0 || (h1_is_ctl(c) && !(h->response && c == '\t')))
                 return h1_fail(h, 400, "control character in request-line");
             if (++h->line_len > h->lim.request_line)
-                return h1_fail(h, 414, "request-line too long");
+                return h1_fail(h, 414, h1_line_too_long(h));
             if (!h->response) {
                 if (c == ' ') {
                     /* RFC 9112 §3: method SP request-target SP HTTP-version, single spaces */
@@ -303,7 +310,7 @@ static int h1_store(sst_h1_t *h, const char *at, size_t len)
     if (rc == SST_ENOMEM)
         return h1_fail(h, 503, "out of memory");
     if (rc != 0)
-        return h1_fail(h, 431, "request head too large");
+        return h1_fail(h, 431, h1_too_large(h, false));
     return 0;
 }
 
@@ -1055,54 +1062,52 @@ bool sst_h1_is_hop_by_hop(const sst_head_t *head, sst_str_t name)
     return false;
 }
 
+/* The one reason-phrase table (RFC 9110 §15): sidestep's own answers, the admin API, the
+ * redirect status lines and the test stub all take their phrases from here. */
+static const char *const h1_status_texts[600] = {
+    [100] = "Continue",
+    [200] = "OK",
+    [201] = "Created",
+    [202] = "Accepted",
+    [204] = "No Content",
+    [206] = "Partial Content",
+    [301] = "Moved Permanently",
+    [302] = "Found",
+    [303] = "See Other",
+    [304] = "Not Modified",
+    [307] = "Temporary Redirect",
+    [308] = "Permanent Redirect",
+    [400] = "Bad Request",
+    [401] = "Unauthorized",
+    [403] = "Forbidden",
+    [404] = "Not Found",
+    [405] = "Method Not Allowed",
+    [408] = "Request Timeout",
+    [409] = "Conflict",
+    [410] = "Gone",
+    [413] = "Content Too Large",
+    [414] = "URI Too Long",
+    [417] = "Expectation Failed",
+    [429] = "Too Many Requests",
+    [431] = "Request Header Fields Too Large",
+    [500] = "Internal Server Error",
+    [501] = "Not Implemented",
+    [502] = "Bad Gateway",
+    [503] = "Service Unavailable",
+    [504] = "Gateway Timeout",
+    [505] = "HTTP Version Not Supported",
+};
+
 const char *sst_h1_status_text(unsigned status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 417:
-        return "Expectation Failed";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Unknown";
-    }
+    /* A status without a phrase of its own gets its class name (RFC 9110 §15: a client
+     * treats an unknown status as the x00 of its class). */
+    static const char *const classes[] = {"Unknown",     "Informational", "Success",
+                                          "Redirection", "Client Error",  "Server Error"};
+
+    if (status >= 600 || status < 100)
+        return classes[0];
+    if (h1_status_texts[status] != NULL)
+        return h1_status_texts[status];
+    return classes[status / 100];
 }

@@ -162,7 +162,9 @@ int sst_h1_check_response(const sst_h1_t *h, sst_h1_response_t *out, const char 
  * message's Connection field(s). Content-Length is also dropped: framing is re-emitted. */
 bool sst_h1_is_hop_by_hop(const sst_head_t *head, sst_str_t name);
 
-/* Reason phrase for the statuses sidestep generates ("Temporary Redirect"). */
+/* Reason phrase of a status ("Temporary Redirect"); a status 100-599 without a phrase of its own
+ * gets its class name ("Client Error"), anything else "Unknown". Never NULL. The only
+ * reason-phrase table: responses sidestep writes and the test stub's both use it. */
 const char *sst_h1_status_text(unsigned status);
 
 #endif

@@ -1,6 +1,8 @@
 /* A blocking HTTP/1.1 client for the command-line tools (ctl, drill): one request per
  * connection, non-blocking socket driven by poll() against one deadline, response parsed by
  * http1.c. Never used inside the proxy's loops. */
+#include "tools/admin_client.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -11,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "admin/admin.h"
 #include "http/http1.h"
 #include "sidestep/error.h"
 
@@ -307,19 +308,4 @@ void sst__hc_reply_free(sst_hc_reply_t *r)
     free(r->body);
     r->body = NULL;
     r->body_len = 0;
-}
-
-const char *sst__human_ms(uint64_t ms, char *buf, size_t size)
-{
-    if (ms < 1000)
-        snprintf(buf, size, "%llums", (unsigned long long)ms);
-    else if (ms < 60000)
-        snprintf(buf, size, "%.*fs", ms % 1000 == 0 ? 0 : ms < 10000 ? 2 : 1, (double)ms / 1000);
-    else if (ms < 3600000)
-        snprintf(buf, size, "%llum%llus", (unsigned long long)(ms / 60000),
-                 (unsigned long long)(ms % 60000 / 1000));
-    else
-        snprintf(buf, size, "%lluh%llum", (unsigned long long)(ms / 3600000),
-                 (unsigned long long)(ms % 3600000 / 60000));
-    return buf;
 }

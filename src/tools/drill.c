@@ -14,11 +14,11 @@
 #include <json-c/json.h>
 #include <uv.h>
 
-#include "admin/admin.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 #include "sidestep/route.h"
 #include "sidestep/tools.h"
+#include "tools/cli.h"
 #include "tools/drill.h"
 
 #define DRILL_POLL_MS          10
@@ -138,37 +138,39 @@ static void drill_say(const drill_t *d, const char *fmt, ...)
 
 /* ---- options ------------------------------------------------------------------------------- */
 
-static int drill_usage_error(const char *fmt, ...) SST_PRINTF(1, 2);
-
-static int drill_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "sidestep drill: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see sidestep drill --help)\n");
-    return 2;
-}
-
 static int drill_duration(const char *name, const char *v, uint64_t *out, bool zero_ok)
 {
-    if (sst_parse_duration_ms(v, strlen(v), out) != 0 || (!zero_ok && *out == 0) ||
-        *out > SST_CLI_MAX_MS)
-        return drill_usage_error("bad duration for %s (use 500ms, 3s, 1m; at most 24h)", name);
+    if (sst__cli_duration(v, zero_ok, out) != 0)
+        return sst__cli_usage_error("drill", "bad duration for %s (use 500ms, 3s, 1m; at most 24h)",
+                                    name);
     return 0;
 }
+
+/* Every option takes a value, as --name VALUE or --name=VALUE. */
+static const char *const drill_options[] = {
+    "--url",
+    "--admin",
+    "--token",
+    "--region",
+    "--expect",
+    "--method",
+    "--json",
+    "--rate",
+    "--body-size",
+    "--timeout",
+    "--hold",
+    "--failover-timeout",
+    "--failback-timeout",
+    "--ttl",
+    NULL,
+};
 
 static int drill_parse(int argc, char **argv, drill_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->url = "http://127.0.0.1:8080/drill";
-    o->admin = getenv("SIDESTEP_ADMIN");
-    o->token = getenv("SIDESTEP_TOKEN");
-    if (o->admin == NULL || o->admin[0] == 0)
-        o->admin = "127.0.0.1:9901";
-    if (o->token != NULL && o->token[0] == 0)
-        o->token = NULL;
+    o->admin = sst__cli_admin(NULL);
+    o->token = sst__cli_env_token();
     o->method = "GET";
     o->rate = 50;
     o->timeout_ms = 2000;
@@ -176,24 +178,21 @@ static int drill_parse(int argc, char **argv, drill_opts_t *o)
     o->failover_timeout_ms = 30000;
     o->failback_timeout_ms = 30000;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i], *v = NULL, *name = NULL;
+        bool missing = false;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(drill_usage, stdout);
             return 1;
         }
-        const char *eq = strchr(a, '=');
-        char name[64];
         if (strncmp(a, "--", 2) != 0)
-            return drill_usage_error("unexpected argument '%s'", a);
-        if (eq != NULL) {
-            snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
-            v = eq + 1;
-        } else {
-            snprintf(name, sizeof(name), "%s", a);
-            if (i + 1 >= argc)
-                return drill_usage_error("%s needs a value", a);
-            v = argv[++i];
-        }
+            return sst__cli_usage_error("drill", "unexpected argument '%s'", a);
+        for (size_t k = 0; name == NULL && drill_options[k] != NULL; k++)
+            if (sst__cli_opt(argc, argv, &i, drill_options[k], &v, &missing))
+                name = drill_options[k];
+        if (name == NULL)
+            return sst__cli_usage_error("drill", "unknown option '%s'", a);
+        if (missing)
+            return sst__cli_usage_error("drill", "%s needs a value", a);
         int rc = 0;
         if (strcmp(name, "--url") == 0) {
             o->url = v;
@@ -207,7 +206,7 @@ static int drill_parse(int argc, char **argv, drill_opts_t *o)
             o->expect = v;
         } else if (strcmp(name, "--method") == 0) {
             if (!sst_str_is_token(sst_str_c(v)) || strlen(v) > 20)
-                return drill_usage_error("bad --method '%s'", v);
+                return sst__cli_usage_error("drill", "bad --method '%s'", v);
             o->method = v;
         } else if (strcmp(name, "--json") == 0) {
             o->json_path = v;
@@ -215,10 +214,10 @@ static int drill_parse(int argc, char **argv, drill_opts_t *o)
             char *end;
             o->rate = strtod(v, &end);
             if (end == v || *end != 0 || !(o->rate > 0) || o->rate > 10000)
-                return drill_usage_error("bad --rate '%s' (1..10000 requests/s)", v);
+                return sst__cli_usage_error("drill", "bad --rate '%s' (1..10000 requests/s)", v);
         } else if (strcmp(name, "--body-size") == 0) {
             if (sst_parse_size(v, strlen(v), &o->body_size) != 0 || o->body_size > (64u << 20))
-                return drill_usage_error("bad --body-size '%s' (at most 64m)", v);
+                return sst__cli_usage_error("drill", "bad --body-size '%s' (at most 64m)", v);
         } else if (strcmp(name, "--timeout") == 0) {
             rc = drill_duration(name, v, &o->timeout_ms, false);
         } else if (strcmp(name, "--hold") == 0) {
@@ -229,8 +228,6 @@ static int drill_parse(int argc, char **argv, drill_opts_t *o)
             rc = drill_duration(name, v, &o->failback_timeout_ms, false);
         } else if (strcmp(name, "--ttl") == 0) {
             rc = drill_duration(name, v, &o->ttl_ms, false);
-        } else {
-            return drill_usage_error("unknown option '%s'", name);
         }
         if (rc != 0)
             return rc;
@@ -238,7 +235,7 @@ static int drill_parse(int argc, char **argv, drill_opts_t *o)
     if (o->ttl_ms == 0)
         o->ttl_ms = o->failover_timeout_ms + o->hold_ms + 60000;
     if (o->ttl_ms <= o->hold_ms)
-        return drill_usage_error("%s: --ttl must be longer than --hold", "ttl");
+        return sst__cli_usage_error("drill", "%s: --ttl must be longer than --hold", "ttl");
     return 0;
 }
 
@@ -248,18 +245,18 @@ static int drill_parse_url(drill_t *d)
     const char *u = d->o.url;
     char hostport[320];
     if (strncmp(u, "http://", 7) != 0)
-        return drill_usage_error("--url must start with http:// (got '%s')", u);
+        return sst__cli_usage_error("drill", "--url must start with http:// (got '%s')", u);
     const char *auth = u + 7, *slash = strchr(auth, '/');
     size_t alen = slash ? (size_t)(slash - auth) : strlen(auth);
     if (alen == 0 || alen >= sizeof(d->proxy_host) || memchr(auth, '@', alen) != NULL ||
         memchr(auth, '?', alen) != NULL || memchr(auth, '#', alen) != NULL)
-        return drill_usage_error("bad host in --url '%s'", u);
+        return sst__cli_usage_error("drill", "bad host in --url '%s'", u);
     memcpy(d->proxy_host, auth, alen);
     d->proxy_host[alen] = 0;
     const char *path = slash ? slash : "/";
     if (strlen(path) >= sizeof(d->target) || strchr(path, '#') != NULL ||
         strpbrk(path, " \t\r\n") != NULL)
-        return drill_usage_error("bad path in --url '%s'", u);
+        return sst__cli_usage_error("drill", "bad path in --url '%s'", u);
     snprintf(d->target, sizeof(d->target), "%s", path);
     /* add the default port when none is given */
     const char *rb = strrchr(d->proxy_host, ']');
@@ -267,59 +264,31 @@ static int drill_parse_url(drill_t *d)
     bool has_port = colon != NULL && (rb == NULL || colon > rb);
     snprintf(hostport, sizeof(hostport), "%s%s", d->proxy_host, has_port ? "" : ":80");
     if (sst_parse_addr(hostport, strlen(hostport), false, true, &d->proxy_addr) != 0)
-        return drill_usage_error("cannot resolve the host of --url '%s'", u);
+        return sst__cli_usage_error("drill", "cannot resolve the host of --url '%s'", u);
     return 0;
 }
 
 static int drill_admin_addr(drill_t *d)
 {
-    sst_str_t s = sst_str_c(d->o.admin);
-    if (s.len > 7 && strncmp(s.base, "http://", 7) == 0) {
-        s.base += 7;
-        s.len -= 7;
-    }
-    if (s.len > 0 && s.base[s.len - 1] == '/')
-        s.len--;
-    if (sst_parse_addr(s.base, s.len, false, true, &d->admin_addr) != 0)
-        return drill_usage_error("bad --admin '%s' (want HOST:PORT)", d->o.admin);
+    if (sst__cli_admin_addr(d->o.admin, &d->admin_addr) != 0)
+        return sst__cli_usage_error("drill", "bad --admin '%s' (want HOST:PORT)", d->o.admin);
     return 0;
 }
 
 /* ---- the admin API ------------------------------------------------------------------------- */
-
-static json_object *jget(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    return json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v = jget(o, key);
-    return v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
 
 /* One admin call. Returns the parsed JSON answer of a 2xx, or NULL with err filled. */
 static json_object *drill_admin(drill_t *d, const char *method, const char *target,
                                 const char *body, char *err, size_t err_size)
 {
     sst_hc_reply_t r;
-    sst_hc_req_t req = {
-        .addr = &d->admin_addr,
-        .host = d->admin_addr.text,
-        .method = method,
-        .target = target,
-        .token = d->o.token,
-        .body = body,
-        .body_len = body ? strlen(body) : 0,
-        .timeout_ms = DRILL_ADMIN_TIMEOUT_MS,
-    };
-    if (sst__hc_request(&req, &r, err, err_size) != 0)
+    if (sst__cli_admin_call(&d->admin_addr, d->o.token, method, target, body,
+                            DRILL_ADMIN_TIMEOUT_MS, &r, err, err_size) != 0)
         return NULL;
     json_object *j = json_tokener_parse(r.body);
     if (r.status < 200 || r.status > 299) {
-        const char *msg = j ? jstr(j, "error") : NULL;
-        snprintf(err, err_size, "%s %s: %u %s", method, target, r.status, msg ? msg : r.body);
+        snprintf(err, err_size, "%s %s: %u %s", method, target, r.status,
+                 sst__cli_error_text(j, &r));
         json_object_put(j);
         j = NULL;
     } else if (j == NULL) {
@@ -331,10 +300,10 @@ static json_object *drill_admin(drill_t *d, const char *method, const char *targ
 
 static json_object *drill_find_region(json_object *status, const char *name)
 {
-    json_object *rs = jget(status, "regions");
+    json_object *rs = sst__json_get(status, "regions");
     for (size_t i = 0; rs != NULL && i < json_object_array_length(rs); i++) {
         json_object *r = json_object_array_get_idx(rs, i);
-        const char *n = jstr(r, "name");
+        const char *n = sst__json_str(r, "name", NULL);
         if (n != NULL && strcmp(n, name) == 0)
             return r;
     }
@@ -345,7 +314,7 @@ static json_object *drill_find_region(json_object *status, const char *name)
  * from /status (sst_route_match reads only routes[].host and routes[].path_prefix). */
 static json_object *drill_find_route(drill_t *d, json_object *status)
 {
-    json_object *ro = jget(status, "routes");
+    json_object *ro = sst__json_get(status, "routes");
     size_t n = ro != NULL ? json_object_array_length(ro) : 0;
     sst_config_t *cfg;
     json_object *found = NULL;
@@ -355,7 +324,8 @@ static json_object *drill_find_route(drill_t *d, json_object *status)
     cfg->n_routes = n;
     for (size_t i = 0; i < n; i++) {
         json_object *rt = json_object_array_get_idx(ro, i);
-        const char *h = jstr(rt, "host"), *p = jstr(rt, "path_prefix");
+        const char *h = sst__json_str(rt, "host", NULL),
+                   *p = sst__json_str(rt, "path_prefix", NULL);
         cfg->routes[i].host = strdup(h ? h : "*");
         cfg->routes[i].path_prefix = strdup(p ? p : "/");
         if (cfg->routes[i].host == NULL || cfg->routes[i].path_prefix == NULL)
@@ -389,9 +359,9 @@ static int drill_discover(drill_t *d)
                 d->o.url);
         goto done;
     }
-    snprintf(d->route, sizeof(d->route), "%s", rt ? jstr(rt, "name") : "?");
-    const char *primary = rt ? jstr(rt, "primary") : NULL;
-    json_object *fo = rt ? jget(rt, "failover") : NULL;
+    snprintf(d->route, sizeof(d->route), "%s", sst__json_str(rt, "name", "?"));
+    const char *primary = rt ? sst__json_str(rt, "primary", NULL) : NULL;
+    json_object *fo = rt ? sst__json_get(rt, "failover") : NULL;
     const char *first_fo = fo != NULL && json_object_array_length(fo) > 0
                                ? json_object_get_string(json_object_array_get_idx(fo, 0))
                                : NULL;
@@ -423,12 +393,12 @@ static int drill_discover(drill_t *d)
                 "sidestep drill: warning: %s is not the primary of route %s (%s); the drill "
                 "expects traffic to be proxied there before and after\n",
                 d->region, d->route, primary);
-    json_object *v = jget(reg, "failback_delay_ms");
+    json_object *v = sst__json_get(reg, "failback_delay_ms");
     d->failback_delay_ms = v != NULL ? json_object_get_uint64(v) : 0;
-    v = jget(reg, "force");
+    v = sst__json_get(reg, "force");
     if (v != NULL && !json_object_is_type(v, json_type_null)) {
         fprintf(stderr, "sidestep drill: region %s already has a force (%s); clear it first\n",
-                d->region, jstr(v, "reason") ? jstr(v, "reason") : "?");
+                d->region, sst__json_str(v, "reason", "?"));
         goto done;
     }
     rc = 0;
@@ -437,40 +407,13 @@ done:
     return rc;
 }
 
-static char *drill_action_body(const char *reason, uint64_t ttl_ms)
-{
-    char buf[256], ttl[32];
-    snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)ttl_ms);
-    json_object *b = json_object_new_object();
-    if (b == NULL || json_object_object_add(b, "reason", json_object_new_string(reason)) != 0 ||
-        (ttl_ms != 0 && json_object_object_add(b, "ttl", json_object_new_string(ttl)) != 0)) {
-        json_object_put(b);
-        return NULL;
-    }
-    snprintf(buf, sizeof(buf), "%s", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
-    json_object_put(b);
-    return strdup(buf);
-}
-
 static int drill_region_op(drill_t *d, const char *op, uint64_t ttl_ms, char *err, size_t size)
 {
-    char target[512], enc[400];
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const char *p = d->region; *p != 0 && o + 4 < sizeof(enc); p++) {
-        unsigned char c = (unsigned char)*p;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_') {
-            enc[o++] = (char)c;
-        } else {
-            enc[o++] = '%';
-            enc[o++] = hex[c >> 4];
-            enc[o++] = hex[c & 15];
-        }
-    }
-    enc[o] = 0;
+    char target[512], enc[400], ttl[32];
+    sst__cli_encode(d->region, enc, sizeof(enc));
     snprintf(target, sizeof(target), "/regions/%s/%s", enc, op);
-    char *body = drill_action_body("drill", ttl_ms);
+    snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)ttl_ms);
+    char *body = sst__cli_action_body("drill", ttl_ms != 0 ? ttl : NULL);
     if (body == NULL) {
         snprintf(err, size, "out of memory");
         return SST_ENOMEM;

@@ -225,7 +225,10 @@ static void treq_start(sst_traffic_t *t)
     uv_mutex_lock(&t->mutex);
     t->sent++;
     uv_mutex_unlock(&t->mutex);
-    if (r == NULL || (r->head = sst_head_new()) == NULL) {
+    if (r == NULL || (r->head = sst_head_new()) == NULL || uv_tcp_init(&t->loop, &r->tcp) != 0) {
+        /* no handle to close: the send is dropped, like one over the in-flight cap */
+        if (r != NULL)
+            sst_head_free(r->head);
         free(r);
         uv_mutex_lock(&t->mutex);
         t->skipped++;
@@ -236,9 +239,8 @@ static void treq_start(sst_traffic_t *t)
     r->rec.start_us = traffic_us(t);
     sst_h1_init(&r->h1, true, &lim, treq_on_body, r);
     r->h1.head = r->head;
-    r->h1.head_request = t->head_method; /* no body follows the answer to a HEAD */
-    uv_tcp_init(&t->loop, &r->tcp);
-    uv_timer_init(&t->loop, &r->timer);
+    r->h1.head_request = t->head_method;      /* no body follows the answer to a HEAD */
+    (void)uv_timer_init(&t->loop, &r->timer); /* libuv's uv_timer_init always returns 0 */
     r->tcp.data = r->timer.data = r->creq.data = r;
     t->in_flight++;
     uv_timer_start(&r->timer, treq_on_timeout, t->timeout_ms, 0);
@@ -326,6 +328,7 @@ static int traffic_build(sst_traffic_t *t, const sst_traffic_opts_t *o)
 int sst__traffic_start(const sst_traffic_opts_t *o, sst_traffic_t **out, char *err, size_t err_size)
 {
     sst_traffic_t *t = calloc(1, sizeof(*t));
+    bool loop_ready = false, mutex_ready = false, handles_ready = false;
     sigset_t block, old;
     int rc;
 
@@ -338,20 +341,19 @@ int sst__traffic_start(const sst_traffic_opts_t *o, sst_traffic_t **out, char *e
     t->head_method = strcmp(o->method, "HEAD") == 0;
     if ((rc = traffic_build(t, o)) != 0) {
         snprintf(err, err_size, "building the request: %s", sst_strerror(rc));
-        free(t->req_head);
-        free(t->body);
-        free(t);
-        return rc;
+        goto fail;
     }
-    if ((rc = uv_loop_init(&t->loop)) != 0 || (rc = uv_mutex_init(&t->mutex)) != 0) {
+    if ((rc = uv_loop_init(&t->loop)) == 0)
+        loop_ready = true;
+    if (rc == 0 && (rc = uv_mutex_init(&t->mutex)) == 0)
+        mutex_ready = true;
+    if (rc == 0 && (rc = uv_async_init(&t->loop, &t->async, traffic_on_async)) == 0)
+        handles_ready = true;
+    if (rc != 0) {
         snprintf(err, err_size, "starting the traffic loop: %s", sst_strerror(rc));
-        free(t->req_head);
-        free(t->body);
-        free(t);
-        return rc;
+        goto fail;
     }
-    uv_async_init(&t->loop, &t->async, traffic_on_async);
-    uv_timer_init(&t->loop, &t->tick);
+    (void)uv_timer_init(&t->loop, &t->tick); /* libuv's uv_timer_init always returns 0 */
     t->async.data = t->tick.data = t;
     double interval = 1000.0 / t->rate;
     uint64_t every = interval < 1 ? 1 : interval > 50 ? 50 : (uint64_t)interval;
@@ -365,19 +367,26 @@ int sst__traffic_start(const sst_traffic_opts_t *o, sst_traffic_t **out, char *e
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, err_size, "starting the traffic thread: %s", sst_strerror(rc));
-        uv_close((uv_handle_t *)&t->async, NULL);
-        uv_close((uv_handle_t *)&t->tick, NULL);
-        uv_run(&t->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&t->loop);
-        uv_mutex_destroy(&t->mutex);
-        free(t->req_head);
-        free(t->body);
-        free(t);
-        return rc;
+        goto fail;
     }
     t->thread_started = true;
     *out = t;
     return 0;
+
+fail:
+    if (handles_ready) {
+        uv_close((uv_handle_t *)&t->async, NULL);
+        uv_close((uv_handle_t *)&t->tick, NULL);
+        uv_run(&t->loop, UV_RUN_DEFAULT);
+    }
+    if (loop_ready)
+        uv_loop_close(&t->loop);
+    if (mutex_ready)
+        uv_mutex_destroy(&t->mutex);
+    free(t->req_head);
+    free(t->body);
+    free(t);
+    return rc;
 }
 
 int sst__traffic_records(sst_traffic_t *t, sst_drill_rec_t **recs, size_t *n, uint64_t *sent,

@@ -1,10 +1,8 @@
 """The admin API and `sidestep ctl` over loopback: every endpoint and action with its error
-answers, the bearer token rule, TTL expiry, reload (POST /reload, SIGHUP under traffic, a broken
-file), and graceful shutdown with a slow request in flight."""
+answers, the bearer token rule, TTL expiry. Reload and graceful stop are in test_reload.py."""
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,43 +12,6 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import sst  # noqa: E402
-
-
-def make_config(us, eu, token=None, failback="300ms", extra_routes=()):
-    """Two regions on loopback: us-east (local, primary) and eu-west (failover)."""
-    cfg = {
-        "listen": ["127.0.0.1:0"],
-        "admin": {"address": "127.0.0.1:0"},
-        "workers": 2,
-        "local_region": "us-east",
-        # generous enough that a loaded sanitizer build never fails a probe by accident
-        "health": {"path": "/healthz", "interval": "%dms" % sst.scaled(250),
-                   "timeout": "%dms" % sst.scaled(200), "rise": 1, "fall": 3},
-        "regions": [
-            {"name": "us-east", "url": "http://127.0.0.1:8080", "backends": [us.addr],
-             "failback_delay": failback},
-            {"name": "eu-west", "url": "http://%s" % eu.addr, "backends": [eu.addr],
-             "failback_delay": failback},
-        ],
-        "routes": list(extra_routes) + [
-            {"name": "default", "match": {"host": "*", "path_prefix": "/"},
-             "primary": "us-east", "failover": ["eu-west"]},
-        ],
-        "log": {"access": "off"},
-    }
-    if token is not None:
-        cfg["admin"]["token"] = token
-    return cfg
-
-
-def wait_routable(proxy, token=None):
-    """Waits until both regions take traffic (eu-west starts DOWN until its first probe)."""
-    hdrs = [("Authorization", "Bearer " + token)] if token else []
-
-    def ready():
-        st = sst.http(proxy.admin_port, "GET", "/status", hdrs).json()
-        return all(r["routable"] for r in st["regions"])
-    sst.wait_until(ready, 5.0, what="both regions routable")
 
 
 class AdminCase(unittest.TestCase):
@@ -63,8 +24,8 @@ class AdminCase(unittest.TestCase):
     def setUpClass(cls):
         cls.us = sst.Stub(name="us-east")
         cls.eu = sst.Stub(name="eu-west")
-        cls.proxy = sst.Sidestep(make_config(cls.us, cls.eu, token=cls.token))
-        wait_routable(cls.proxy, cls.token)
+        cls.proxy = sst.Sidestep(sst.two_region_config(cls.us, cls.eu, token=cls.token))
+        sst.wait_routable(cls.proxy, cls.token)
 
     @classmethod
     def tearDownClass(cls):
@@ -352,7 +313,7 @@ class Actions(AdminCase):
         for b in (self.us.addr, self.eu.addr):
             self.admin("POST", "/backends/%s/clear" % b, {"reason": "cleanup"})
         # a region that was down is held for failback_delay: wait it out
-        wait_routable(self.proxy, self.token)
+        sst.wait_routable(self.proxy, self.token)
         self.wait_proxied()
 
     def test_region_force_down_redirects_next_request(self):
@@ -511,143 +472,6 @@ class Token(AdminCase):
         self.assertEqual(code, 0, err)
         code, _, err = self.ctl("--token", self.token, "status")
         self.assertEqual(code, 0, err)
-
-
-class Reload(unittest.TestCase):
-    def setUp(self):
-        self.us = sst.Stub(name="us-east")
-        self.eu = sst.Stub(name="eu-west")
-        self.proxy = sst.Sidestep(make_config(self.us, self.eu))
-        wait_routable(self.proxy)
-
-    def tearDown(self):
-        try:
-            code = self.proxy.stop()  # raises on an unclean exit
-        finally:
-            self.us.stop()
-            self.eu.stop()
-        self.assertEqual(code, 0)
-
-    def admin(self, method, target, body=None):
-        if isinstance(body, dict):
-            body = json.dumps(body)
-        return sst.http(self.proxy.admin_port, method, target, None, body)
-
-    def test_post_reload_applies_the_new_file_and_keeps_actions(self):
-        self.assertEqual(self.admin("POST", "/regions/eu-west/drain",
-                                    {"reason": "kept"}).status, 200)
-        route = {"name": "api", "match": {"host": "*", "path_prefix": "/api/"},
-                 "primary": "eu-west", "failover": ["us-east"]}
-        self.proxy.write_config(make_config(self.us, self.eu, failback="2s",
-                                            extra_routes=[route]))
-        r = self.admin("POST", "/reload")
-        self.assertEqual(r.status, 200, r.text)
-        self.assertEqual(r.json()["config_version"], 2)
-        st = self.admin("GET", "/status").json()
-        self.assertEqual(st["config"]["version"], 2)
-        self.assertEqual([rt["name"] for rt in st["routes"]], ["api", "default"])
-        self.assertEqual(st["regions"][0]["failback_delay_ms"], 2000)
-        self.assertEqual(st["regions"][1]["drain"]["reason"], "kept")
-        # api's primary is drained, so it fails over to us-east, which is local: proxied
-        self.assertEqual(st["routes"][0]["decision"]["kind"], "proxy")
-        self.assertEqual(st["routes"][0]["decision"]["region"], "us-east")
-
-    def test_broken_file_keeps_the_old_config(self):
-        self.proxy.write_config("listen: [127.0.0.1:0]\nregions:\n  - name: x\n    bogus: 1\n")
-        r = self.admin("POST", "/reload")
-        self.assertEqual(r.status, 400)
-        err = r.json()["error"]
-        self.assertRegex(err, r"sidestep\.yaml:\d+:\d+: ")
-        self.assertEqual(sst.http(self.proxy.port).status, 200)
-        st = self.admin("GET", "/status").json()
-        self.assertEqual(st["config"]["version"], 1)
-        self.proxy.wait_stderr("reload rejected")
-        m = self.admin("GET", "/metrics").text
-        self.assertIn('sidestep_reloads_total{result="failed"} 1', m)
-
-    def test_errors_found_when_applying_name_file_line_and_key(self):
-        # a FIFO as access log: refused at once (opening it must not block the control loop)
-        fifo = os.path.join(self.proxy.dir, "access.fifo")
-        os.mkfifo(fifo)
-        cfg = make_config(self.us, self.eu)
-        cfg["log"] = {"access": fifo}
-        self.proxy.write_config(cfg)
-        t0 = time.monotonic()
-        r = self.admin("POST", "/reload")
-        self.assertLess(time.monotonic() - t0, sst.scaled(2.0))
-        self.assertEqual(r.status, 400, r.text)
-        self.assertRegex(r.json()["error"],
-                         r"sidestep\.yaml:\d+:\d+: log\.access: .*access\.fifo: not a regular file")
-        # a listener address another socket holds
-        with socket.socket() as held:
-            held.bind(("127.0.0.1", 0))
-            held.listen(1)
-            cfg = make_config(self.us, self.eu)
-            cfg["listen"] = ["127.0.0.1:0", "127.0.0.1:%d" % held.getsockname()[1]]
-            self.proxy.write_config(cfg)
-            r = self.admin("POST", "/reload")
-        self.assertEqual(r.status, 500, r.text)  # a file that is fine, which could not be applied
-        self.assertRegex(r.json()["error"],
-                         r"sidestep\.yaml:\d+:\d+: listen\[1\]: 127\.0\.0\.1:\d+: address already in use")
-        # the first config keeps serving, and the admin API still answers
-        self.assertEqual(sst.http(self.proxy.port).status, 200)
-        self.assertEqual(self.admin("GET", "/status").json()["config"]["version"], 1)
-
-    def test_sighup_under_steady_traffic(self):
-        failures = []
-        counts = [0]
-        stop = threading.Event()
-
-        def traffic():
-            while not stop.is_set():
-                try:
-                    r = sst.http(self.proxy.port, "POST", "/t", body=b"x" * 1000)
-                    if r.status != 200:
-                        failures.append((r.status, r.headers, r.text[:300]))
-                    counts[0] += 1
-                except (OSError, sst.ProtocolError, TimeoutError) as e:
-                    failures.append(repr(e))
-
-        threads = [threading.Thread(target=traffic) for _ in range(4)]
-        for t in threads:
-            t.start()
-        try:
-            for i in range(4):
-                time.sleep(0.25)
-                self.proxy.write_config(make_config(self.us, self.eu,
-                                                    failback="%dms" % (300 + i)))
-                self.proxy.reload()
-                sst.wait_until(lambda: self.admin("GET", "/status").json()["config"]["version"]
-                               == i + 2, what="reload %d" % (i + 1))
-            time.sleep(0.25)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=sst.scaled(10))
-        self.assertEqual(failures, [])
-        self.assertGreater(counts[0], 20)
-
-    def test_graceful_shutdown_with_slow_request(self):
-        result = {}
-
-        def slow():
-            try:
-                result["resp"] = sst.http(self.proxy.port, "GET", "/slow",
-                                          [("X-Stub-Delay", "1500")], timeout=10)
-            except Exception as e:  # noqa: BLE001 - reported below
-                result["error"] = repr(e)
-
-        t = threading.Thread(target=slow)
-        t.start()
-        self.us.wait_requests(1)
-        self.proxy.proc.send_signal(signal.SIGTERM)
-        sst.wait_until(lambda: sst.connect_refused(self.proxy.port), 3.0,
-                       what="the listener to close")
-        self.assertTrue(sst.connect_refused(self.proxy.admin_port))
-        t.join(timeout=sst.scaled(10))
-        self.assertNotIn("error", result)
-        self.assertEqual(result["resp"].status, 200)
-        self.assertEqual(self.proxy.proc.wait(timeout=sst.scaled(10)), 0)
 
 
 if __name__ == "__main__":

@@ -3,22 +3,23 @@
 checked one byte under and one byte over), malformed bytes and names, Host, CONNECT and bad
 targets, versions, an HTTP/2 preface and a TLS ClientHello on the plain port, llhttp 8.1's
 known gaps (bare CR in values, version-less request lines, bare LF after the version, obs-fold),
-what is forwarded for absolute-form and encoded CR LF targets, and forwarding fields with and
-without trusted_proxies.
+what is forwarded for absolute-form and encoded CR LF targets, hop-by-hop fields, and
+forwarding fields (Via included) with and without trusted_proxies. The same limits set low in
+the config (ConfiguredLimits) give the same answers.
 """
 
 import unittest
 
 import sst
 from badbackend import BadBackend, ok, respond
-from sst import Conn, Sidestep
+from sst import Conn, Sidestep, raw
 
 REASONS = {400: "Bad Request", 405: "Method Not Allowed", 414: "URI Too Long",
            431: "Request Header Fields Too Large", 501: "Not Implemented",
            505: "HTTP Version Not Supported"}
 
 
-def config(backend, trusted=None):
+def config(backend, trusted=None, limits=None):
     cfg = {
         "workers": 1,
         "listen": [{"address": "127.0.0.1:0"}],
@@ -30,16 +31,19 @@ def config(backend, trusted=None):
     }
     if trusted is not None:
         cfg["trusted_proxies"] = trusted
+    if limits is not None:
+        cfg["limits"] = limits
     return cfg
 
 
 class HeadBase(unittest.TestCase):
     trusted = None
+    limits = None
 
     @classmethod
     def setUpClass(cls):
         cls.backend = BadBackend(respond(ok(), then="keep"))
-        cls.sst = Sidestep(config(cls.backend, cls.trusted))
+        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits))
         cls.n = 0
 
     @classmethod
@@ -135,6 +139,31 @@ class Limits(HeadBase):
         r, q = self.forwarded_by(get(hundred))
         self.assertEqual(q.header("X-98"), "v")
         self.reject(get(hundred + b"X-99: v\r\n"), 431)
+
+
+class ConfiguredLimits(HeadBase):
+    """The limits keys of the config, set low, give the same answers."""
+    limits = {"request_line": "1k", "header_field": "1k", "header_bytes": "4k", "headers": 20}
+
+    def expect(self, data, status):
+        out = raw(self.sst.port, data)
+        self.assertTrue(out.startswith(b"HTTP/1.1 %d " % status), out[:200])
+        self.assertIn(b"Connection: close", out)
+        return out
+
+    def test_request_line_414(self):
+        self.expect(b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414)
+
+    def test_header_field_431(self):
+        self.expect(b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"a" * 2000 + b"\r\n\r\n", 431)
+
+    def test_head_431(self):
+        fields = b"".join(b"X-%d: %s\r\n" % (i, b"v" * 500) for i in range(10))
+        self.expect(b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n", 431)
+
+    def test_field_count_431(self):
+        fields = b"".join(b"X-%d: v\r\n" % i for i in range(30))
+        self.expect(b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n", 431)
 
 
 class MalformedHead(HeadBase):
@@ -276,17 +305,18 @@ class Forwarding(HeadBase):
         r, q = self.forwarded_by(
             b"POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n"
             b"Keep-Alive: 1\r\nProxy-Connection: x\r\nTE: trailers\r\nUpgrade: h2c\r\n"
-            b"Content-Length: 3\r\n\r\nabc")
+            b"Trailer: X-T\r\nX-Public: ok\r\nContent-Length: 3\r\n\r\nabc")
         for name in ("Connection", "X-Secret", "Keep-Alive", "Proxy-Connection", "TE",
-                     "Upgrade"):
+                     "Upgrade", "Trailer"):
             self.assertIsNone(q.header(name), name)
+        self.assertEqual(q.header("X-Public"), "ok")
         self.assertEqual(q.header_all("Content-Length"), ["3"])
         self.assertEqual(q.body, b"abc")
 
 
 XFF_REQUEST = (b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, 7.7.7.7\r\n"
                b"Forwarded: for=6.6.6.6;proto=https\r\nX-Forwarded-Proto: https\r\n"
-               b"X-Forwarded-Host: evil.example\r\n\r\n")
+               b"X-Forwarded-Host: evil.example\r\nVia: 1.0 other\r\n\r\n")
 
 
 class UntrustedByDefault(HeadBase):
@@ -296,6 +326,7 @@ class UntrustedByDefault(HeadBase):
         self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
         self.assertEqual(q.header_all("X-Forwarded-Host"), ["a"])
         self.assertIsNone(q.header("Forwarded"))
+        self.assertEqual(q.header("Via"), "1.0 other, 1.1 sidestep")
 
 
 class UntrustedOtherNetwork(UntrustedByDefault):

@@ -1,6 +1,9 @@
 """Hardening: slow and abusive clients over real sockets.
 
 - slow head: 408 at a total deadline (timeouts.request_head), however steadily bytes trickle;
+  a connection that sends nothing is closed without an answer;
+- an idle keep-alive connection is closed at timeouts.idle; a body that stops for timeouts.body
+  gets 408;
 - slow body: 408 at timeouts.body_total, or when the average rate stays under
   timeouts.body_min_rate after its 5 s grace; the backend request is aborted (the backend sees
   its connection closed) and is not counted against the backend;
@@ -128,6 +131,32 @@ class SlowHead(unittest.TestCase):
             start = time.monotonic()
             self.assertTrue(c.closed(timeout=3))
             self.assertLess(time.monotonic() - start, scaled(1.6))
+
+
+class Inactivity(unittest.TestCase):
+    """timeouts.idle between requests and timeouts.body while a body is read."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = Stub("us-east")
+        cls.sst = Sidestep(config(cls.a.addr, timeouts={"idle": "500ms", "body": "500ms"}))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sst.stop()
+        cls.a.stop()
+
+    def test_idle_keep_alive_is_closed(self):
+        with Conn(self.sst.port) as c:
+            c.request("GET", "/")
+            c.recv_response()
+            self.assertTrue(c.closed(timeout=3))
+
+    def test_slow_body_gets_408(self):
+        with Conn(self.sst.port) as c:
+            c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+            out = c.recv_all(timeout=3)
+        self.assertTrue(out.startswith(b"HTTP/1.1 408 "), out[:100])
 
 
 class SlowBody(unittest.TestCase):

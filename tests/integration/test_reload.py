@@ -1,9 +1,15 @@
-"""Listeners across reloads: an address added by a reload is served even when the workers
-never saw that config (two reloads back to back), an address removed stops accepting, and an
-unchanged one keeps its port and its connections."""
+"""Reload and stop of a running sidestep: POST /reload applies a new file and keeps operator
+actions, a broken file or one that cannot be applied keeps the old config (file:line:col: key
+in the error), SIGHUP under steady traffic loses no request, the access log is reopened for
+rotation; listeners across reloads (an address added is served even when the workers never saw
+that config, one removed stops accepting, an unchanged one keeps its port and connections);
+a graceful stop lets a slow request finish."""
 
+import json
 import os
 import signal
+import socket
+import threading
 import time
 import unittest
 
@@ -112,6 +118,143 @@ class AccessLogAcrossReloads(unittest.TestCase):
         finally:
             s.stop()
             stub.stop()
+
+
+class Reload(unittest.TestCase):
+    def setUp(self):
+        self.us = sst.Stub(name="us-east")
+        self.eu = sst.Stub(name="eu-west")
+        self.proxy = sst.Sidestep(sst.two_region_config(self.us, self.eu))
+        sst.wait_routable(self.proxy)
+
+    def tearDown(self):
+        try:
+            code = self.proxy.stop()  # raises on an unclean exit
+        finally:
+            self.us.stop()
+            self.eu.stop()
+        self.assertEqual(code, 0)
+
+    def admin(self, method, target, body=None):
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        return sst.http(self.proxy.admin_port, method, target, None, body)
+
+    def test_post_reload_applies_the_new_file_and_keeps_actions(self):
+        self.assertEqual(self.admin("POST", "/regions/eu-west/drain",
+                                    {"reason": "kept"}).status, 200)
+        route = {"name": "api", "match": {"host": "*", "path_prefix": "/api/"},
+                 "primary": "eu-west", "failover": ["us-east"]}
+        self.proxy.write_config(sst.two_region_config(self.us, self.eu, failback="2s",
+                                            extra_routes=[route]))
+        r = self.admin("POST", "/reload")
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(r.json()["config_version"], 2)
+        st = self.admin("GET", "/status").json()
+        self.assertEqual(st["config"]["version"], 2)
+        self.assertEqual([rt["name"] for rt in st["routes"]], ["api", "default"])
+        self.assertEqual(st["regions"][0]["failback_delay_ms"], 2000)
+        self.assertEqual(st["regions"][1]["drain"]["reason"], "kept")
+        # api's primary is drained, so it fails over to us-east, which is local: proxied
+        self.assertEqual(st["routes"][0]["decision"]["kind"], "proxy")
+        self.assertEqual(st["routes"][0]["decision"]["region"], "us-east")
+
+    def test_broken_file_keeps_the_old_config(self):
+        self.proxy.write_config("listen: [127.0.0.1:0]\nregions:\n  - name: x\n    bogus: 1\n")
+        r = self.admin("POST", "/reload")
+        self.assertEqual(r.status, 400)
+        err = r.json()["error"]
+        self.assertRegex(err, r"sidestep\.yaml:\d+:\d+: ")
+        self.assertEqual(sst.http(self.proxy.port).status, 200)
+        st = self.admin("GET", "/status").json()
+        self.assertEqual(st["config"]["version"], 1)
+        self.proxy.wait_stderr("reload rejected")
+        m = self.admin("GET", "/metrics").text
+        self.assertIn('sidestep_reloads_total{result="failed"} 1', m)
+
+    def test_errors_found_when_applying_name_file_line_and_key(self):
+        # a FIFO as access log: refused at once (opening it must not block the control loop)
+        fifo = os.path.join(self.proxy.dir, "access.fifo")
+        os.mkfifo(fifo)
+        cfg = sst.two_region_config(self.us, self.eu)
+        cfg["log"] = {"access": fifo}
+        self.proxy.write_config(cfg)
+        t0 = time.monotonic()
+        r = self.admin("POST", "/reload")
+        self.assertLess(time.monotonic() - t0, sst.scaled(2.0))
+        self.assertEqual(r.status, 400, r.text)
+        self.assertRegex(r.json()["error"],
+                         r"sidestep\.yaml:\d+:\d+: log\.access: .*access\.fifo: not a regular file")
+        # a listener address another socket holds
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen(1)
+            cfg = sst.two_region_config(self.us, self.eu)
+            cfg["listen"] = ["127.0.0.1:0", "127.0.0.1:%d" % held.getsockname()[1]]
+            self.proxy.write_config(cfg)
+            r = self.admin("POST", "/reload")
+        self.assertEqual(r.status, 500, r.text)  # a file that is fine, which could not be applied
+        self.assertRegex(r.json()["error"],
+                         r"sidestep\.yaml:\d+:\d+: listen\[1\]: 127\.0\.0\.1:\d+: address already in use")
+        # the first config keeps serving, and the admin API still answers
+        self.assertEqual(sst.http(self.proxy.port).status, 200)
+        self.assertEqual(self.admin("GET", "/status").json()["config"]["version"], 1)
+
+    def test_sighup_under_steady_traffic(self):
+        failures = []
+        counts = [0]
+        stop = threading.Event()
+
+        def traffic():
+            while not stop.is_set():
+                try:
+                    r = sst.http(self.proxy.port, "POST", "/t", body=b"x" * 1000)
+                    if r.status != 200:
+                        failures.append((r.status, r.headers, r.text[:300]))
+                    counts[0] += 1
+                except (OSError, sst.ProtocolError, TimeoutError) as e:
+                    failures.append(repr(e))
+
+        threads = [threading.Thread(target=traffic) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(4):
+                time.sleep(0.25)
+                self.proxy.write_config(sst.two_region_config(self.us, self.eu,
+                                                    failback="%dms" % (300 + i)))
+                self.proxy.reload()
+                sst.wait_until(lambda: self.admin("GET", "/status").json()["config"]["version"]
+                               == i + 2, what="reload %d" % (i + 1))
+            time.sleep(0.25)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=sst.scaled(10))
+        self.assertEqual(failures, [])
+        self.assertGreater(counts[0], 20)
+
+    def test_graceful_shutdown_with_slow_request(self):
+        result = {}
+
+        def slow():
+            try:
+                result["resp"] = sst.http(self.proxy.port, "GET", "/slow",
+                                          [("X-Stub-Delay", "1500")], timeout=10)
+            except Exception as e:  # noqa: BLE001 - reported below
+                result["error"] = repr(e)
+
+        t = threading.Thread(target=slow)
+        t.start()
+        self.us.wait_requests(1)
+        self.proxy.proc.send_signal(signal.SIGTERM)
+        sst.wait_until(lambda: sst.connect_refused(self.proxy.port), 3.0,
+                       what="the listener to close")
+        self.assertTrue(sst.connect_refused(self.proxy.admin_port))
+        t.join(timeout=sst.scaled(10))
+        self.assertNotIn("error", result)
+        self.assertEqual(result["resp"].status, 200)
+        self.assertEqual(self.proxy.proc.wait(timeout=sst.scaled(10)), 0)
 
 
 if __name__ == "__main__":

@@ -939,6 +939,45 @@ def http(port, method="GET", target="/", headers=None, body=None, host=LOOPBACK,
         return c.recv_response(method=method)
 
 
+# --- two regions, as the admin and reload tests run them ----------------------------------
+
+def two_region_config(us, eu, token=None, failback="300ms", extra_routes=()):
+    """Two regions on loopback: us-east (local, primary) and eu-west (failover)."""
+    cfg = {
+        "listen": ["127.0.0.1:0"],
+        "admin": {"address": "127.0.0.1:0"},
+        "workers": 2,
+        "local_region": "us-east",
+        # generous enough that a loaded sanitizer build never fails a probe by accident
+        "health": {"path": "/healthz", "interval": "%dms" % scaled(250),
+                   "timeout": "%dms" % scaled(200), "rise": 1, "fall": 3},
+        "regions": [
+            {"name": "us-east", "url": "http://127.0.0.1:8080", "backends": [us.addr],
+             "failback_delay": failback},
+            {"name": "eu-west", "url": "http://%s" % eu.addr, "backends": [eu.addr],
+             "failback_delay": failback},
+        ],
+        "routes": list(extra_routes) + [
+            {"name": "default", "match": {"host": "*", "path_prefix": "/"},
+             "primary": "us-east", "failover": ["eu-west"]},
+        ],
+        "log": {"access": "off"},
+    }
+    if token is not None:
+        cfg["admin"]["token"] = token
+    return cfg
+
+
+def wait_routable(proxy, token=None):
+    """Waits until both regions take traffic (eu-west starts DOWN until its first probe)."""
+    hdrs = [("Authorization", "Bearer " + token)] if token else []
+
+    def ready():
+        st = http(proxy.admin_port, "GET", "/status", hdrs).json()
+        return all(r["routable"] for r in st["regions"])
+    wait_until(ready, 5.0, what="both regions routable")
+
+
 def connect_refused(port, host=LOOPBACK):
     """True when connecting to host:port is refused."""
     try:

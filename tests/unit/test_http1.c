@@ -606,6 +606,39 @@ static void test_response_flood_and_eof(void **state)
     result_free(&r);
 }
 
+/* The one reason-phrase table: own phrases, class names for the rest of 100-599, else Unknown. */
+static void test_status_text(void **state)
+{
+    static const struct {
+        unsigned status;
+        const char *text;
+    } cases[] = {
+        {100, "Continue"},
+        {200, "OK"},
+        {204, "No Content"},
+        {301, "Moved Permanently"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {403, "Forbidden"},
+        {417, "Expectation Failed"},
+        {431, "Request Header Fields Too Large"},
+        {503, "Service Unavailable"},
+        {505, "HTTP Version Not Supported"},
+        {150, "Informational"},
+        {299, "Success"},
+        {399, "Redirection"},
+        {418, "Client Error"},
+        {599, "Server Error"},
+        {99, "Unknown"},
+        {600, "Unknown"},
+        {0, "Unknown"},
+        {4294967295u, "Unknown"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_string_equal(sst_h1_status_text(cases[i].status), cases[i].text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_hop_by_hop),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_response_flood_and_eof),
+        cmocka_unit_test(test_status_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

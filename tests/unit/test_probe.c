@@ -21,7 +21,7 @@
 #include "sidestep/error.h"
 #include "sidestep/health.h"
 
-#define MAX_SERVERS 16
+#define MAX_SERVERS 24
 #define WATCHDOG_MS 5000
 #define PROBE_TO_MS 400
 
@@ -413,6 +413,13 @@ static const chunk_t interim[] = {
     {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20},
 };
 static const chunk_t garbage[] = {{"SSH-2.0-OpenSSH_9.2\r\n\r\n", 0}};
+/* What llhttp 8.1 lets through and sst_h1 (the proxy's own parser layer) refuses. */
+static const chunk_t bare_lf[] = {{"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", 0}};
+static const chunk_t te_gzip[] = {{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nab", 0}};
+static const chunk_t te_gzip_503[] = {
+    {"HTTP/1.1 503 Busy\r\nTransfer-Encoding: gzip\r\n\r\nab", 0}};
+static char big_head_text[SST_PROBE_HEAD_MAX + 64]; /* filled by test_probe_outcomes */
+static const chunk_t big_head[] = {{big_head_text, 0}};
 
 typedef struct outcome_case_s {
     const char *name;
@@ -457,6 +464,14 @@ static const outcome_case_t outcome_cases[] = {
     {"closed port", SRV_ANSWER, NULL, 0, NULL, true, false, false, SST_REASON_L4CON, 0, ""},
     {"connect never completes", SRV_ANSWER, NULL, 0, NULL, false, true, false, SST_REASON_L4TOUT, 0,
      ""},
+    {"bare LF in the head", SRV_ANSWER, CH(bare_lf), NULL, false, false, false, SST_REASON_L7RSP, 0,
+     "bare LF"},
+    {"a transfer coding the proxy refuses", SRV_ANSWER, CH(te_gzip), NULL, false, false, false,
+     SST_REASON_L7RSP, 200, "unsupported transfer coding"},
+    {"a refused status is L7STS whatever the head", SRV_ANSWER, CH(te_gzip_503), NULL, false, false,
+     false, SST_REASON_L7STS, 503, ""},
+    {"head over SST_PROBE_HEAD_MAX", SRV_ANSWER, CH(big_head), NULL, false, false, false,
+     SST_REASON_L7RSP, 0, "response head too large"},
 };
 
 static void test_probe_outcomes(void **state)
@@ -468,6 +483,8 @@ static void test_probe_outcomes(void **state)
     int listen_fd = -1, filler_fd = -1, closed_fd = -1;
 
     hx_init(hx);
+    size_t len = (size_t)snprintf(big_head_text, sizeof(big_head_text), "HTTP/1.1 200 OK\r\nX: ");
+    memset(big_head_text + len, 'x', sizeof(big_head_text) - len - 1);
     for (size_t i = 0; i < n; i++) {
         const outcome_case_t *c = &outcome_cases[i];
         uint16_t port;

@@ -1,6 +1,6 @@
-/* sidestep-stub: the scripted origin of src/origin.c as a program for the integration tests and
- * bench/, hashing request bodies with libcrypto SHA-256. Prints its port once listening; exits 0
- * on SIGTERM/SIGINT only when every handle closed cleanly. */
+/* sidestep-stub: the scripted stub origin (tests/support/stub) as a program for the integration
+ * tests and bench/, hashing request bodies with libcrypto SHA-256. Prints its port once
+ * listening; exits 0 on SIGTERM/SIGINT only when every handle closed cleanly. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,15 +11,15 @@
 #include <uv.h>
 
 #include "sidestep/error.h"
-#include "sidestep/origin.h"
 #include "sidestep/str.h"
+#include "stub.h"
 
 #define STUB_MAX_WORKERS 64
 
 typedef struct stub_worker_s {
     uv_loop_t loop;
     uv_async_t stop;
-    sst_origin_t *origin;
+    sst_stub_t *origin; /* this worker's stub origin */
     pthread_t thread;
     bool started;
     bool loop_ready;
@@ -71,7 +71,7 @@ static void stub_sha_destroy(void *state)
     EVP_MD_CTX_free(state);
 }
 
-static const sst_origin_hasher_t stub_sha256 = {
+static const sst_stub_hasher_t stub_sha256 = {
     .label = "sha256",
     .create = stub_sha_create,
     .reset = stub_sha_reset,
@@ -89,8 +89,8 @@ static void stub_usage(FILE *f)
                "                     [--health-status N] [--no-hash] [--workers N]\n"
                "Prints the bound port on stdout, then serves until SIGTERM or SIGINT.\n"
                "Fail modes:");
-    for (unsigned i = 0; i < SST_ORIGIN_FAIL_COUNT_; i++)
-        fprintf(f, " %s", sst_origin_fail_name((sst_origin_fail_t)i));
+    for (unsigned i = 0; i < SST_STUB_FAIL_COUNT_; i++)
+        fprintf(f, " %s", sst_stub_fail_name((sst_stub_fail_t)i));
     fprintf(f, "\n");
 }
 
@@ -105,7 +105,7 @@ static int stub_number(const char *opt, const char *text, uint64_t min, uint64_t
 }
 
 /* Fills opts; returns 0, 1 for --help, or SST_EINVAL after printing why. */
-static int stub_parse_args(int argc, char **argv, sst_origin_opts_t *opts, const char **listen,
+static int stub_parse_args(int argc, char **argv, sst_stub_opts_t *opts, const char **listen,
                            unsigned *workers)
 {
     uint64_t n;
@@ -143,7 +143,7 @@ static int stub_parse_args(int argc, char **argv, sst_origin_opts_t *opts, const
                 return SST_EINVAL;
             *workers = (unsigned)n;
         } else if (strcmp(a, "--fail") == 0 && v != NULL) {
-            if (sst_origin_fail_parse(sst_str_c(v), &opts->fail) != 0) {
+            if (sst_stub_fail_parse(sst_str_c(v), &opts->fail) != 0) {
                 fprintf(stderr, "sidestep-stub: unknown fail mode '%s'\n", v);
                 stub_usage(stderr);
                 return SST_EINVAL;
@@ -185,7 +185,7 @@ static void stub_on_stop(uv_async_t *async)
     stub_worker_t *w = async->data;
 
     if (w->origin != NULL)
-        (void)sst_origin_stop(w->origin, NULL, NULL);
+        (void)sst_stub_stop(w->origin, NULL, NULL);
     w->origin = NULL;
     uv_close((uv_handle_t *)&w->stop, stub_on_async_closed);
 }
@@ -210,7 +210,7 @@ static void *stub_thread(void *arg)
 
 /* Starts worker i's origin on its own loop; with several workers they share the port that worker
  * 0 bound through SO_REUSEPORT. */
-static int stub_start_worker(stub_worker_t *w, const char *addr, const sst_origin_opts_t *opts)
+static int stub_start_worker(stub_worker_t *w, const char *addr, const sst_stub_opts_t *opts)
 {
     int err = uv_loop_init(&w->loop);
 
@@ -222,7 +222,7 @@ static int stub_start_worker(stub_worker_t *w, const char *addr, const sst_origi
         return err;
     w->stop_ready = true;
     w->stop.data = w;
-    return sst_origin_start(&w->loop, addr, opts, &w->origin);
+    return sst_stub_start(&w->loop, addr, opts, &w->origin);
 }
 
 /* Closes a loop that never ran or finished running; its result proves no handle leaked. */
@@ -239,7 +239,7 @@ static int stub_close_loop(stub_worker_t *w)
     return rc;
 }
 
-static int stub_bind_all(stub_t *stub, const char *listen, sst_origin_opts_t *opts)
+static int stub_bind_all(stub_t *stub, const char *listen, sst_stub_opts_t *opts)
 {
     char addr[128];
     const char *colon = strrchr(listen, ':');
@@ -251,7 +251,7 @@ static int stub_bind_all(stub_t *stub, const char *listen, sst_origin_opts_t *op
         return err;
     /* Later workers bind the port worker 0 got, which matters when it was 0. */
     if (snprintf(addr, sizeof(addr), "%.*s:%u", (int)(colon - listen), listen,
-                 sst_origin_port(stub->workers[0].origin)) >= (int)sizeof(addr))
+                 sst_stub_port(stub->workers[0].origin)) >= (int)sizeof(addr))
         return SST_EINVAL;
     for (unsigned i = 1; i < stub->nworkers; i++) {
         err = stub_start_worker(&stub->workers[i], addr, opts);
@@ -264,7 +264,7 @@ static int stub_bind_all(stub_t *stub, const char *listen, sst_origin_opts_t *op
 int main(int argc, char **argv)
 {
     static stub_t stub;
-    sst_origin_opts_t opts;
+    sst_stub_opts_t opts;
     const char *listen = NULL;
     unsigned workers = 1;
     int status = 0;
@@ -283,7 +283,7 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < workers; i++) {
             stub_worker_t *w = &stub.workers[i];
             if (w->origin != NULL)
-                (void)sst_origin_stop(w->origin, NULL, NULL);
+                (void)sst_stub_stop(w->origin, NULL, NULL);
             if (w->stop_ready)
                 uv_close((uv_handle_t *)&w->stop, NULL);
             (void)stub_close_loop(w);
@@ -305,7 +305,7 @@ int main(int argc, char **argv)
         }
         stub.workers[i].started = true;
     }
-    printf("%u\n", sst_origin_port(stub.workers[0].origin));
+    printf("%u\n", sst_stub_port(stub.workers[0].origin));
     fflush(stdout);
 
     uv_run(&stub.workers[0].loop, UV_RUN_DEFAULT);

@@ -1,8 +1,8 @@
-/* A small scriptable HTTP/1.1 origin server on a libuv loop: the demo's backends, the
- * sidestep-stub program and loopback tests. Answers every request with an echo of what it
- * received unless told otherwise by X-Stub-* request headers or by its start options. */
-#ifndef SST_ORIGIN_H
-#define SST_ORIGIN_H
+/* The stub origin: a scriptable HTTP/1.1 server on a libuv loop for the sidestep-stub program,
+ * loopback tests and bench/. Test code, never linked into sidestep. Answers every request with
+ * an echo of what it received unless told otherwise by X-Stub-* headers or its start options. */
+#ifndef SST_STUB_H
+#define SST_STUB_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,10 +29,10 @@
  * - Keep-alive and pipelining (answers in order), Expect: 100-continue, HEAD, HTTP/1.0. A request
  *   llhttp rejects gets 400 (414/431 past the head cap) and the connection is closed. */
 
-typedef struct sst_origin_s sst_origin_t;
+typedef struct sst_stub_s sst_stub_t;
 
 /* Scripted misbehaviour (X-Stub-Fail: NAME, or a default for every request). */
-#define SST_ORIGIN_FAIL_MAP(XX)                                                                    \
+#define SST_STUB_FAIL_MAP(XX)                                                                      \
     XX(NONE, "none")                     /* behave */                                              \
     XX(RESET, "reset")                   /* RST once the request head is read */                   \
     XX(CLOSE, "close")                   /* FIN once the head is read, no answer */                \
@@ -50,26 +50,26 @@ typedef struct sst_origin_s sst_origin_t;
     XX(FLOOD_1XX, "1xx-flood")           /* 1000 "100 Continue" before the answer */               \
     XX(NO_CONTINUE, "no-continue")       /* ignore Expect: 100-continue */
 
-typedef enum sst_origin_fail_e {
-#define SST_ORIGIN_FAIL_ENUM(id, text) SST_ORIGIN_FAIL_##id,
-    SST_ORIGIN_FAIL_MAP(SST_ORIGIN_FAIL_ENUM)
-#undef SST_ORIGIN_FAIL_ENUM
-        SST_ORIGIN_FAIL_COUNT_
-} sst_origin_fail_t;
+typedef enum sst_stub_fail_e {
+#define SST_STUB_FAIL_ENUM(id, text) SST_STUB_FAIL_##id,
+    SST_STUB_FAIL_MAP(SST_STUB_FAIL_ENUM)
+#undef SST_STUB_FAIL_ENUM
+        SST_STUB_FAIL_COUNT_
+} sst_stub_fail_t;
 
 /* Parses a mode name ("reset", "1xx-flood", ...; exact, lower case). Returns 0 and sets *out, or
  * SST_EINVAL. */
-int sst_origin_fail_parse(sst_str_t name, sst_origin_fail_t *out);
+int sst_stub_fail_parse(sst_str_t name, sst_stub_fail_t *out);
 /* The name of a mode; never NULL ("?" for an out-of-range value). */
-const char *sst_origin_fail_name(sst_origin_fail_t fail);
+const char *sst_stub_fail_name(sst_stub_fail_t fail);
 
 /* Longest hex digest a hasher may produce (SHA-512 size), without the NUL. */
-#define SST_ORIGIN_HEX_MAX 128
+#define SST_STUB_HEX_MAX 128
 
 /* A streaming body hasher plugged in by the program (the origin links no crypto library). All
  * functions run on the origin's loop thread; each connection creates at most one state and
  * reuses it for every request it carries. */
-typedef struct sst_origin_hasher_s {
+typedef struct sst_stub_hasher_s {
     const char *label; /* the echo line is "body-LABEL HEX", e.g. "sha256" */
     /* New state, NULL on allocation failure. */
     void *(*create)(void *arg);
@@ -82,12 +82,12 @@ typedef struct sst_origin_hasher_s {
     int (*final)(void *state, char *hex, size_t cap);
     void (*destroy)(void *state);
     void *arg;
-} sst_origin_hasher_t;
+} sst_stub_hasher_t;
 
 /* Start options. Zero-initialised options give the echo origin. The fields from `status` to `fail`
  * are defaults that X-Stub-* request headers override per request; /healthz takes only delay_ms
  * and fail from them (a slow or broken origin is slow or broken for probes too). */
-typedef struct sst_origin_opts_s {
+typedef struct sst_stub_opts_s {
     const char *name; /* echoed as "origin NAME PORT" and X-Stub-Origin; 1-63 token
                        * characters; copied; NULL means "origin" */
     uint16_t status;  /* 200-599; 0 means 200 */
@@ -96,45 +96,45 @@ typedef struct sst_origin_opts_s {
     uint64_t delay_ms;      /* before the response head */
     bool chunked;           /* answer with Transfer-Encoding: chunked */
     bool no_length;         /* answer close-delimited */
-    sst_origin_fail_t fail; /* default misbehaviour; never applied to /__stub/ paths */
+    sst_stub_fail_t fail;   /* default misbehaviour; never applied to /__stub/ paths */
     uint16_t health_status; /* status of /healthz; 0 means 200 */
     size_t max_head;        /* request line + headers cap (431 past it); 0 means 256 KiB */
     bool reuseport;         /* SO_REUSEPORT, so several loops can share one port */
     /* Borrowed, may be NULL (the echo then reports only the body length); must outlive the
      * origin. */
-    const sst_origin_hasher_t *hasher;
-} sst_origin_opts_t;
+    const sst_stub_hasher_t *hasher;
+} sst_stub_opts_t;
 
-typedef struct sst_origin_stats_s {
+typedef struct sst_stub_stats_s {
     uint64_t requests;    /* request heads read, minus /healthz and /__stub/ paths */
     uint64_t health;      /* /healthz request heads read */
     uint64_t connections; /* accepted since start */
     uint64_t active;      /* open now */
-} sst_origin_stats_t;
+} sst_stub_stats_t;
 
 /* Binds `addr` (numeric "127.0.0.1:0", "[::1]:9001"; port 0 picks one) and listens on `loop`.
  * Returns 0 and sets *out, or a negative SST_E* code (SST_EINVAL for bad options or address,
  * SST_ENOMEM, or the libuv bind/listen error such as UV_EADDRINUSE). On failure no callback ever
  * runs, but a listener handle may still be closing: run the loop before uv_loop_close(). The
  * process must ignore SIGPIPE. */
-int sst_origin_start(uv_loop_t *loop, const char *addr, const sst_origin_opts_t *opts,
-                     sst_origin_t **out);
+int sst_stub_start(uv_loop_t *loop, const char *addr, const sst_stub_opts_t *opts,
+                   sst_stub_t **out);
 
 /* The port actually bound. Like every function here, call it from the loop's thread. */
-uint16_t sst_origin_port(const sst_origin_t *origin);
+uint16_t sst_stub_port(const sst_stub_t *stub);
 
 /* Copies the counters into *out. */
-void sst_origin_stats(const sst_origin_t *origin, sst_origin_stats_t *out);
+void sst_stub_stats(const sst_stub_t *stub, sst_stub_stats_t *out);
 
 /* Changes the status /healthz answers from now on (200-599), as a request to /__stub/health/N
  * does. Returns 0 or SST_EINVAL. */
-int sst_origin_set_health(sst_origin_t *origin, uint16_t status);
+int sst_stub_set_health(sst_stub_t *stub, uint16_t status);
 
-typedef void (*sst_origin_stop_cb)(void *arg);
+typedef void (*sst_stub_stop_cb)(void *arg);
 
 /* Closes the listener and every connection, then frees the origin. Returns 0, and `done` (may be
  * NULL) runs exactly once, later, from the loop, after the last handle closed. A second call
  * before then returns SST_EBUSY (no callback); once `done` ran the pointer is gone. */
-int sst_origin_stop(sst_origin_t *origin, sst_origin_stop_cb done, void *arg);
+int sst_stub_stop(sst_stub_t *stub, sst_stub_stop_cb done, void *arg);
 
 #endif

@@ -1,5 +1,5 @@
 /* The admin API grammar (admin_api.c): request-target routing, allowed methods, the bearer
- * check and action bodies; plus the human duration format the tools print. Table-driven. */
+ * check and action bodies. Table-driven. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -241,28 +241,13 @@ static void test_admin_op_words(void **state)
     assert_null(sst__admin_op_word((sst_admin_op_t)99));
 }
 
-static void test_human_ms(void **state)
-{
-    static const struct {
-        uint64_t ms;
-        const char *text;
-    } cases[] = {
-        {0, "0ms"},      {850, "850ms"},    {1000, "1s"},      {1500, "1.50s"},   {12400, "12.4s"},
-        {60000, "1m0s"}, {200000, "3m20s"}, {3600000, "1h0m"}, {7500000, "2h5m"},
-    };
-    char buf[32];
-    (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        assert_string_equal(sst__human_ms(cases[i].ms, buf, sizeof(buf)), cases[i].text);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admin_targets),       cmocka_unit_test(test_admin_name_too_long),
         cmocka_unit_test(test_admin_methods),       cmocka_unit_test(test_admin_auth),
         cmocka_unit_test(test_admin_action_bodies), cmocka_unit_test(test_admin_reason_length),
-        cmocka_unit_test(test_admin_op_words),      cmocka_unit_test(test_human_ms),
+        cmocka_unit_test(test_admin_op_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
