@@ -594,9 +594,11 @@ int sst_pp_write(int version, const struct sockaddr *src, const struct sockaddr 
     if (version != 1 && version != 2)
         return SST_EINVAL;
     if (!pp_endpoint(src, &s) || !pp_endpoint(dst, &d)) {
+        /* as HAProxy does: every receiver must accept LOCAL and keep the real peer, while a
+         * PROXY over UNSPEC may be refused (spec 2.2) */
         if (version == 1)
             return pp_emit(unknown, sizeof unknown - 1, buf, size);
-        return pp_write_v2(1, NULL, NULL, buf, size);
+        return pp_write_v2(0, NULL, NULL, buf, size);
     }
     if (s.family != d.family) {
         pp_to_v6(&s);

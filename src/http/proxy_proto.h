@@ -124,8 +124,9 @@ const char *sst_pp_error_name(sst_pp_error_t err);
  * version is 1 or 2. Addresses are AF_INET or AF_INET6 (ports included); a v4-mapped IPv6
  * address (a dual-stack socket's view of an IPv4 peer) is written as IPv4. Both IPv4: TCP4 /
  * AF_INET; otherwise both as IPv6, an IPv4 one mapped (::ffff:a.b.c.d), as HAProxy does. When
- * either is NULL or of another family: v1 "PROXY UNKNOWN", v2 PROXY over AF_UNSPEC, so the
- * receiver keeps the real peer. v2 headers carry no TLV.
+ * either is NULL or of another family: v1 "PROXY UNKNOWN", v2 LOCAL (as HAProxy does: every
+ * receiver must accept LOCAL, a PROXY over UNSPEC may be refused), so the receiver keeps the
+ * real peer. v2 headers carry no TLV.
  * Returns the length written (never more than SST_PP_WRITE_MAX), or SST_EINVAL (bad version)
  * or SST_E2BIG (size too small; nothing useful is in buf then). No NUL is appended. */
 int sst_pp_write(int version, const struct sockaddr *src, const struct sockaddr *dst, void *buf,

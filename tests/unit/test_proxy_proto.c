@@ -754,7 +754,8 @@ static void test_writer(void **state)
          "[2001:db8::1]:80", "[::ffff:192.0.2.2]:8080"},
         {2, "::ffff:192.0.2.1", "::ffff:198.51.100.2", 56324, 443,
          S(SIG "\x21\x11\x00\x0c" V4_BLOCK), "192.0.2.1:56324", "198.51.100.2:443"},
-        {2, "192.0.2.1", NULL, 1, 2, S(SIG "\x21\x00\x00\x00"), "-", "-"},
+        /* no usable address: LOCAL, which every receiver must accept */
+        {2, "192.0.2.1", NULL, 1, 2, S(SIG "\x20\x00\x00\x00"), "-", "-"},
     };
     struct sockaddr_storage s, d;
     uint8_t out[SST_PP_WRITE_MAX + 8];
@@ -789,7 +790,9 @@ static void test_writer(void **state)
         if (strcmp(addr_str(&r.src, a, sizeof a), c->psrc) != 0 ||
             strcmp(addr_str(&r.dst, b, sizeof b), c->pdst) != 0)
             fail_msg("write case %zu read back as %s %s", i, a, b);
-        assert_int_equal(r.command, strcmp(c->psrc, "-") ? SST_PP_PROXY : SST_PP_UNKNOWN);
+        assert_int_equal(r.command, strcmp(c->psrc, "-") ? SST_PP_PROXY
+                                    : c->version == 1    ? SST_PP_UNKNOWN
+                                                         : SST_PP_LOCAL);
     }
 
     /* a non-IP family is written as "no address" */
@@ -798,7 +801,7 @@ static void test_writer(void **state)
     assert_int_equal(sst_pp_write(1, &un, (struct sockaddr *)&d, out, sizeof out), 15);
     assert_memory_equal(out, "PROXY UNKNOWN\r\n", 15);
     assert_int_equal(sst_pp_write(2, (struct sockaddr *)&d, &un, out, sizeof out), 16);
-    assert_memory_equal(out, SIG "\x21\x00\x00\x00", 16);
+    assert_memory_equal(out, SIG "\x20\x00\x00\x00", 16);
     /* versions other than 1 and 2 */
     assert_int_equal(sst_pp_write(0, (struct sockaddr *)&d, (struct sockaddr *)&d, out, 200),
                      SST_EINVAL);
