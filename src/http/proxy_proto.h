@@ -18,21 +18,21 @@
 #define SST_PP_WRITE_MAX      108  /* room for anything the writer produces */
 
 /* v2 TLV types (spec 2.2) and the SSL client bits. */
-#define SST_PP2_TYPE_ALPN       0x01
-#define SST_PP2_TYPE_AUTHORITY  0x02
-#define SST_PP2_TYPE_CRC32C     0x03
-#define SST_PP2_TYPE_NOOP       0x04
-#define SST_PP2_TYPE_UNIQUE_ID  0x05
-#define SST_PP2_TYPE_SSL        0x20
-#define SST_PP2_SUBTYPE_VERSION 0x21
-#define SST_PP2_SUBTYPE_CN      0x22
-#define SST_PP2_SUBTYPE_CIPHER  0x23
-#define SST_PP2_SUBTYPE_SIG_ALG 0x24
-#define SST_PP2_SUBTYPE_KEY_ALG 0x25
-#define SST_PP2_TYPE_NETNS      0x30
-#define SST_PP2_CLIENT_SSL      0x01
-#define SST_PP2_CLIENT_CERT_CON 0x02
-#define SST_PP2_CLIENT_CERT_SES 0x04
+#define SST_PP2_TYPE_ALPN        0x01
+#define SST_PP2_TYPE_AUTHORITY   0x02
+#define SST_PP2_TYPE_CRC32C      0x03
+#define SST_PP2_TYPE_NOOP        0x04
+#define SST_PP2_TYPE_UNIQUE_ID   0x05
+#define SST_PP2_TYPE_SSL         0x20
+#define SST_PP2_SUBTYPE_VERSION  0x21
+#define SST_PP2_SUBTYPE_CN       0x22
+#define SST_PP2_SUBTYPE_CIPHER   0x23
+#define SST_PP2_SUBTYPE_SIG_ALG  0x24
+#define SST_PP2_SUBTYPE_KEY_ALG  0x25
+#define SST_PP2_TYPE_NETNS       0x30
+#define SST_PP2_CLIENT_SSL       0x01
+#define SST_PP2_CLIENT_CERT_CONN 0x02
+#define SST_PP2_CLIENT_CERT_SESS 0x04
 
 /* Why a header was refused: the enumerator and its metric label. */
 #define SST_PP_ERROR_MAP(XX)                                                                       \

@@ -427,7 +427,7 @@ static void test_v2_tlvs(void **state)
 
     (void)state;
     memset(uid, 0xab, sizeof uid);
-    ssl[s++] = SST_PP2_CLIENT_SSL | SST_PP2_CLIENT_CERT_CON;
+    ssl[s++] = SST_PP2_CLIENT_SSL | SST_PP2_CLIENT_CERT_CONN;
     memcpy(ssl + s, "\x00\x00\x00\x07", 4);
     s += 4;
 #define SUB(type, lit)                                                                             \
@@ -469,7 +469,7 @@ static void test_v2_tlvs(void **state)
     assert_int_equal(r.netns.len, 4);
     assert_memory_equal(r.netns.base, "blue", 4);
     assert_true(r.ssl.present);
-    assert_int_equal(r.ssl.client, SST_PP2_CLIENT_SSL | SST_PP2_CLIENT_CERT_CON);
+    assert_int_equal(r.ssl.client, SST_PP2_CLIENT_SSL | SST_PP2_CLIENT_CERT_CONN);
     assert_int_equal(r.ssl.verify, 7);
     assert_int_equal(r.ssl.version.len, 7);
     assert_memory_equal(r.ssl.version.base, "TLSv1.3", 7);
