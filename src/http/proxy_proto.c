@@ -1,7 +1,7 @@
 /* PROXY protocol v1/v2 parsing and writing (see proxy_proto.h). Pure: values in, values out; no
  * libuv, no clock, no malloc. The parser rescans from the first byte on each call: a header is
  * at most a few KiB and a v2 header is only walked once its length is all in. */
-#include "proxy_proto.h"
+#include "http/proxy_proto.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
