@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <llhttp.h>
 #include <uv.h>
 
-#include "core/internal.h"
 #include "sidestep/config.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
@@ -188,7 +188,7 @@ int main(int argc, char **argv)
                 (void)sst_origin_stop(m.demo[i], NULL, NULL);
     } else if (m.demo[0] != NULL) {
         char addr[80];
-        sst__server_listen_text(m.server, 0, addr, sizeof(addr));
+        sst_server_listen_text(m.server, 0, addr, sizeof(addr));
         fprintf(stderr,
                 "\nsidestep demo: proxy on http://%s in front of us-east (127.0.0.1:9001, :9002)"
                 " and eu-west (127.0.0.1:9101)\n"

@@ -108,4 +108,8 @@ void sst__hc_reply_free(sst_hc_reply_t *r);
 /* Formats a duration in ms the way a person reads it: "850ms", "12.4s", "3m20s", "2h5m". */
 const char *sst__human_ms(uint64_t ms, char *buf, size_t size);
 
+/* metrics.c: Prometheus text exposition of every worker's counters plus health. Returns 0 and
+ * a malloc'd buffer, or SST_ENOMEM. */
+int sst__metrics_render(struct sst_server_s *s, char **out, size_t *len);
+
 #endif

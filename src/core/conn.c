@@ -9,7 +9,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "core/internal.h"
+#include "core/conn_int.h"
+#include "core/pool.h"
+#include "core/respond.h"
+#include "core/upstream.h"
+#include "core/view.h"
+#include "core/worker.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 
@@ -25,6 +30,8 @@ static void conn_apply_decision(sst_conn_t *c);
 static void conn_answer_locally(sst_conn_t *c);
 static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason);
 static int conn_on_body(void *opaque, const char *at, size_t len);
+static void conn_response_flush(sst_conn_t *c);
+static const sst__upstream_cb_t conn_upstream_cb;
 
 static const char empty_input[1] = "";
 
@@ -34,7 +41,7 @@ _Static_assert(sizeof(sst_conn_t) <= 448, "sst_conn_t grew past 448 bytes");
 
 static inline const sst_config_t *conn_cfg(const sst_conn_t *c)
 {
-    return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : c->w->cur->view->cfg;
+    return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : sst__worker_config(c->w);
 }
 
 static inline uint64_t conn_now(const sst_conn_t *c)
@@ -65,6 +72,59 @@ static void conn_resume_parser(sst_conn_t *c)
     c->kick = true;
 }
 
+/* ---- the module's per-worker state --------------------------------------------------------- */
+
+#define MAX_FREE_REQS 256
+
+void sst__conns_init(sst_conns_t *cs)
+{
+    sst_list_init(&cs->all);
+    sst_list_init(&cs->idle);
+    cs->n_open = 0;
+    cs->free_reqs = NULL;
+    cs->n_free_reqs = 0;
+    cs->n_out_bufs = 0;
+    sst__conns_config_changed(cs);
+}
+
+void sst__conns_config_changed(sst_conns_t *cs)
+{
+    memset(cs->lb, 0, sizeof(cs->lb));
+}
+
+void sst__conns_free(sst_conns_t *cs)
+{
+    while (cs->free_reqs != NULL) {
+        sst_req_t *r = cs->free_reqs;
+        cs->free_reqs = r->next;
+        free(r);
+    }
+    cs->n_free_reqs = 0;
+}
+
+static sst_req_t *conn_req_get(sst_conns_t *cs)
+{
+    sst_req_t *r = cs->free_reqs;
+    if (r != NULL) {
+        cs->free_reqs = r->next;
+        cs->n_free_reqs--;
+        return r;
+    }
+    return malloc(sizeof(*r));
+}
+
+static void conn_req_put(sst_worker_t *w, sst_req_t *r)
+{
+    sst_conns_t *cs = &w->conns;
+    if (cs->n_free_reqs < MAX_FREE_REQS && !w->stopping) {
+        r->next = cs->free_reqs;
+        cs->free_reqs = r;
+        cs->n_free_reqs++;
+    } else {
+        free(r);
+    }
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 static void conn_idle_list_remove(sst_conn_t *c)
@@ -78,7 +138,7 @@ static void conn_idle_list_remove(sst_conn_t *c)
 static void conn_release_input(sst_conn_t *c)
 {
     if (c->in != NULL) {
-        sst__chunk_unref(c->w, c->in);
+        sst__chunk_unref(&c->w->bufs, c->in);
         c->in = NULL;
         c->in_off = c->in_len = 0;
     }
@@ -91,10 +151,10 @@ static void conn_release_request(sst_conn_t *c)
         return;
     c->req = NULL;
     if (r->head != NULL)
-        sst__head_put(c->w, r->head);
+        sst__head_put(&c->w->bufs, r->head);
     if (r->wv != NULL)
         sst__worker_view_release(c->w, r->wv);
-    sst__req_put(c->w, r);
+    conn_req_put(c->w, r);
 }
 
 static void conn_free(sst_conn_t *c)
@@ -110,20 +170,17 @@ static void conn_free(sst_conn_t *c)
 
 static void conn_on_closed(uv_handle_t *handle)
 {
-    sst_conn_t *c = handle->data;
-    assert(c->pending_closes > 0);
-    if (--c->pending_closes == 0)
-        conn_free(c);
+    conn_free(handle->data); /* the only place a connection is freed */
 }
 
+/* Ends the attempt without blaming the backend (the client's doing, or a local answer). */
 static void conn_abort_upstream(sst_conn_t *c)
 {
     c->backpressured = false;
     if (c->up != NULL) {
         sst_upstream_t *u = c->up;
         c->up = NULL;
-        u->conn = NULL;
-        sst__upstream_close(u);
+        sst__upstream_abort(u, SST_M_UP_FAILS);
     }
 }
 
@@ -135,15 +192,14 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
     conn_abort_upstream(c);
     conn_idle_list_remove(c);
     sst_list_remove(&c->link);
-    c->w->n_conns--;
+    c->w->conns.n_open--;
     sst_counter_add(&c->w->metrics->conn_closed, 1);
     conn_release_input(c);
     if (c->rwb != NULL) {
-        sst__wreq_put(c->w, c->rwb);
+        sst__wreq_put(c->rwb);
         c->rwb = NULL;
     }
-    sst__deadline_set(c->w, c, UINT64_MAX);
-    c->pending_closes = 1;
+    sst__worker_deadline_set(c->w, &c->dl, UINT64_MAX);
     /* RST when the response was cut short, so that the client cannot take a truncated body
      * for a complete one (a close-delimited body would look complete after a FIN). */
     if (!reset || uv_tcp_close_reset(&c->tcp, conn_on_closed) != 0)
@@ -173,47 +229,75 @@ static void conn_log_request(sst_conn_t *c, uint64_t dur_us)
 {
     const sst_req_t *r = c->req;
     const sst_config_t *cfg = conn_cfg(c);
-    char line[3072];
-    char ts[32];
-    char target[2200];
-    char note[400];
-    int n;
+    static const char *const protos[2] = {"HTTP/1.0", "HTTP/1.1"};
+    char line[4096];
 
     if (sst_log_access_fd() < 0)
         return;
-    sst_log_time(sst_log_epoch_ms(), ts);
     sst_str_t t = r->head != NULL ? sst_head_url(r->head) : SST_STR_NULL;
-    size_t tl = sst_json_escape(target, sizeof(target), t.base, t.len > 360 ? 360 : t.len);
-    const char *note_src = r->note != NULL ? r->note : "";
-    size_t nl = sst_json_escape(note, sizeof(note), note_src, strnlen(note_src, 60));
+    const char *note = r->note != NULL ? r->note : "";
     const char *route = r->route < cfg->n_routes ? cfg->routes[r->route].name : "-";
     const char *region = r->region < cfg->n_regions ? cfg->regions[r->region].name : "-";
     const char *backend = r->backend >= 0 && (size_t)r->backend < cfg->n_backends
                               ? cfg->backends[r->backend].addr.text
                               : "-";
-    const char *method = r->info.method_name.len > 0 ? r->info.method_name.base : "-";
-    unsigned minor = r->info.minor;
-    if (sst_log_json()) {
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"type\":\"access\",\"client\":\"%s\",\"method\":\"%s\","
-                     "\"target\":\"%.*s\",\"proto\":\"HTTP/1.%u\",\"status\":%u,\"bytes_in\":%llu,"
-                     "\"bytes_out\":%llu,\"duration_ms\":%.3f,\"route\":\"%s\",\"decision\":\"%s\","
-                     "\"region\":\"%s\",\"backend\":\"%s\",\"attempts\":%u,\"reason\":\"%.*s\"}\n",
-                     ts, c->peer_ip, method, (int)tl, target, minor, r->status,
-                     (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
-                     (double)dur_us / 1000.0, route, decision_names[r->mdec], region, backend,
-                     r->attempts, (int)nl, note);
-    } else {
-        n = snprintf(line, sizeof(line),
-                     "%s %s \"%s %.*s HTTP/1.%u\" %u in=%llu out=%llu dur=%.3fms route=%s "
-                     "decision=%s region=%s backend=%s attempts=%u reason=\"%.*s\"\n",
-                     ts, c->peer_ip, method, (int)tl, target, minor, r->status,
-                     (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
-                     (double)dur_us / 1000.0, route, decision_names[r->mdec], region, backend,
-                     r->attempts, (int)nl, note);
-    }
-    if (n > 0)
-        sst__worker_access_log(c->w, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    sst_str_t method = r->info.method_name.len > 0 ? r->info.method_name : SST_STR_LIT("-");
+    const char *dec = decision_names[r->mdec];
+    /* text: TIME CLIENT "METHOD TARGET PROTO" STATUS in= out= dur=ms route= decision= region=
+     * backend= attempts= reason="..." */
+    sst_log_field_t f[] = {
+        {.key = "type", .kind = SST_LF_RAW, .str = "access", .len = 6},
+        {.key = "client",
+         .pre = " ",
+         .kind = SST_LF_RAW,
+         .str = c->peer_ip,
+         .len = strlen(c->peer_ip)},
+        {.key = "method", .pre = " \"", .kind = SST_LF_RAW, .str = method.base, .len = method.len},
+        {.key = "target",
+         .pre = " ",
+         .kind = SST_LF_ESC,
+         .str = t.base,
+         .len = t.len > 360 ? 360 : t.len},
+        {.key = "proto",
+         .pre = " ",
+         .post = "\"",
+         .kind = SST_LF_RAW,
+         .str = protos[r->info.minor == 1],
+         .len = 8},
+        {.key = "status", .pre = " ", .kind = SST_LF_UINT, .u = r->status},
+        {.key = "bytes_in", .pre = " in=", .kind = SST_LF_UINT, .u = r->bytes_in},
+        {.key = "bytes_out", .pre = " out=", .kind = SST_LF_UINT, .u = r->bytes_out},
+        {.key = "duration_ms",
+         .pre = " dur=",
+         .post = "ms",
+         .kind = SST_LF_MS3,
+         .d = (double)dur_us / 1000.0},
+        {.key = "route", .pre = " route=", .kind = SST_LF_RAW, .str = route, .len = strlen(route)},
+        {.key = "decision",
+         .pre = " decision=",
+         .kind = SST_LF_RAW,
+         .str = dec,
+         .len = strlen(dec)},
+        {.key = "region",
+         .pre = " region=",
+         .kind = SST_LF_RAW,
+         .str = region,
+         .len = strlen(region)},
+        {.key = "backend",
+         .pre = " backend=",
+         .kind = SST_LF_RAW,
+         .str = backend,
+         .len = strlen(backend)},
+        {.key = "attempts", .pre = " attempts=", .kind = SST_LF_UINT, .u = r->attempts},
+        {.key = "reason",
+         .pre = " reason=\"",
+         .post = "\"",
+         .kind = SST_LF_ESC,
+         .str = note,
+         .len = strnlen(note, 60)},
+    };
+    size_t n = sst_log_format(line, sizeof(line), sst_log_epoch_ms(), f, sizeof(f) / sizeof(f[0]));
+    sst__worker_access_log(c->w, line, n);
 }
 
 /* Counts and logs the request once, when its exchange ends (however it ends). */
@@ -260,8 +344,8 @@ static void conn_on_write(void *owner, int status, size_t bytes)
     conn_write_progress(c);
     size_t low = LOW_WATER(conn_cfg(c)->limits.buffer);
     /* back-pressure: the upstream stopped reading while our queue was over the mark */
-    if (c->up != NULL && c->up->backpressured && conn_write_queue(c) <= low)
-        sst__upstream_resume_reading(c->up);
+    if (c->up != NULL && conn_write_queue(c) <= low)
+        sst__upstream_resume(c->up);
     if (c->write_blocked && conn_write_queue(c) <= low) {
         c->write_blocked = false;
         conn_run(c); /* the pipelined requests waiting in the input */
@@ -290,12 +374,12 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
         c->last_progress = conn_now(c);
         return 0;
     }
-    sst_wreq_t *r = sst__wreq_get(c->w);
+    sst_wreq_t *r = sst__wreq_get(&c->w->bufs);
     if (r == NULL)
         return SST_ENOMEM;
     r->heap = malloc(total - done);
     if (r->heap == NULL) {
-        sst__wreq_put(c->w, r);
+        sst__wreq_put(r);
         return SST_ENOMEM;
     }
     size_t off = 0, skip = done;
@@ -374,14 +458,15 @@ static void conn_arm_timer(sst_conn_t *c)
     if (c->state == SST_CONN_CLOSING)
         return;
     uint64_t d = conn_compute_deadline(c);
-    if (d != UINT64_MAX && c->due <= d)
+    if (d != UINT64_MAX && c->dl.due <= d)
         return; /* lazy: an earlier deadline fires, recomputes and re-arms */
-    if (sst__deadline_set(c->w, c, d) != 0)
+    if (sst__worker_deadline_set(c->w, &c->dl, d) != 0)
         conn_abort(c); /* out of memory: this client only */
 }
 
-void sst__conn_on_deadline(sst_conn_t *c)
+void sst__conn_on_deadline(sst_dnode_t *n)
 {
+    sst_conn_t *c = sst_container_of(n, sst_conn_t, dl);
     const sst_timeouts_cfg_t *t = &conn_cfg(c)->timeouts;
     sst_wmetrics_t *m = c->w->metrics;
     uint64_t now = conn_now(c);
@@ -407,7 +492,7 @@ void sst__conn_on_deadline(sst_conn_t *c)
     }
     uint64_t d = conn_compute_deadline(c);
     if (d > now) {
-        if (d != UINT64_MAX && sst__deadline_set(c->w, c, d) != 0)
+        if (d != UINT64_MAX && sst__worker_deadline_set(c->w, &c->dl, d) != 0)
             conn_abort(c);
         return;
     }
@@ -440,7 +525,7 @@ void sst__conn_on_deadline(sst_conn_t *c)
 static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     sst_conn_t *c = handle->data;
-    sst_chunk_t *ch = sst__chunk_get(c->w);
+    sst_chunk_t *ch = sst__chunk_get(&c->w->bufs);
     /* NULL makes libuv report UV_ENOBUFS to the read callback */
     *buf = ch != NULL ? uv_buf_init(ch->data, ch->size) : uv_buf_init(NULL, 0);
 }
@@ -496,7 +581,7 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
     if (nread <= 0) {
         if (ch != NULL)
-            sst__chunk_unref(c->w, ch);
+            sst__chunk_unref(&c->w->bufs, ch);
         if (nread == 0)
             return;
         c->read_eof = true;
@@ -510,7 +595,7 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     }
     c->last_progress = conn_now(c);
     if (c->state == SST_CONN_LINGER || c->state == SST_CONN_CLOSING) {
-        sst__chunk_unref(c->w, ch); /* draining after the final answer */
+        sst__chunk_unref(&c->w->bufs, ch); /* draining after the final answer */
         return;
     }
     assert(c->in == NULL);
@@ -596,10 +681,11 @@ static int conn_send_answer(sst_conn_t *c)
         rc = conn_send(c, iov, n);
     } else {
         bool close = conn_will_close(c);
-        size_t n = sst__error_response(c->w->scratch, sizeof(c->w->scratch), r->decision.status,
-                                       r->decision.reason, r->decision.retry_after_s, close,
-                                       !close && r->info.minor == 0, head_only);
-        uv_buf_t b = uv_buf_init(c->w->scratch, (unsigned)n);
+        size_t n =
+            sst__error_response(c->w->conns.scratch, sizeof(c->w->conns.scratch),
+                                r->decision.status, r->decision.reason, r->decision.retry_after_s,
+                                close, !close && r->info.minor == 0, head_only);
+        uv_buf_t b = uv_buf_init(c->w->conns.scratch, (unsigned)n);
         r->status = r->decision.status;
         rc = conn_send(c, &b, 1);
     }
@@ -825,6 +911,10 @@ static bool conn_backend_left(const sst_conn_t *c)
     return false;
 }
 
+static void conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
+                                const char *why);
+static void conn_up_on_ready(void *owner);
+
 static void conn_proxy_attempt(sst_conn_t *c)
 {
     sst_req_t *r = c->req;
@@ -833,35 +923,33 @@ static void conn_proxy_attempt(sst_conn_t *c)
 
     c->state = SST_CONN_UPSTREAM;
     /* A retry or a reroute of a request whose body is still to come: no body byte may move
-     * until the new upstream is connected and its request head queued (sst__conn_upstream_ready
-     * sets the sink again); conn_run holds the input meanwhile. */
+     * until the new upstream is connected and its request head queued (conn_up_on_ready sets
+     * the sink again); conn_run holds the input meanwhile. */
     if (!r->parsed)
         r->sink = SST_SINK_NONE;
     for (;;) {
         int b = sst_lb_pick(cfg, r->wv->view->snap, r->region, conn_now(c),
-                            r->decision.ignore_health, &r->tried, &w->lb[r->region]);
+                            r->decision.ignore_health, &r->tried, &w->conns.lb[r->region]);
         if (b < 0) {
-            sst__conn_upstream_failed(c, SST_FAIL_NO_BACKEND, SST_M_UP_FAILS,
-                                      "no eligible backend");
+            conn_attempt_failed(c, SST_FAIL_NO_BACKEND, SST_M_UP_FAILS, "no eligible backend");
             return;
         }
         r->backend = b;
         r->attempts++;
         sst_tried_set(&r->tried, (size_t)b);
-        sst_pool_t *pool = sst__pool_for(w, r->wv->view, (size_t)b);
+        sst_pool_t *pool = sst__pool_for(&w->pools, r->wv->view, (size_t)b);
         if (pool == NULL) {
             conn_fatal(c, 503, "out of memory");
             return;
         }
         sst_upstream_t *u = sst__pool_take(pool, !r->idempotent, conn_now(c));
         if (u != NULL) {
-            sst_counter_add(&w->metrics->up_reuses[pool->metric_id], 1);
             c->up = u;
-            sst__upstream_attach(u, c);
-            sst__conn_upstream_ready(c);
+            sst__upstream_attach(u, cfg, &conn_upstream_cb, c);
+            conn_up_on_ready(c);
             return;
         }
-        if (pool->n_total >= cfg->limits.upstream_connections) {
+        if (sst__pool_full(pool, cfg->limits.upstream_connections)) {
             /* this backend is at its connection limit in this worker: try another one */
             r->attempts--;
             if (!conn_backend_left(c)) {
@@ -870,14 +958,13 @@ static void conn_proxy_attempt(sst_conn_t *c)
             }
             continue;
         }
-        int rc = sst__upstream_connect(w, pool, c, &u);
+        int rc = sst__upstream_connect(w, pool, cfg, &conn_upstream_cb, c, &u);
         if (rc != 0) {
-            sst__conn_upstream_failed(c, SST_FAIL_CONNECT, SST_M_UP_CONNECT_ERROR,
-                                      sst_strerror(rc));
+            conn_attempt_failed(c, SST_FAIL_CONNECT, SST_M_UP_CONNECT_ERROR, sst_strerror(rc));
             return;
         }
         c->up = u;
-        return; /* sst__conn_upstream_ready or sst__conn_upstream_failed follows */
+        return; /* conn_up_on_ready or conn_up_on_fail follows */
     }
 }
 
@@ -978,8 +1065,10 @@ static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t siz
     return ok ? (size_t)(p - buf) : 0;
 }
 
-void sst__conn_upstream_ready(sst_conn_t *c)
+/* The upstream is connected (or was taken from the pool): the request head goes out. */
+static void conn_up_on_ready(void *owner)
 {
+    sst_conn_t *c = owner;
     sst_req_t *r = c->req;
     sst_upstream_t *u = c->up;
     /* room for the head plus what sidestep adds (forwarding fields, Via, framing) */
@@ -988,7 +1077,7 @@ void sst__conn_upstream_ready(sst_conn_t *c)
     char *heap = NULL, *buf;
 
     if (need <= SST_CHUNK_SIZE) {
-        ch = sst__chunk_get(c->w);
+        ch = sst__chunk_get(&c->w->bufs);
         buf = ch != NULL ? ch->data : NULL;
     } else {
         heap = malloc(need);
@@ -1000,22 +1089,20 @@ void sst__conn_upstream_ready(sst_conn_t *c)
     }
     size_t n = conn_build_request_head(c, buf, ch != NULL ? ch->size : need);
     int rc = SST_E2BIG;
-    if (n > 0)
-        rc = sst__upstream_send_head(u, ch, heap, buf, n); /* takes heap, even on error */
+    if (n > 0) /* takes heap, even on error; a HEAD response has no body */
+        rc = sst__upstream_send_head(u, ch, heap, buf, n, r->info.method == HTTP_HEAD);
     else
         free(heap);
     if (ch != NULL)
-        sst__chunk_unref(c->w, ch); /* the write holds its own reference */
+        sst__chunk_unref(&c->w->bufs, ch); /* the write holds its own reference */
     if (rc != 0) {
         if (rc == SST_E2BIG) {
             conn_fatal(c, 431, "request head too large to forward");
             return;
         }
-        sst__conn_upstream_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, sst_strerror(rc));
+        conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, sst_strerror(rc));
         return;
     }
-    u->h1.head_request = r->info.method == HTTP_HEAD; /* a HEAD response has no body */
-    sst_counter_add(&c->w->metrics->up_requests[u->pool->metric_id], 1);
     if (r->info.expect_continue && !r->continue_sent && !r->parsed) {
         /* Envoy-style: sidestep answers the expectation itself once a backend is connected,
          * so an unreachable backend can still be answered with a 307 before any body moves. */
@@ -1039,26 +1126,27 @@ void sst__conn_upstream_ready(sst_conn_t *c)
 
 static void conn_flush_body(sst_conn_t *c)
 {
-    uint32_t n = c->w->n_out_bufs;
-    c->w->n_out_bufs = 0;
+    uint32_t n = c->w->conns.n_out_bufs;
+    c->w->conns.n_out_bufs = 0;
     if (n == 0 || c->up == NULL)
         return;
     int rc;
     if (c->req->info.chunked) {
         size_t total = 0;
         for (uint32_t i = 0; i < n; i++)
-            total += c->w->out_bufs[i].len;
+            total += c->w->conns.out_bufs[i].len;
         char pre[24];
         int pl = snprintf(pre, sizeof(pre), "%zx\r\n", total);
-        rc = sst__upstream_send_body(c->up, c->in, c->w->out_bufs, n, pre, (size_t)pl, "\r\n", 2);
+        rc = sst__upstream_send_body(c->up, c->in, c->w->conns.out_bufs, n, pre, (size_t)pl, "\r\n",
+                                     2);
     } else {
-        rc = sst__upstream_send_body(c->up, c->in, c->w->out_bufs, n, NULL, 0, NULL, 0);
+        rc = sst__upstream_send_body(c->up, c->in, c->w->conns.out_bufs, n, NULL, 0, NULL, 0);
     }
     if (rc != 0) {
-        sst__conn_upstream_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
+        conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
         return;
     }
-    if (sst__upstream_queued(c->up) > conn_cfg(c)->limits.buffer)
+    if (!sst__upstream_writable(c->up))
         c->backpressured = true;
 }
 
@@ -1071,16 +1159,17 @@ static int conn_on_body(void *opaque, const char *at, size_t len)
     r->body_in += len;
     r->bytes_in += len;
     if (r->sink == SST_SINK_UPSTREAM && c->up != NULL) {
-        if (c->w->n_out_bufs == SST_WREQ_BUFS - 4)
+        if (c->w->conns.n_out_bufs == SST_WREQ_BUFS - 4)
             conn_flush_body(c);
-        c->w->out_bufs[c->w->n_out_bufs++] = uv_buf_init((char *)at, (unsigned)len);
+        c->w->conns.out_bufs[c->w->conns.n_out_bufs++] = uv_buf_init((char *)at, (unsigned)len);
     }
     /* SST_SINK_DISCARD and a failed upstream: the bytes are dropped */
     return 0;
 }
 
-void sst__conn_upstream_drained(sst_conn_t *c)
+static void conn_up_on_drained(void *owner)
 {
+    sst_conn_t *c = owner;
     if (c->backpressured) {
         c->backpressured = false;
         conn_run(c);
@@ -1098,7 +1187,7 @@ static void conn_on_request_parsed(sst_conn_t *c)
         if (r->info.chunked) {
             /* trailers are never forwarded: the body ends with the last chunk */
             if (sst__upstream_send_body(c->up, NULL, NULL, 0, "0\r\n\r\n", 5, NULL, 0) != 0) {
-                sst__conn_upstream_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
+                conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
                 return;
             }
         }
@@ -1118,27 +1207,10 @@ static void conn_on_request_parsed(sst_conn_t *c)
 
 /* ---- failures of an attempt ------------------------------------------------------------- */
 
-static sst_passive_t conn_passive_of(sst_m_upfail_t kind)
-{
-    switch (kind) {
-    case SST_M_UP_REFUSED:
-        return SST_PASSIVE_REFUSED;
-    case SST_M_UP_CONNECT_TIMEOUT:
-        return SST_PASSIVE_CONNECT_TIMEOUT;
-    case SST_M_UP_CONNECT_ERROR:
-    case SST_M_UP_RESET:
-    case SST_M_UP_BAD_RESPONSE:
-        return SST_PASSIVE_RESET;
-    case SST_M_UP_TIMEOUT:
-    case SST_M_UP_ABORTED:
-    case SST_M_UP_FAILS:
-        return SST_PASSIVE_OK; /* not a passive failure signal */
-    }
-    return SST_PASSIVE_OK;
-}
-
-void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
-                               const char *why)
+/* An attempt failed in `phase` (found by the upstream, or here while sending to it): ask
+ * route.c what follows. */
+static void conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
+                                const char *why)
 {
     sst_req_t *r = c->req;
     sst_worker_t *w = c->w;
@@ -1147,17 +1219,11 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
     c->backpressured = false;
     if (c->up != NULL) {
         sst_upstream_t *u = c->up;
-        if (kind < SST_M_UP_FAILS)
-            sst_counter_add(&w->metrics->up_failures[u->pool->metric_id][kind], 1);
         c->up = NULL;
-        u->conn = NULL;
-        sst__upstream_close(u);
+        sst__upstream_abort(u, kind);
     }
-    sst_passive_t sig = conn_passive_of(kind);
-    if (sig != SST_PASSIVE_OK && r->backend >= 0) {
-        sst__worker_passive(w, cfg->version, (size_t)r->backend, sig);
-        w->passive_bad[r->backend] = 1;
-    }
+    if (r->backend >= 0)
+        sst__passive_failure(&w->passive, cfg, (size_t)r->backend, kind);
     r->note = why;
     if (r->resp_started || phase == SST_FAIL_RESPONSE_STARTED) {
         /* the client already has part of the answer: it must see the cut */
@@ -1221,23 +1287,31 @@ void sst__conn_upstream_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfa
     }
 }
 
+static void conn_up_on_fail(void *owner, sst_fail_phase_t phase, sst_m_upfail_t kind,
+                            const char *why)
+{
+    sst_conn_t *c = owner;
+    c->up = NULL; /* detached and closing: the upstream counted its own failure */
+    conn_attempt_failed(c, phase, kind, why);
+}
+
 /* ---- the response from the backend ------------------------------------------------------ */
 
 static sst_wreq_t *conn_rwb(sst_conn_t *c)
 {
     if (c->rwb == NULL)
-        c->rwb = sst__wreq_get(c->w);
+        c->rwb = sst__wreq_get(&c->w->bufs);
     return c->rwb;
 }
 
-void sst__conn_response_flush(sst_conn_t *c)
+static void conn_response_flush(sst_conn_t *c)
 {
     sst_wreq_t *r = c->rwb;
     if (r == NULL)
         return;
     c->rwb = NULL;
     if (r->n_bufs == 0) {
-        sst__wreq_put(c->w, r);
+        sst__wreq_put(r);
         return;
     }
     c->req->bytes_out += r->bytes;
@@ -1254,9 +1328,14 @@ void sst__conn_response_flush(sst_conn_t *c)
     conn_arm_timer(c);
 }
 
-bool sst__conn_client_writable(const sst_conn_t *c)
+/* The end of one read of the response: what was gathered leaves; a client slower than the
+ * backend pauses the upstream until the queue drains (conn_on_write resumes it). */
+static void conn_up_on_flush(void *owner)
 {
-    return conn_write_queue(c) <= conn_cfg(c)->limits.buffer;
+    sst_conn_t *c = owner;
+    conn_response_flush(c);
+    if (c->up != NULL && conn_write_queue(c) > conn_cfg(c)->limits.buffer)
+        sst__upstream_pause(c->up);
 }
 
 /* Adds bytes that live in `chunk` (or static storage when chunk is NULL) to the gathered
@@ -1268,7 +1347,7 @@ static int conn_gather(sst_conn_t *c, sst_chunk_t *chunk, const char *at, size_t
     if (r != NULL && (r->n_bufs + 1 + extra_bufs > SST_WREQ_BUFS ||
                       (chunk != NULL && r->n_chunks == SST_WREQ_CHUNKS &&
                        r->chunks[r->n_chunks - 1] != chunk))) {
-        sst__conn_response_flush(c);
+        conn_response_flush(c);
         if (c->state == SST_CONN_CLOSING)
             return SST_ECANCELED;
         r = conn_rwb(c);
@@ -1279,8 +1358,9 @@ static int conn_gather(sst_conn_t *c, sst_chunk_t *chunk, const char *at, size_t
     return 0;
 }
 
-int sst__conn_response_head(sst_conn_t *c, const sst_h1_response_t *resp, const sst_head_t *head)
+static int conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_head_t *head)
 {
+    sst_conn_t *c = owner;
     sst_req_t *r = c->req;
     bool client11 = r->info.minor == 1;
     char *p, *end;
@@ -1295,24 +1375,14 @@ int sst__conn_response_head(sst_conn_t *c, const sst_h1_response_t *resp, const 
         else
             r->close_after = true; /* a 1.0 client reads until the close */
     }
-    /* a passive OK only after a failure report, so the common path sends nothing */
-    if (r->backend >= 0) {
-        const sst_config_t *cfg = r->wv->view->cfg;
-        bool count_5xx = resp->status >= 500 && cfg->backends[r->backend].health.passive_5xx;
-        if (count_5xx) {
-            sst__worker_passive(c->w, cfg->version, (size_t)r->backend, SST_PASSIVE_5XX);
-            c->w->passive_bad[r->backend] = 1;
-        } else if (c->w->passive_bad[r->backend]) {
-            sst__worker_passive(c->w, cfg->version, (size_t)r->backend, SST_PASSIVE_OK);
-            c->w->passive_bad[r->backend] = 0;
-        }
-    }
+    if (r->backend >= 0)
+        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, resp->status);
 
     size_t need = (size_t)head->len + 4 * (size_t)head->n_hdrs + 256;
     sst_chunk_t *ch = NULL;
     char *heap = NULL;
     if (need <= SST_CHUNK_SIZE) {
-        ch = sst__chunk_get(c->w);
+        ch = sst__chunk_get(&c->w->bufs);
         p = ch != NULL ? ch->data : NULL;
         end = ch != NULL ? ch->data + ch->size : NULL;
     } else {
@@ -1355,31 +1425,32 @@ int sst__conn_response_head(sst_conn_t *c, const sst_h1_response_t *resp, const 
         ok = HB_LIT(&p, end, "Transfer-Encoding: chunked\r\n");
     }
     if (ok)
-        ok = HB_STR(&p, end, sst__tails[conn_tail(c)]);
+        ok = HB_STR(&p, end, sst_h1_tails[conn_tail(c)]);
     if (!ok) {
         free(heap);
         if (ch != NULL)
-            sst__chunk_unref(c->w, ch);
+            sst__chunk_unref(&c->w->bufs, ch);
         return SST_E2BIG;
     }
     sst_wreq_t *w = conn_rwb(c);
     if (w == NULL) {
         free(heap);
         if (ch != NULL)
-            sst__chunk_unref(c->w, ch);
+            sst__chunk_unref(&c->w->bufs, ch);
         return SST_ENOMEM;
     }
     sst__wreq_add(w, ch, start, (size_t)(p - start));
     if (ch != NULL)
-        sst__chunk_unref(c->w, ch); /* the write request holds its own reference */
+        sst__chunk_unref(&c->w->bufs, ch); /* the write request holds its own reference */
     else
         w->heap = heap;
     r->resp_started = true;
     return 0;
 }
 
-void sst__conn_response_body(sst_conn_t *c, sst_chunk_t *chunk, const char *at, size_t len)
+static void conn_up_on_body(void *owner, sst_chunk_t *chunk, const char *at, size_t len)
 {
+    sst_conn_t *c = owner;
     if (c->state == SST_CONN_CLOSING || len == 0)
         return;
     if (!c->req->chunked_out) {
@@ -1391,7 +1462,7 @@ void sst__conn_response_body(sst_conn_t *c, sst_chunk_t *chunk, const char *at, 
     sst_wreq_t *r = conn_rwb(c);
     if (r != NULL && (r->n_bufs + 3 > SST_WREQ_BUFS || r->scratch_used + 20 > SST_WREQ_SCRATCH ||
                       (r->n_chunks == SST_WREQ_CHUNKS && r->chunks[r->n_chunks - 1] != chunk))) {
-        sst__conn_response_flush(c);
+        conn_response_flush(c);
         if (c->state == SST_CONN_CLOSING)
             return;
         r = conn_rwb(c);
@@ -1408,15 +1479,16 @@ void sst__conn_response_body(sst_conn_t *c, sst_chunk_t *chunk, const char *at, 
     sst__wreq_add(r, NULL, "\r\n", 2);
 }
 
-void sst__conn_response_done(sst_conn_t *c)
+static void conn_up_on_done(void *owner)
 {
+    sst_conn_t *c = owner;
     sst_req_t *r = c->req;
     if (r->chunked_out && conn_gather(c, NULL, "0\r\n\r\n", 5, 0) != 0) {
         if (c->state != SST_CONN_CLOSING)
             conn_abort(c);
         return;
     }
-    sst__conn_response_flush(c);
+    conn_response_flush(c);
     if (c->state == SST_CONN_CLOSING)
         return;
     r->responded = true;
@@ -1429,11 +1501,21 @@ void sst__conn_response_done(sst_conn_t *c)
     conn_finish_request(c);
 }
 
+static const sst__upstream_cb_t conn_upstream_cb = {
+    .on_ready = conn_up_on_ready,
+    .on_head = conn_up_on_head,
+    .on_body = conn_up_on_body,
+    .on_flush = conn_up_on_flush,
+    .on_done = conn_up_on_done,
+    .on_fail = conn_up_on_fail,
+    .on_drained = conn_up_on_drained,
+};
+
 /* ---- the parse loop ---------------------------------------------------------------------- */
 
 static bool conn_begin_request(sst_conn_t *c)
 {
-    sst_req_t *r = sst__req_get(c->w);
+    sst_req_t *r = conn_req_get(&c->w->conns);
     if (r == NULL)
         return false;
     memset(r, 0, sizeof(*r));
@@ -1443,7 +1525,7 @@ static bool conn_begin_request(sst_conn_t *c)
     r->backend = -1;
     r->start_hr = uv_hrtime();
     r->wv = sst__worker_view_acquire(c->w);
-    r->head = sst__head_get(c->w);
+    r->head = sst__head_get(&c->w->bufs);
     if (r->wv == NULL || r->head == NULL)
         return false;
     const sst_limits_cfg_t *l = &r->wv->view->cfg->limits;
@@ -1506,14 +1588,14 @@ static void conn_run(sst_conn_t *c)
             const char *data = have ? c->in->data + c->in_off : empty_input;
             /* w->out_bufs point into c->in and are sent (or dropped) before this pass ends:
              * they never carry one connection's bytes into another's turn */
-            assert(c->w->n_out_bufs == 0);
+            assert(c->w->conns.n_out_bufs == 0);
             sst_h1_rc_t rc = sst_h1_feed(&c->req->h1, data, have ? c->in_len : 0, &used);
             if (have) {
                 c->in_off += (uint32_t)used;
                 c->in_len -= (uint32_t)used;
             }
             if (rc == SST_H1_ERROR)
-                c->w->n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
+                c->w->conns.n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
             else if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
                 conn_flush_body(c);
             if (c->state == SST_CONN_CLOSING)
@@ -1547,8 +1629,8 @@ static void conn_run(sst_conn_t *c)
     if (c->state == SST_CONN_CLOSING)
         return;
     /* the request head held back by the upstream leaves now, with the body read in this pass */
-    if (c->up != NULL && c->up->pending != NULL && sst__upstream_flush(c->up) != 0) {
-        sst__conn_upstream_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "out of memory");
+    if (c->up != NULL && sst__upstream_flush(c->up) != 0) {
+        conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "out of memory");
         return;
     }
     if (c->in != NULL && c->in_len == 0)
@@ -1599,7 +1681,6 @@ static void conn_begin_close(sst_conn_t *c)
         sst__conn_close(c);
         return;
     }
-    c->shutdown_started = true;
     conn_update_reading(c);
     conn_arm_timer(c);
 }
@@ -1613,8 +1694,7 @@ static void conn_finish_request(sst_conn_t *c)
     if (c->up != NULL) {
         sst_upstream_t *u = c->up;
         c->up = NULL;
-        sst__upstream_detach(u, u->resp_done && u->keep_alive && u->req_queued &&
-                                    u->writes_pending == 0 && !u->write_failed);
+        sst__upstream_release(u); /* back to its pool if the exchange ended cleanly */
     }
     conn_release_request(c);
     if (close) {
@@ -1626,56 +1706,41 @@ static void conn_finish_request(sst_conn_t *c)
     c->backpressured = false;
     c->kick = false;
     c->last_progress = conn_now(c);
-    sst_list_push(&c->w->idle_conns, &c->idle_link);
+    sst_list_push(&c->w->conns.idle, &c->idle_link);
     c->in_idle_list = true;
     conn_run(c); /* a pipelined request may already be here */
 }
 
 /* ---- accepting --------------------------------------------------------------------------- */
 
-/* No connection can be set up for the client waiting on `l` (out of memory, a handle that
- * cannot be initialised): take it off the queue and close it, better than leaving it there.
- * When even that fails, the listener pauses (libuv polls it again only after an accept) and
- * the worker's tick retries. */
-static void conn_drop_pending(sst_worker_t *w, sst_listener_t *l)
+int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
 {
-    uv_tcp_t *tmp = malloc(sizeof(*tmp));
-    if (tmp == NULL || uv_tcp_init(&w->loop, tmp) != 0) {
-        free(tmp);
-        l->paused = true;
-        return;
-    }
-    (void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tmp);
-    uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
-}
-
-void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
-{
-    const sst_config_t *cfg = w->cur->view->cfg;
+    const sst_config_t *cfg = sst__worker_config(w);
     sst_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL || uv_tcp_init(&w->loop, &c->tcp) != 0) {
+    if (c == NULL)
+        return SST_ENOMEM;
+    int rc = uv_tcp_init(&w->loop, &c->tcp);
+    if (rc != 0) {
         free(c);
-        conn_drop_pending(w, l);
-        return;
+        return rc;
     }
     c->w = w;
     c->tcp.data = c;
-    c->due = UINT64_MAX;
-    c->heap_idx = UINT32_MAX;
+    c->dl = (sst_dnode_t)SST_DNODE_INIT;
     sst_list_init(&c->link);
     sst_list_init(&c->idle_link);
-    sst_list_push(&w->conns, &c->link);
-    w->n_conns++;
-    atomic_fetch_add(&w->server->n_conns, 1);
+    sst_list_push(&w->conns.all, &c->link);
+    w->conns.n_open++;
+    sst__worker_conn_opened(w);
     sst_counter_add(&w->metrics->conn_accepted, 1);
     c->state = SST_CONN_IDLE;
     c->first_request = true;
     c->accepted_ms = c->last_progress = conn_now(c);
     c->listener = l;
-    l->refs++;
+    sst__listener_hold(l);
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) != 0) {
         sst__conn_close(c);
-        return;
+        return 0; /* nothing is waiting any more */
     }
     struct sockaddr_storage peer;
     int salen = sizeof(peer);
@@ -1687,28 +1752,27 @@ void sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
         c->peer_trusted = sst_config_is_trusted(cfg, (struct sockaddr *)&peer);
     }
     if (c->peer_ip[0] == 0)
-        strcpy(c->peer_ip, "unknown");
+        memcpy(c->peer_ip, "unknown", sizeof("unknown"));
     uv_tcp_nodelay(&c->tcp, 1);
     if (reject) {
         /* over limits.connections with no idle connection to reclaim: a quick 503 instead of
          * a hang, then drain briefly and close */
-        c->rejected = true;
         sst_counter_add(&w->metrics->conn_rejected, 1);
-        size_t n = sst__error_response(w->scratch, sizeof(w->scratch), 503, "too many connections",
-                                       1, true, false, false);
-        uv_buf_t b = uv_buf_init(w->scratch, (unsigned)n);
+        size_t n = sst__error_response(w->conns.scratch, sizeof(w->conns.scratch), 503,
+                                       "too many connections", 1, true, false, false);
+        uv_buf_t b = uv_buf_init(w->conns.scratch, (unsigned)n);
         if (conn_send(c, &b, 1) != 0) {
             sst__conn_close(c);
-            return;
+            return 0;
         }
-        c->state = SST_CONN_HEAD; /* so that begin_close runs from a request state */
         conn_begin_close(c);
-        return;
+        return 0;
     }
-    sst_list_push(&w->idle_conns, &c->idle_link);
+    sst_list_push(&w->conns.idle, &c->idle_link);
     c->in_idle_list = true;
     conn_update_reading(c);
     conn_arm_timer(c);
+    return 0;
 }
 
 size_t sst__conn_evict_idle(sst_worker_t *w, size_t max)
@@ -1718,8 +1782,8 @@ size_t sst__conn_evict_idle(sst_worker_t *w, size_t max)
      * last answer is still queued is not idle yet (closing it would cut that answer). The
      * scan past such ones is bounded, so that clients that read nothing cannot make every
      * accept at the limit walk the whole list. */
-    sst_link_t *l = w->idle_conns.prev;
-    while (max > 0 && l != &w->idle_conns && skipped < 64) {
+    sst_link_t *l = w->conns.idle.prev;
+    while (max > 0 && l != &w->conns.idle && skipped < 64) {
         sst_conn_t *c = sst_container_of(l, sst_conn_t, idle_link);
         l = l->prev;
         if (conn_write_queue(c) > 0) {
@@ -1736,8 +1800,8 @@ size_t sst__conn_evict_idle(sst_worker_t *w, size_t max)
 
 void sst__conn_shutdown_idle(sst_worker_t *w)
 {
-    while (!sst_list_empty(&w->idle_conns)) {
-        sst_conn_t *c = sst_container_of(w->idle_conns.next, sst_conn_t, idle_link);
+    while (!sst_list_empty(&w->conns.idle)) {
+        sst_conn_t *c = sst_container_of(w->conns.idle.next, sst_conn_t, idle_link);
         if (conn_write_queue(c) > 0)
             conn_begin_close(c); /* FIN after the queued answer; leaves the idle list */
         else
@@ -1747,8 +1811,8 @@ void sst__conn_shutdown_idle(sst_worker_t *w)
 
 void sst__conn_close_all(sst_worker_t *w)
 {
-    while (!sst_list_empty(&w->conns)) {
-        sst_conn_t *c = sst_container_of(w->conns.next, sst_conn_t, link);
+    while (!sst_list_empty(&w->conns.all)) {
+        sst_conn_t *c = sst_container_of(w->conns.all.next, sst_conn_t, link);
         conn_account(c);
         sst__conn_close(c);
     }
