@@ -29,8 +29,6 @@ typedef struct sst_chunk_s {
 
 typedef struct sst_bufs_s sst_bufs_t;
 
-typedef void (*sst_wreq_cb)(void *owner, int status, size_t bytes);
-
 /* One uv_write with what it points at: references to read chunks, a small scratch area (chunk
  * size lines), and optionally a heap block (built heads). Pooled per worker. Whoever holds it
  * puts it back with sst__wreq_put, which drops the references and frees the heap block; once
@@ -39,8 +37,6 @@ typedef struct sst_wreq_s {
     uv_write_t req;
     struct sst_wreq_s *next;
     sst_bufs_t *pool; /* the free list it goes back to */
-    void *owner;
-    sst_wreq_cb cb;
     uint32_t n_bufs;
     uint32_t n_chunks;
     size_t bytes;
@@ -83,15 +79,6 @@ static inline bool sst__wreq_room(const sst_wreq_t *r, const sst_chunk_t *chunk,
 /* A cleared head area, or NULL on ENOMEM. */
 sst_head_t *sst__head_get(sst_bufs_t *b);
 void sst__head_put(sst_bufs_t *b, sst_head_t *h);
-
-/* Writes what the socket takes now, without queueing: call only when the stream's write queue
- * is empty. Returns the bytes written (0 when the socket is full) or a negative error. */
-ssize_t sst__sock_send(uv_stream_t *stream, const uv_buf_t *bufs, size_t n, size_t total);
-/* Writes r to stream. Returns SST_WREQ_DONE when everything was written at once (r is
- * released, cb never runs), 0 when (the rest of) it is queued (cb runs once, later, with
- * bytes = r->bytes), or a negative error (r is released, cb never runs). */
-#define SST_WREQ_DONE 1
-int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_cb cb);
 
 /* Frees everything on the free lists (the worker's end). */
 void sst__bufs_free(sst_bufs_t *b);

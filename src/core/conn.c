@@ -12,6 +12,7 @@
 #include "core/conn_int.h"
 #include "core/pool.h"
 #include "core/respond.h"
+#include "core/transport.h"
 #include "core/upstream.h"
 #include "core/view.h"
 #include "core/worker.h"
@@ -32,6 +33,8 @@ static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason);
 static int conn_on_body(void *opaque, const char *at, size_t len);
 static void conn_response_flush(sst_conn_t *c);
 static const sst__upstream_cb_t conn_upstream_cb;
+static const sst_tp_cb_t conn_tp_cb;
+static void conn_tp_on_shutdown(sst_transport_t *t, int status);
 
 static const char empty_input[1] = "";
 
@@ -51,7 +54,7 @@ static inline uint64_t conn_now(const sst_conn_t *c)
 
 static inline size_t conn_write_queue(const sst_conn_t *c)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+    return sst__tp_queued(&c->tp);
 }
 
 /* The send timeout's clock: queued bytes moved, or a write began to wait on an empty queue. */
@@ -168,9 +171,14 @@ static void conn_free(sst_conn_t *c)
     sst__worker_conn_gone(w);
 }
 
-static void conn_on_closed(uv_handle_t *handle)
+static inline sst_conn_t *conn_of(sst_transport_t *t)
 {
-    conn_free(handle->data); /* the only place a connection is freed */
+    return sst_container_of(t, sst_conn_t, tp);
+}
+
+static void conn_tp_on_closed(sst_transport_t *t)
+{
+    conn_free(conn_of(t)); /* the only place a connection is freed */
 }
 
 /* Ends the attempt without blaming the backend (the client's doing, or a local answer). */
@@ -202,8 +210,7 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
     sst__worker_deadline_set(c->w, &c->dl, UINT64_MAX);
     /* RST when the response was cut short, so that the client cannot take a truncated body
      * for a complete one (a close-delimited body would look complete after a FIN). */
-    if (!reset || uv_tcp_close_reset(&c->tcp, conn_on_closed) != 0)
-        uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
+    sst__tp_close(&c->tp, reset);
 }
 
 void sst__conn_close(sst_conn_t *c)
@@ -328,9 +335,9 @@ static void conn_account(sst_conn_t *c)
 
 /* ---- writing to the client --------------------------------------------------------------- */
 
-static void conn_on_write(void *owner, int status, size_t bytes)
+static void conn_tp_on_write(sst_transport_t *t, int status, size_t bytes)
 {
-    sst_conn_t *c = owner;
+    sst_conn_t *c = conn_of(t);
     if (c->state == SST_CONN_CLOSING)
         return;
     if (status < 0) {
@@ -354,53 +361,25 @@ static void conn_on_write(void *owner, int status, size_t bytes)
     conn_arm_timer(c);
 }
 
-/* Writes bufs: one try_write when nothing is queued (the common case, no allocation), any rest
+/* Writes bufs: one send(2) when nothing is queued (the common case, no allocation), any rest
  * queued as a copy. Returns 0 or a negative error; the caller closes on error. */
 static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
 {
-    size_t total = 0, done = 0;
+    size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += bufs[i].len;
     if (c->req != NULL)
         c->req->bytes_out += total;
-    if (conn_write_queue(c) == 0) {
-        ssize_t rc = sst__sock_send((uv_stream_t *)&c->tcp, bufs, n, total);
-        if (rc < 0)
-            return (int)rc;
-        done = (size_t)rc;
+    bool was_empty = conn_write_queue(c) == 0;
+    int rc = sst__tp_send(&c->tp, bufs, n, total);
+    if (rc < 0)
+        return rc;
+    if (was_empty)
         conn_write_progress(c);
-    }
-    if (done == total) {
+    if (rc == SST_TP_SENT) {
         c->last_progress = conn_now(c);
         return 0;
     }
-    sst_wreq_t *r = sst__wreq_get(&c->w->bufs);
-    if (r == NULL)
-        return SST_ENOMEM;
-    r->heap = malloc(total - done);
-    if (r->heap == NULL) {
-        sst__wreq_put(r);
-        return SST_ENOMEM;
-    }
-    size_t off = 0, skip = done;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = bufs[i].len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        memcpy(r->heap + off, bufs[i].base + skip, len - skip);
-        off += len - skip;
-        skip = 0;
-    }
-    r->bufs[0] = uv_buf_init(r->heap, (unsigned)off);
-    r->n_bufs = 1;
-    r->bytes = off;
-    int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
-    if (rc < 0)
-        return rc;
-    if (rc == SST_WREQ_DONE)
-        c->last_progress = conn_now(c);
     conn_arm_timer(c);
     return 0;
 }
@@ -440,7 +419,7 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     case SST_CONN_LINGER:
         /* the linger time starts once the queued answer is out and the FIN sent; until then
          * only the send timeout below applies, so a slow reader still gets all of it */
-        d = c->shutdown_req != NULL ? UINT64_MAX : c->deadline;
+        d = sst__tp_shutting_down(&c->tp) ? UINT64_MAX : c->deadline;
         break;
     case SST_CONN_CLOSING:
         return UINT64_MAX;
@@ -522,14 +501,6 @@ void sst__conn_on_deadline(sst_dnode_t *n)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
-static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-    sst_conn_t *c = handle->data;
-    sst_chunk_t *ch = sst__chunk_get(&c->w->bufs);
-    /* NULL makes libuv report UV_ENOBUFS to the read callback */
-    *buf = ch != NULL ? uv_buf_init(ch->data, ch->size) : uv_buf_init(NULL, 0);
-}
-
 static void conn_client_gone(sst_conn_t *c, const char *why)
 {
     if (c->req != NULL && c->req->head != NULL && !c->req->accounted) {
@@ -555,7 +526,7 @@ static void conn_on_eof(sst_conn_t *c)
     case SST_CONN_LINGER:
         if (conn_write_queue(c) == 0)
             sst__conn_close(c);
-        return; /* else conn_on_shutdown closes once the answer is out */
+        return; /* else conn_tp_on_shutdown closes once the answer is out */
     case SST_CONN_HEAD:
         conn_client_gone(c, "client closed mid-head");
         return;
@@ -574,25 +545,21 @@ static void conn_on_eof(sst_conn_t *c)
     }
 }
 
-static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void conn_tp_on_read_end(sst_transport_t *t, int status)
 {
-    sst_conn_t *c = stream->data;
-    sst_chunk_t *ch = buf->base != NULL ? sst_container_of(buf->base, sst_chunk_t, data) : NULL;
+    sst_conn_t *c = conn_of(t);
+    c->read_eof = true;
+    if (status == UV_EOF)
+        conn_on_eof(c);
+    else if (c->state == SST_CONN_IDLE || c->state == SST_CONN_LINGER)
+        sst__conn_close(c);
+    else
+        conn_client_gone(c, status == UV_ENOBUFS ? "out of memory" : "client connection error");
+}
 
-    if (nread <= 0) {
-        if (ch != NULL)
-            sst__chunk_unref(&c->w->bufs, ch);
-        if (nread == 0)
-            return;
-        c->read_eof = true;
-        if (nread == UV_EOF)
-            conn_on_eof(c);
-        else if (c->state == SST_CONN_IDLE || c->state == SST_CONN_LINGER)
-            sst__conn_close(c);
-        else
-            conn_client_gone(c, nread == UV_ENOBUFS ? "out of memory" : "client connection error");
-        return;
-    }
+static void conn_tp_on_read(sst_transport_t *t, sst_chunk_t *ch, size_t nread)
+{
+    sst_conn_t *c = conn_of(t);
     c->last_progress = conn_now(c);
     if (c->state == SST_CONN_LINGER || c->state == SST_CONN_CLOSING) {
         sst__chunk_unref(&c->w->bufs, ch); /* draining after the final answer */
@@ -626,13 +593,10 @@ static void conn_update_reading(sst_conn_t *c)
         return;
     }
     want = want && !c->read_eof && c->in == NULL;
-    if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) == 0)
-            c->reading = true;
-    } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-    }
+    if (want)
+        (void)sst__tp_read_start(&c->tp); /* on failure the deadline ends the connection */
+    else
+        sst__tp_read_stop(&c->tp);
 }
 
 /* ---- answers generated by sidestep -------------------------------------------------------- */
@@ -1317,19 +1281,19 @@ static void conn_response_flush(sst_conn_t *c)
     c->req->bytes_out += r->bytes;
     if (conn_write_queue(c) == 0)
         conn_write_progress(c);
-    int rc = sst__wreq_submit(r, (uv_stream_t *)&c->tcp, c, conn_on_write);
+    int rc = sst__tp_write(&c->tp, r);
     if (rc < 0) {
         conn_account(c);
         conn_abort(c);
         return;
     }
-    if (rc == SST_WREQ_DONE)
+    if (rc == SST_TP_SENT)
         c->last_progress = conn_now(c);
     conn_arm_timer(c);
 }
 
 /* The end of one read of the response: what was gathered leaves; a client slower than the
- * backend pauses the upstream until the queue drains (conn_on_write resumes it). */
+ * backend pauses the upstream until the queue drains (conn_tp_on_write resumes it). */
 static void conn_up_on_flush(void *owner)
 {
     sst_conn_t *c = owner;
@@ -1511,6 +1475,14 @@ static const sst__upstream_cb_t conn_upstream_cb = {
     .on_drained = conn_up_on_drained,
 };
 
+static const sst_tp_cb_t conn_tp_cb = {
+    .on_read = conn_tp_on_read,
+    .on_read_end = conn_tp_on_read_end,
+    .on_write = conn_tp_on_write,
+    .on_shutdown = conn_tp_on_shutdown,
+    .on_closed = conn_tp_on_closed,
+};
+
 /* ---- the parse loop ---------------------------------------------------------------------- */
 
 static bool conn_begin_request(sst_conn_t *c)
@@ -1568,7 +1540,7 @@ static void conn_run(sst_conn_t *c)
                 if (!have)
                     break;
                 if (conn_write_queue(c) > conn_cfg(c)->limits.buffer) {
-                    /* answers pile up unread: the next request waits (conn_on_write resumes) */
+                    /* answers pile up unread: the next request waits (conn_tp_on_write resumes) */
                     c->write_blocked = true;
                     break;
                 }
@@ -1641,12 +1613,10 @@ static void conn_run(sst_conn_t *c)
 
 /* ---- finishing ----------------------------------------------------------------------------- */
 
-static void conn_on_shutdown(uv_shutdown_t *req, int status)
+static void conn_tp_on_shutdown(sst_transport_t *t, int status)
 {
-    sst_conn_t *c = req->data;
-    /* runs with UV_ECANCELED when the handle closes first, before its close callback */
-    free(req);
-    c->shutdown_req = NULL;
+    sst_conn_t *c = conn_of(t);
+    /* runs with UV_ECANCELED when the connection closes first */
     if (c->state == SST_CONN_CLOSING)
         return;
     if (status < 0 || c->read_eof) {
@@ -1665,19 +1635,11 @@ static void conn_begin_close(sst_conn_t *c)
     conn_idle_list_remove(c);
     conn_release_input(c);
     c->state = SST_CONN_LINGER;
-    c->deadline = UINT64_MAX; /* set when the shutdown completes: conn_on_shutdown */
+    c->deadline = UINT64_MAX; /* set when the shutdown completes: conn_tp_on_shutdown */
     /* FIN after the queued answer, then read and drop until the client closes or the linger
      * time passes, so the client reads the answer instead of a reset (unread input makes the
      * kernel send RST on close). */
-    c->shutdown_req = malloc(sizeof(*c->shutdown_req));
-    if (c->shutdown_req == NULL) {
-        sst__conn_close(c);
-        return;
-    }
-    c->shutdown_req->data = c;
-    if (uv_shutdown(c->shutdown_req, (uv_stream_t *)&c->tcp, conn_on_shutdown) != 0) {
-        free(c->shutdown_req);
-        c->shutdown_req = NULL;
+    if (sst__tp_shutdown(&c->tp) != 0) {
         sst__conn_close(c);
         return;
     }
@@ -1719,13 +1681,12 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     sst_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return SST_ENOMEM;
-    int rc = uv_tcp_init(&w->loop, &c->tcp);
+    int rc = sst__tp_init(&c->tp, &w->loop, SST_TP_TCP, &conn_tp_cb);
     if (rc != 0) {
         free(c);
         return rc;
     }
     c->w = w;
-    c->tcp.data = c;
     c->dl = (sst_dnode_t)SST_DNODE_INIT;
     sst_list_init(&c->link);
     sst_list_init(&c->idle_link);
@@ -1738,13 +1699,12 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     c->accepted_ms = c->last_progress = conn_now(c);
     c->listener = l;
     sst__listener_hold(l);
-    if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) != 0) {
+    if (sst__tp_accept(&c->tp, (uv_stream_t *)&l->tcp) != 0) {
         sst__conn_close(c);
         return 0; /* nothing is waiting any more */
     }
     struct sockaddr_storage peer;
-    int salen = sizeof(peer);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &salen) == 0) {
+    if (sst__tp_peer(&c->tp, &peer) == 0) {
         if (peer.ss_family == AF_INET)
             uv_ip4_name((struct sockaddr_in *)&peer, c->peer_ip, sizeof(c->peer_ip));
         else if (peer.ss_family == AF_INET6)
@@ -1753,7 +1713,6 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     }
     if (c->peer_ip[0] == 0)
         memcpy(c->peer_ip, "unknown", sizeof("unknown"));
-    uv_tcp_nodelay(&c->tcp, 1);
     if (reject) {
         /* over limits.connections with no idle connection to reclaim: a quick 503 instead of
          * a hang, then drain briefly and close */

@@ -14,6 +14,7 @@
 #include "core/dheap.h"
 #include "core/list.h"
 #include "core/metrics.h"
+#include "core/transport.h"
 #include "core/upstream.h"
 #include "core/worker.h"
 #include "http/http1.h"
@@ -77,17 +78,26 @@ typedef struct sst_req_s {
     char https_host[SST_HTTPS_HOST_MAX];
 } sst_req_t;
 
+/* An idle keep-alive connection costs just this (docs/benchmarks.md): the fields are ordered
+ * so that the struct has no holes, and conn.c asserts its size. */
 struct sst_conn_s {
-    uv_tcp_t tcp;
-    sst_dnode_t dl;              /* deadline in the worker's heap (uv_now ms) */
-    uint32_t write_progress;     /* uv_now mod 2^32 when queued bytes last moved (or began to
-                                    wait): the send timeout counts from it, not from reads */
-    uv_shutdown_t *shutdown_req; /* allocated when the linger starts */
+    sst_transport_t tp; /* first: the transport's callbacks find the connection */
+    sst_dnode_t dl;     /* deadline in the worker's heap (uv_now ms) */
     sst_worker_t *w;
-    sst_link_t link;      /* worker's conns.all */
-    sst_link_t idle_link; /* worker's conns.idle while IDLE */
+    sst_link_t link;          /* worker's conns.all */
+    sst_link_t idle_link;     /* worker's conns.idle while IDLE */
+    sst_listener_t *listener; /* holds a reference: outlives a reload that removes it */
+    sst_chunk_t *in;          /* unparsed input */
+    uint32_t in_off, in_len;
+    uint64_t deadline;      /* LINGER: when lingering ends (uv_now ms), set once the FIN is out */
+    uint64_t last_progress; /* last read or write progress, for inactivity timeouts */
+    uint64_t accepted_ms;
+    sst_upstream_t *up;      /* current attempt */
+    sst_req_t *req;          /* NULL between requests */
+    sst_wreq_t *rwb;         /* response bytes for the client, being gathered */
+    uint32_t write_progress; /* uv_now mod 2^32 when queued bytes last moved (or began to
+                                wait): the send timeout counts from it, not from reads */
     sst_conn_state_t state;
-    bool reading : 1;
     bool read_eof : 1;
     bool in_idle_list : 1;
     bool first_request : 1;
@@ -98,16 +108,7 @@ struct sst_conn_s {
     bool write_blocked : 1; /* IDLE with more than limits.buffer queued: no next request (a
                                pipelining client that does not read) until it drains */
     bool peer_trusted : 1;
-    sst_listener_t *listener; /* holds a reference: outlives a reload that removes it */
-    char peer_ip[46];         /* INET6_ADDRSTRLEN */
-    sst_chunk_t *in;          /* unparsed input */
-    uint32_t in_off, in_len;
-    uint64_t deadline;      /* LINGER: when lingering ends (uv_now ms), set once the FIN is out */
-    uint64_t last_progress; /* last read or write progress, for inactivity timeouts */
-    uint64_t accepted_ms;
-    sst_upstream_t *up; /* current attempt */
-    sst_req_t *req;     /* NULL between requests */
-    sst_wreq_t *rwb;    /* response bytes for the client, being gathered */
+    char peer_ip[46]; /* INET6_ADDRSTRLEN */
 };
 
 #endif

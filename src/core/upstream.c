@@ -5,13 +5,11 @@
 #include "core/upstream.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/socket.h>
-
 #include "core/pool.h"
+#include "core/transport.h"
 #include "core/worker.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
@@ -24,7 +22,7 @@ typedef enum sst_up_state_e {
 } sst_up_state_t;
 
 struct sst_upstream_s {
-    uv_tcp_t tcp;
+    sst_transport_t tp; /* first: the transport's callbacks find the upstream */
     uv_timer_t timer;
     uv_connect_t connect_req;
     sst_worker_t *w;
@@ -37,7 +35,6 @@ struct sst_upstream_s {
     const sst_config_t *cfg;
     sst_up_state_t state;
     uint8_t pending_closes;
-    bool reading;
     bool req_queued;   /* the whole request is queued for writing */
     bool req_written;  /* ... and written */
     bool write_failed; /* a request write failed: the read side decides (an early answer?) */
@@ -62,7 +59,7 @@ struct sst_upstream_s {
  * its way, so this only bounds an odd kernel error. */
 #define WRITE_FAILED_GRACE_MS 1000
 
-static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static const sst_tp_cb_t up_tp_cb;
 static void up_arm_timer(sst_upstream_t *u);
 static int up_on_body(void *opaque, const char *at, size_t len);
 
@@ -80,7 +77,7 @@ static inline uint64_t up_now(const sst_upstream_t *u)
 
 static inline size_t up_queued(const sst_upstream_t *u)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&u->tcp);
+    return sst__tp_queued(&u->tp);
 }
 
 bool sst__upstream_writable(sst_upstream_t *u)
@@ -115,18 +112,11 @@ uint64_t sst__upstream_idle_since(const sst_upstream_t *u)
     return u->idle_since;
 }
 
-/* One recv(2) with MSG_PEEK: the backend may have closed the connection since the last loop
- * iteration and its FIN be waiting unread. */
+/* The backend may have closed the connection since the last loop iteration and its FIN be
+ * waiting unread: the transport peeks. */
 bool sst__upstream_alive(sst_upstream_t *u)
 {
-    uv_os_fd_t fd;
-    char b;
-    if (uv_fileno((const uv_handle_t *)&u->tcp, &fd) != 0)
-        return false;
-    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK;
-    return false; /* 0: the backend closed; > 0: bytes on an idle connection */
+    return sst__tp_alive(&u->tp);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
@@ -140,12 +130,27 @@ static void up_free(sst_upstream_t *u)
     free(u);
 }
 
-static void up_on_closed(uv_handle_t *handle)
+static inline sst_upstream_t *up_of(sst_transport_t *t)
 {
-    sst_upstream_t *u = handle->data;
+    return sst_container_of(t, sst_upstream_t, tp);
+}
+
+/* The transport and the timer: freed after the close callback of the last one. */
+static void up_closed_one(sst_upstream_t *u)
+{
     assert(u->pending_closes > 0);
     if (--u->pending_closes == 0)
-        up_free(u);
+        up_free(u); /* the only place an upstream is freed */
+}
+
+static void up_tp_on_closed(sst_transport_t *t)
+{
+    up_closed_one(up_of(t));
+}
+
+static void up_on_timer_closed(uv_handle_t *handle)
+{
+    up_closed_one(handle->data);
 }
 
 void sst__upstream_close(sst_upstream_t *u)
@@ -162,8 +167,8 @@ void sst__upstream_close(sst_upstream_t *u)
     up_detach(u);
     sst__pool_closed(u->pool);
     u->pending_closes = 2;
-    uv_close((uv_handle_t *)&u->tcp, up_on_closed);
-    uv_close((uv_handle_t *)&u->timer, up_on_closed);
+    sst__tp_close(&u->tp, false);
+    uv_close((uv_handle_t *)&u->timer, up_on_timer_closed);
 }
 
 static void up_count_failure(sst_upstream_t *u, sst_m_upfail_t kind)
@@ -281,17 +286,10 @@ static void up_arm_timer(sst_upstream_t *u)
 
 /* ---- connecting -------------------------------------------------------------------------- */
 
-static void up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-    sst_upstream_t *u = handle->data;
-    sst_chunk_t *ch = sst__chunk_get(&u->w->bufs);
-    *buf = ch != NULL ? uv_buf_init(ch->data, ch->size) : uv_buf_init(NULL, 0);
-}
-
 static void up_start_reading(sst_upstream_t *u)
 {
-    if (!u->reading && uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_on_read) == 0)
-        u->reading = true;
+    /* on failure the timer ends the attempt (response timeout) or the idle connection */
+    (void)sst__tp_read_start(&u->tp);
 }
 
 static void up_reset_response(sst_upstream_t *u)
@@ -313,9 +311,9 @@ static void up_reset_response(sst_upstream_t *u)
     u->keep_alive = false;
 }
 
-static void up_on_connect(uv_connect_t *req, int status)
+static void up_tp_on_connect(sst_transport_t *t, int status)
 {
-    sst_upstream_t *u = req->data;
+    sst_upstream_t *u = up_of(t);
     if (u->state == SST_UP_CLOSING)
         return; /* closed while connecting: ECANCELED */
     if (status < 0) {
@@ -327,7 +325,6 @@ static void up_on_connect(uv_connect_t *req, int status)
         return;
     }
     u->state = SST_UP_ACTIVE;
-    uv_tcp_nodelay(&u->tcp, 1);
     u->last_progress = up_now(u);
     uv_timer_stop(&u->timer);
     up_start_reading(u);
@@ -355,20 +352,18 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
     u->cb = cb;
     u->cfg = cfg;
     sst_list_init(&u->link);
-    int rc = uv_tcp_init(&w->loop, &u->tcp);
+    int rc = sst__tp_init(&u->tp, &w->loop, SST_TP_TCP, &up_tp_cb);
     if (rc != 0) {
         sst__head_put(&w->bufs, u->head);
         free(u);
         return rc; /* nothing was opened: no callback follows */
     }
-    u->tcp.data = u;
     uv_timer_init(&w->loop, &u->timer); /* cannot fail: it allocates nothing */
     u->timer.data = u;
-    u->connect_req.data = u;
     up_reset_response(u);
     u->state = SST_UP_CONNECTING;
     sst__pool_opened(pool);
-    rc = uv_tcp_connect(&u->connect_req, &u->tcp, sst__pool_addr(pool), up_on_connect);
+    rc = sst__tp_connect(&u->tp, &u->connect_req, sst__pool_addr(pool));
     if (rc != 0) {
         sst__upstream_close(u);
         return rc;
@@ -409,9 +404,9 @@ static void up_write_failed(sst_upstream_t *u)
     up_arm_timer(u);
 }
 
-static void up_on_write(void *owner, int status, size_t bytes)
+static void up_tp_on_write(sst_transport_t *t, int status, size_t bytes)
 {
-    sst_upstream_t *u = owner;
+    sst_upstream_t *u = up_of(t);
     assert(u->writes_pending > 0);
     u->writes_pending--;
     if (u->state == SST_UP_CLOSING)
@@ -438,13 +433,13 @@ static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
         sst__wreq_put(r); /* the read side decides the attempt: see up_write_failed */
         return 0;
     }
-    int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
+    int rc = sst__tp_write(&u->tp, r);
     if (rc == 0) {
         if (u->writes_pending++ == 0) {
             u->last_progress = up_now(u); /* the request-write deadline counts from here */
             up_arm_timer(u);
         }
-    } else if (rc == SST_WREQ_DONE) {
+    } else if (rc == SST_TP_SENT) {
         u->last_progress = up_now(u); /* written at once: no callback follows */
         rc = 0;
     } else if (rc != SST_ENOMEM) {
@@ -551,8 +546,7 @@ void sst__upstream_pause(sst_upstream_t *u)
     if (u->state != SST_UP_ACTIVE || u->backpressured)
         return;
     u->backpressured = true;
-    uv_read_stop((uv_stream_t *)&u->tcp);
-    u->reading = false;
+    sst__tp_read_stop(&u->tp);
 }
 
 void sst__upstream_resume(sst_upstream_t *u)
@@ -659,21 +653,14 @@ static void up_on_eof(sst_upstream_t *u, bool reset)
             reset ? "backend reset before responding" : "backend closed before responding");
 }
 
-static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void up_tp_on_read_end(sst_transport_t *t, int status)
 {
-    sst_upstream_t *u = stream->data;
-    sst_chunk_t *ch = buf->base != NULL ? sst_container_of(buf->base, sst_chunk_t, data) : NULL;
+    up_on_eof(up_of(t), status != UV_EOF);
+}
 
-    if (nread <= 0) {
-        if (ch != NULL)
-            sst__chunk_unref(&u->w->bufs, ch);
-        if (nread == 0)
-            return;
-        uv_read_stop(stream);
-        u->reading = false;
-        up_on_eof(u, nread != UV_EOF);
-        return;
-    }
+static void up_tp_on_read(sst_transport_t *t, sst_chunk_t *ch, size_t nread)
+{
+    sst_upstream_t *u = up_of(t);
     if (u->state != SST_UP_ACTIVE || u->owner == NULL) {
         /* bytes on an idle connection: a protocol error; never reuse it */
         sst__chunk_unref(&u->w->bufs, ch);
@@ -683,13 +670,21 @@ static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     u->last_progress = up_now(u);
     assert(u->in == NULL);
     u->in = ch;
-    up_process(u, (size_t)nread);
+    up_process(u, nread);
     /* the chunk may still be referenced by queued client writes */
     if (u->in == ch) {
         u->in = NULL;
         sst__chunk_unref(&u->w->bufs, ch);
     }
 }
+
+static const sst_tp_cb_t up_tp_cb = {
+    .on_read = up_tp_on_read,
+    .on_read_end = up_tp_on_read_end,
+    .on_write = up_tp_on_write,
+    .on_connect = up_tp_on_connect,
+    .on_closed = up_tp_on_closed,
+};
 
 /* ---- releasing ----------------------------------------------------------------------------- */
 

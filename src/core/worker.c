@@ -527,6 +527,7 @@ int sst__worker_start(sst_worker_t *w, unsigned id, atomic_uint_fast64_t *conns_
     if ((rc = uv_loop_init(&w->loop)) != 0)
         goto fail;
     loop_ready = true;
+    w->loop.data = &w->bufs; /* transports take their read chunks there */
     /* these inits cannot fail in libuv (they allocate nothing); worker_unwind closes them */
     uv_check_init(&w->loop, &w->flush_check);
     w->flush_check.data = w;
