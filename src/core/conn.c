@@ -370,12 +370,11 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
         total += bufs[i].len;
     if (c->req != NULL)
         c->req->bytes_out += total;
-    bool was_empty = conn_write_queue(c) == 0;
+    if (conn_write_queue(c) == 0)
+        conn_write_progress(c); /* loop time: the same before the send as after it */
     int rc = sst__tp_send(&c->tp, bufs, n, total);
     if (rc < 0)
         return rc;
-    if (was_empty)
-        conn_write_progress(c);
     if (rc == SST_TP_SENT) {
         c->last_progress = conn_now(c);
         return 0;

@@ -108,7 +108,7 @@ int sst__tp_write(sst_transport_t *t, sst_wreq_t *r);
 /* Bytes accepted by sst__tp_send/write and not yet taken by the kernel (back-pressure). */
 static inline size_t sst__tp_queued(const sst_transport_t *t)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&t->tcp);
+    return t->tcp.write_queue_size; /* libuv's public read-only field: no call per check */
 }
 
 /* Half-close after every queued byte. Returns 0 (on_shutdown follows) or a negative error (no

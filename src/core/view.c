@@ -229,22 +229,6 @@ void sst__prep_names_free(sst_server_t *s)
 
 static const uint16_t redirect_statuses[SST_REDIRECT_STATUSES] = {301, 302, 303, 307, 308};
 
-size_t sst__redirect_status_index(uint16_t status)
-{
-    switch (status) {
-    case 301:
-        return 0;
-    case 302:
-        return 1;
-    case 303:
-        return 2;
-    case 308:
-        return 4;
-    default:
-        return 3; /* 307 */
-    }
-}
-
 int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, char *err,
                     size_t err_size)
 {

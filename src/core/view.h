@@ -58,7 +58,21 @@ typedef struct sst_prep_s {
 } sst_prep_t;
 
 /* The index of a redirect status in the prepared lines (301 302 303 307 308; 307 for others). */
-size_t sst__redirect_status_index(uint16_t status);
+static inline size_t sst__redirect_status_index(uint16_t status)
+{
+    switch (status) {
+    case 301:
+        return 0;
+    case 302:
+        return 1;
+    case 303:
+        return 2;
+    case 308:
+        return 4;
+    default:
+        return 3; /* 307 */
+    }
+}
 
 typedef struct sst_view_s {
     atomic_uint_fast32_t refs;
