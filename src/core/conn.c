@@ -16,6 +16,7 @@
 #include "core/upstream.h"
 #include "core/view.h"
 #include "core/worker.h"
+#include "http/h1_write.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 
@@ -931,101 +932,29 @@ static void conn_proxy_attempt(sst_conn_t *c)
     }
 }
 
-static bool hb_put(char **p, char *end, const char *s, size_t n)
-{
-    if ((size_t)(end - *p) < n)
-        return false;
-    memcpy(*p, s, n);
-    *p += n;
-    return true;
-}
-
-#define HB_LIT(p, end, s) hb_put(p, end, s, sizeof(s) - 1)
-#define HB_STR(p, end, v) hb_put(p, end, (v).base, (v).len)
-
-static bool conn_is_forwarding_field(sst_str_t name)
-{
-    return sst_str_ieq_c(name, "x-forwarded-for") || sst_str_ieq_c(name, "x-forwarded-proto") ||
-           sst_str_ieq_c(name, "x-forwarded-host") || sst_str_ieq_c(name, "forwarded");
-}
-
-/* Rebuilds the request head for the backend from the parsed fields, never from the raw bytes,
- * so nothing the parser tolerated reaches a backend in another shape. Returns the length, or
- * 0 when it does not fit in `size`. */
-static size_t conn_build_request_head(const sst_conn_t *c, char *buf, size_t size)
+/* What the request head for the backend is built from (http/h1_write.c writes it). */
+static sst_h1w_request_t conn_request_out(const sst_conn_t *c)
 {
     const sst_req_t *r = c->req;
-    const sst_head_t *h = r->head;
-    char *p = buf, *end = buf + size;
-    sst_str_t pq, authority;
-    sst_str_t xff_prev = SST_STR_NULL, via_prev = SST_STR_NULL;
-    bool have_proto = false, have_host = false;
-    bool ok;
     const sst_config_t *cfg = r->wv->view->cfg;
     const char *proto =
         r->listener_index < cfg->n_listeners && cfg->listeners[r->listener_index].proto != NULL
             ? cfg->listeners[r->listener_index].proto
             : "http";
-
-    if (sst_target_path_query(r->info.target, &pq, &authority) != 0)
-        pq = r->info.target; /* asterisk-form OPTIONS goes as is */
-    /* An HTTP/1.0 client may send no Host, but the request goes out as HTTP/1.1, which must
-     * carry a non-empty one (RFC 9112 §3.2; nginx as a backend answers 400 otherwise): the
-     * backend's own address stands in, as nginx's proxy_pass does. */
-    sst_str_t host = r->info.host;
-    if (host.len == 0 && r->backend >= 0 && (size_t)r->backend < cfg->n_backends)
-        host = sst_str_c(cfg->backends[r->backend].addr.text);
-    ok = HB_STR(&p, end, r->info.method_name) && HB_LIT(&p, end, " ") && HB_STR(&p, end, pq) &&
-         HB_LIT(&p, end, " HTTP/1.1\r\nHost: ") && HB_STR(&p, end, host) && HB_LIT(&p, end, "\r\n");
-    for (uint32_t i = 0; ok && i < h->n_hdrs; i++) {
-        sst_str_t name = sst_hdr_name(h, &h->hdrs[i]);
-        sst_str_t value = sst_hdr_value(h, &h->hdrs[i]);
-        if (sst_h1_is_hop_by_hop(h, name) || sst_str_ieq_c(name, "host") ||
-            sst_str_ieq_c(name, "expect"))
-            continue;
-        if (sst_str_ieq_c(name, "via")) {
-            via_prev = value; /* combined with ours below (RFC 9110 §7.6.3) */
-            continue;
-        }
-        if (conn_is_forwarding_field(name)) {
-            /* client-sent forwarding fields are kept only from trusted proxies */
-            if (!c->peer_trusted)
-                continue;
-            if (sst_str_ieq_c(name, "x-forwarded-for")) {
-                xff_prev = value;
-                continue;
-            }
-            have_proto = have_proto || sst_str_ieq_c(name, "x-forwarded-proto");
-            have_host = have_host || sst_str_ieq_c(name, "x-forwarded-host");
-        }
-        ok = HB_STR(&p, end, name) && HB_LIT(&p, end, ": ") && HB_STR(&p, end, value) &&
-             HB_LIT(&p, end, "\r\n");
-    }
-    ok = ok && HB_LIT(&p, end, "X-Forwarded-For: ");
-    if (ok && xff_prev.len > 0)
-        ok = HB_STR(&p, end, xff_prev) && HB_LIT(&p, end, ", ");
-    ok = ok && hb_put(&p, end, c->peer_ip, strlen(c->peer_ip)) && HB_LIT(&p, end, "\r\n");
-    if (ok && !have_proto)
-        ok = HB_LIT(&p, end, "X-Forwarded-Proto: ") && hb_put(&p, end, proto, strlen(proto)) &&
-             HB_LIT(&p, end, "\r\n");
-    if (ok && !have_host && r->info.host.len > 0)
-        ok = HB_LIT(&p, end, "X-Forwarded-Host: ") && HB_STR(&p, end, r->info.host) &&
-             HB_LIT(&p, end, "\r\n");
-    ok = ok && HB_LIT(&p, end, "Via: ");
-    if (ok && via_prev.len > 0)
-        ok = HB_STR(&p, end, via_prev) && HB_LIT(&p, end, ", ");
-    ok = ok && (r->info.minor == 0 ? HB_LIT(&p, end, "1.0 sidestep\r\n")
-                                   : HB_LIT(&p, end, "1.1 sidestep\r\n"));
-    if (ok && r->info.chunked) {
-        ok = HB_LIT(&p, end, "Transfer-Encoding: chunked\r\n");
-    } else if (ok && r->info.has_length) {
-        char num[24];
-        size_t nl = sst_u64_to_dec(r->info.content_length, num);
-        ok = HB_LIT(&p, end, "Content-Length: ") && hb_put(&p, end, num, nl) &&
-             HB_LIT(&p, end, "\r\n");
-    }
-    ok = ok && HB_LIT(&p, end, "\r\n");
-    return ok ? (size_t)(p - buf) : 0;
+    sst_h1w_request_t out = {
+        .info = &r->info,
+        .head = r->head,
+        .target = r->info.target,
+        .peer = sst_str_c(c->peer_ip),
+        .peer_trusted = c->peer_trusted,
+        .proto = sst_str_c(proto),
+    };
+    sst_str_t authority;
+    if (sst_target_path_query(r->info.target, &out.target, &authority) != 0)
+        out.target = r->info.target; /* asterisk-form OPTIONS goes as is */
+    if (r->backend >= 0 && (size_t)r->backend < cfg->n_backends)
+        out.default_host = sst_str_c(cfg->backends[r->backend].addr.text);
+    return out;
 }
 
 /* The upstream is connected (or was taken from the pool): the request head goes out. */
@@ -1034,8 +963,8 @@ static void conn_up_on_ready(void *owner)
     sst_conn_t *c = owner;
     sst_req_t *r = c->req;
     sst_upstream_t *u = c->up;
-    /* room for the head plus what sidestep adds (forwarding fields, Via, framing) */
-    size_t need = (size_t)r->head->len + 4 * (size_t)r->head->n_hdrs + 512;
+    sst_h1w_request_t out = conn_request_out(c);
+    size_t need = sst_h1_request_bound(&out);
     sst_chunk_t *ch = NULL;
     char *heap = NULL, *buf;
 
@@ -1050,7 +979,7 @@ static void conn_up_on_ready(void *owner)
         conn_fatal(c, 503, "out of memory");
         return;
     }
-    size_t n = conn_build_request_head(c, buf, ch != NULL ? ch->size : need);
+    size_t n = sst_h1_write_request(&out, buf, ch != NULL ? ch->size : need);
     int rc = SST_E2BIG;
     if (n > 0) /* takes heap, even on error; a HEAD response has no body */
         rc = sst__upstream_send_head(u, ch, heap, buf, n, r->info.method == HTTP_HEAD);
@@ -1321,88 +1250,50 @@ static int conn_gather(sst_conn_t *c, sst_chunk_t *chunk, const char *at, size_t
     return 0;
 }
 
+/* A response head from the backend: framing for this client, then the head, rebuilt by
+ * http/h1_write.c, joins the gathered write. */
 static int conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_head_t *head)
 {
     sst_conn_t *c = owner;
     sst_req_t *r = c->req;
-    bool client11 = r->info.minor == 1;
-    char *p, *end;
 
     r->status = resp->status;
+    if (r->backend >= 0) /* passive health: a 5xx, or the good answer after a failure */
+        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, resp->status);
     if (!r->parsed)
         r->close_after = true; /* an early answer: the rest of the body is not for us */
-    r->chunked_out = false;
-    if (!resp->no_body && !resp->has_length) {
-        if (client11)
-            r->chunked_out = true; /* re-chunked: chunked or close-delimited from the backend */
-        else
-            r->close_after = true; /* a 1.0 client reads until the close */
-    }
-    if (r->backend >= 0)
-        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, resp->status);
+    sst_h1_frame_t frame = sst_h1_response_framing(resp, r->info.minor);
+    r->chunked_out = frame == SST_FRAME_CHUNKED;
+    if (frame == SST_FRAME_CLOSE)
+        r->close_after = true; /* a 1.0 client reads until the close */
 
-    size_t need = (size_t)head->len + 4 * (size_t)head->n_hdrs + 256;
+    sst_h1w_response_t out = {
+        .resp = resp,
+        .head = head,
+        .client_minor = r->info.minor,
+        .tail = conn_tail(c),
+    };
+    size_t need = sst_h1_response_bound(&out);
     sst_chunk_t *ch = NULL;
-    char *heap = NULL;
+    char *heap = NULL, *buf;
     if (need <= SST_CHUNK_SIZE) {
         ch = sst__chunk_get(&c->w->bufs);
-        p = ch != NULL ? ch->data : NULL;
-        end = ch != NULL ? ch->data + ch->size : NULL;
+        buf = ch != NULL ? ch->data : NULL;
     } else {
         heap = malloc(need);
-        p = heap;
-        end = heap + need;
+        buf = heap;
     }
-    if (p == NULL)
+    if (buf == NULL)
         return SST_ENOMEM;
-    char *start = p;
-    char code[4] = {(char)('0' + resp->status / 100), (char)('0' + resp->status / 10 % 10),
-                    (char)('0' + resp->status % 10), 0};
-    sst_str_t reason = sst_str(head->text + head->reason_off, head->reason_len);
-    bool ok = HB_LIT(&p, end, "HTTP/1.1 ") && hb_put(&p, end, code, 3) && HB_LIT(&p, end, " ") &&
-              HB_STR(&p, end, reason) && HB_LIT(&p, end, "\r\n");
-    sst_str_t via_prev = SST_STR_NULL;
-    for (uint32_t i = 0; ok && i < head->n_hdrs; i++) {
-        sst_str_t name = sst_hdr_name(head, &head->hdrs[i]);
-        sst_str_t value = sst_hdr_value(head, &head->hdrs[i]);
-        if (sst_h1_is_hop_by_hop(head, name))
-            continue;
-        if (sst_str_ieq_c(name, "via")) {
-            via_prev = value;
-            continue;
-        }
-        ok = HB_STR(&p, end, name) && HB_LIT(&p, end, ": ") && HB_STR(&p, end, value) &&
-             HB_LIT(&p, end, "\r\n");
-    }
-    ok = ok && HB_LIT(&p, end, "Via: ");
-    if (ok && via_prev.len > 0)
-        ok = HB_STR(&p, end, via_prev) && HB_LIT(&p, end, ", ");
-    ok = ok && (resp->minor == 0 ? HB_LIT(&p, end, "1.0 sidestep\r\n")
-                                 : HB_LIT(&p, end, "1.1 sidestep\r\n"));
-    if (ok && resp->has_length && resp->status != 204) {
-        char num[24];
-        size_t nl = sst_u64_to_dec(resp->content_length, num);
-        ok = HB_LIT(&p, end, "Content-Length: ") && hb_put(&p, end, num, nl) &&
-             HB_LIT(&p, end, "\r\n");
-    } else if (ok && (r->chunked_out || (resp->no_body && resp->chunked && client11))) {
-        ok = HB_LIT(&p, end, "Transfer-Encoding: chunked\r\n");
-    }
-    if (ok)
-        ok = HB_STR(&p, end, sst_h1_tails[conn_tail(c)]);
-    if (!ok) {
-        free(heap);
-        if (ch != NULL)
-            sst__chunk_unref(&c->w->bufs, ch);
-        return SST_E2BIG;
-    }
-    sst_wreq_t *w = conn_rwb(c);
+    size_t n = sst_h1_write_response(&out, buf, ch != NULL ? ch->size : need);
+    sst_wreq_t *w = n > 0 ? conn_rwb(c) : NULL;
     if (w == NULL) {
         free(heap);
         if (ch != NULL)
             sst__chunk_unref(&c->w->bufs, ch);
-        return SST_ENOMEM;
+        return n == 0 ? SST_E2BIG : SST_ENOMEM;
     }
-    sst__wreq_add(w, ch, start, (size_t)(p - start));
+    sst__wreq_add(w, ch, buf, n);
     if (ch != NULL)
         sst__chunk_unref(&c->w->bufs, ch); /* the write request holds its own reference */
     else
