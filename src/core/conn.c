@@ -43,6 +43,48 @@ static const char empty_input[1] = "";
  * a decision to make there, not an accident. */
 _Static_assert(sizeof(sst_conn_t) <= 448, "sst_conn_t grew past 448 bytes");
 
+/* ---- the state machine ------------------------------------------------------------------- */
+
+static const char *const conn_state_names[] = {
+    [SST_CONN_IDLE] = "idle",   [SST_CONN_HEAD] = "head",     [SST_CONN_UPSTREAM] = "upstream",
+    [SST_CONN_LOCAL] = "local", [SST_CONN_LINGER] = "linger", [SST_CONN_CLOSING] = "closing",
+};
+
+#ifndef NDEBUG
+/* The legal transitions: [from][to]. A connection starts IDLE (calloc). */
+static const bool conn_legal[SST_CONN_CLOSING + 1][SST_CONN_CLOSING + 1] = {
+    /* the first byte of a request; a half-close with answers queued; eviction, errors */
+    [SST_CONN_IDLE] = {[SST_CONN_HEAD] = true, [SST_CONN_LINGER] = true, [SST_CONN_CLOSING] = true},
+    /* routed to a backend or answered here */
+    [SST_CONN_HEAD] = {[SST_CONN_UPSTREAM] = true,
+                       [SST_CONN_LOCAL] = true,
+                       [SST_CONN_LINGER] = true,
+                       [SST_CONN_CLOSING] = true},
+    /* a retry or a reroute to a backend; a redirect or an error after a failed attempt; the
+     * exchange done (keep-alive or not) */
+    [SST_CONN_UPSTREAM] = {[SST_CONN_UPSTREAM] = true,
+                           [SST_CONN_LOCAL] = true,
+                           [SST_CONN_IDLE] = true,
+                           [SST_CONN_LINGER] = true,
+                           [SST_CONN_CLOSING] = true},
+    /* a fatal error while answering (408 on a slow body) stays local */
+    [SST_CONN_LOCAL] = {[SST_CONN_LOCAL] = true,
+                        [SST_CONN_IDLE] = true,
+                        [SST_CONN_LINGER] = true,
+                        [SST_CONN_CLOSING] = true},
+    [SST_CONN_LINGER] = {[SST_CONN_CLOSING] = true},
+    [SST_CONN_CLOSING] = {false},
+};
+#endif
+
+/* The only place c->state changes. */
+static void conn_set_state(sst_conn_t *c, sst_conn_state_t to)
+{
+    assert(conn_legal[c->state][to]);
+    sst_debug("conn %p: %s -> %s", (void *)c, conn_state_names[c->state], conn_state_names[to]);
+    c->state = to;
+}
+
 static inline const sst_config_t *conn_cfg(const sst_conn_t *c)
 {
     return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : sst__worker_config(c->w);
@@ -197,7 +239,7 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
 {
     if (c->state == SST_CONN_CLOSING)
         return; /* idempotent: error paths may race to close */
-    c->state = SST_CONN_CLOSING;
+    conn_set_state(c, SST_CONN_CLOSING);
     conn_abort_upstream(c);
     conn_idle_list_remove(c);
     sst_list_remove(&c->link);
@@ -668,7 +710,7 @@ static void conn_answer_locally(sst_conn_t *c)
     const sst_config_t *cfg = conn_cfg(c);
 
     conn_abort_upstream(c);
-    c->state = SST_CONN_LOCAL;
+    conn_set_state(c, SST_CONN_LOCAL);
     if (r->note == NULL)
         r->note = r->decision.reason;
     if (r->info.has_body && !r->parsed) {
@@ -726,7 +768,7 @@ static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason)
     r->decision.reason = reason;
     r->decision.retry_after_s = 0;
     r->close_after = true;
-    c->state = SST_CONN_LOCAL;
+    conn_set_state(c, SST_CONN_LOCAL);
     if (conn_send_answer(c) != 0) {
         sst__conn_close(c);
         return;
@@ -885,7 +927,7 @@ static void conn_proxy_attempt(sst_conn_t *c)
     sst_worker_t *w = c->w;
     const sst_config_t *cfg = r->wv->view->cfg;
 
-    c->state = SST_CONN_UPSTREAM;
+    conn_set_state(c, SST_CONN_UPSTREAM);
     /* A retry or a reroute of a request whose body is still to come: no body byte may move
      * until the new upstream is connected and its request head queued (conn_up_on_ready sets
      * the sink again); conn_run holds the input meanwhile. */
@@ -1402,7 +1444,7 @@ static bool conn_begin_request(sst_conn_t *c)
     r->h1.head = r->head;
     /* the listener's entry in the config this request uses (indices follow the view) */
     r->listener_index = c->listener->cfg_index;
-    c->state = SST_CONN_HEAD;
+    conn_set_state(c, SST_CONN_HEAD);
     conn_idle_list_remove(c);
     if (!c->first_request)
         c->accepted_ms = conn_now(c); /* the head deadline counts from the first byte */
@@ -1524,7 +1566,7 @@ static void conn_begin_close(sst_conn_t *c)
     conn_abort_upstream(c);
     conn_idle_list_remove(c);
     conn_release_input(c);
-    c->state = SST_CONN_LINGER;
+    conn_set_state(c, SST_CONN_LINGER);
     c->deadline = UINT64_MAX; /* set when the shutdown completes: conn_tp_on_shutdown */
     /* FIN after the queued answer, then read and drop until the client closes or the linger
      * time passes, so the client reads the answer instead of a reset (unread input makes the
@@ -1554,7 +1596,7 @@ static void conn_finish_request(sst_conn_t *c)
         return;
     }
     c->first_request = false;
-    c->state = SST_CONN_IDLE;
+    conn_set_state(c, SST_CONN_IDLE);
     c->backpressured = false;
     c->kick = false;
     c->last_progress = conn_now(c);
@@ -1584,8 +1626,7 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     w->conns.n_open++;
     sst__worker_conn_opened(w);
     sst_counter_add(&w->metrics->conn_accepted, 1);
-    c->state = SST_CONN_IDLE;
-    c->first_request = true;
+    c->first_request = true; /* and IDLE, from calloc */
     c->accepted_ms = c->last_progress = conn_now(c);
     c->listener = l;
     sst__listener_hold(l);

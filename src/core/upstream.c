@@ -60,6 +60,33 @@ struct sst_upstream_s {
 #define WRITE_FAILED_GRACE_MS 1000
 
 static const sst_tp_cb_t up_tp_cb;
+
+/* ---- the state machine ------------------------------------------------------------------- */
+
+static const char *const up_state_names[] = {
+    [SST_UP_CONNECTING] = "connecting",
+    [SST_UP_ACTIVE] = "active",
+    [SST_UP_IDLE] = "idle",
+    [SST_UP_CLOSING] = "closing",
+};
+
+#ifndef NDEBUG
+/* The legal transitions: [from][to]. An upstream starts CONNECTING (calloc). */
+static const bool up_legal[SST_UP_CLOSING + 1][SST_UP_CLOSING + 1] = {
+    [SST_UP_CONNECTING] = {[SST_UP_ACTIVE] = true, [SST_UP_CLOSING] = true},
+    [SST_UP_ACTIVE] = {[SST_UP_IDLE] = true, [SST_UP_CLOSING] = true}, /* pooled, or closed */
+    [SST_UP_IDLE] = {[SST_UP_ACTIVE] = true, [SST_UP_CLOSING] = true}, /* reused, or closed */
+    [SST_UP_CLOSING] = {false},
+};
+#endif
+
+/* The only place u->state changes. */
+static void up_set_state(sst_upstream_t *u, sst_up_state_t to)
+{
+    assert(up_legal[u->state][to]);
+    sst_debug("upstream %p: %s -> %s", (void *)u, up_state_names[u->state], up_state_names[to]);
+    u->state = to;
+}
 static void up_arm_timer(sst_upstream_t *u);
 static int up_on_body(void *opaque, const char *at, size_t len);
 
@@ -163,7 +190,7 @@ void sst__upstream_close(sst_upstream_t *u)
     }
     if (u->state == SST_UP_IDLE)
         sst__pool_forget(u->pool, u);
-    u->state = SST_UP_CLOSING;
+    up_set_state(u, SST_UP_CLOSING);
     up_detach(u);
     sst__pool_closed(u->pool);
     u->pending_closes = 2;
@@ -324,7 +351,7 @@ static void up_tp_on_connect(sst_transport_t *t, int status)
                 kind == SST_M_UP_REFUSED ? "backend connect refused" : "backend connect error");
         return;
     }
-    u->state = SST_UP_ACTIVE;
+    up_set_state(u, SST_UP_ACTIVE);
     u->last_progress = up_now(u);
     uv_timer_stop(&u->timer);
     up_start_reading(u);
@@ -361,7 +388,7 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
     uv_timer_init(&w->loop, &u->timer); /* cannot fail: it allocates nothing */
     u->timer.data = u;
     up_reset_response(u);
-    u->state = SST_UP_CONNECTING;
+    /* CONNECTING, from calloc */
     sst__pool_opened(pool);
     rc = sst__tp_connect(&u->tp, &u->connect_req, sst__pool_addr(pool));
     if (rc != 0) {
@@ -378,7 +405,7 @@ void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, const sst_
                           void *owner)
 {
     assert(u->state == SST_UP_IDLE);
-    u->state = SST_UP_ACTIVE;
+    up_set_state(u, SST_UP_ACTIVE);
     u->owner = owner;
     u->cb = cb;
     u->cfg = cfg;
@@ -700,7 +727,7 @@ void sst__upstream_release(sst_upstream_t *u)
         sst__upstream_close(u);
         return;
     }
-    u->state = SST_UP_IDLE;
+    up_set_state(u, SST_UP_IDLE);
     u->idle_since = up_now(u);
     u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_idle_ms;
     up_arm_timer(u);
