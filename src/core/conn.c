@@ -1,6 +1,8 @@
-/* One downstream client connection: read -> parse -> route -> forward or answer -> respond, with
- * keep-alive, pipelining (one request at a time, answered in order), timeouts and
- * back-pressure. Decisions come from route.c; the upstream side lives in upstream.c. */
+/* One downstream client connection: its lifecycle, reading and the parse loop, writing, timers,
+ * keep-alive and pipelining (one request at a time, answered in order), finishing, accepting.
+ * Answers sidestep writes itself are conn_local.c's, proxying and failed attempts
+ * conn_proxy.c's, relaying the backend's response conn_relay.c's. Decisions come from
+ * route.c; the backend side lives in upstream.c. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,18 +24,8 @@
 
 #define LOW_WATER(limit) ((limit) / 2)
 
-static void conn_run(sst_conn_t *c);
-static void conn_arm_timer(sst_conn_t *c);
 static void conn_update_reading(sst_conn_t *c);
-static void conn_finish_request(sst_conn_t *c);
 static void conn_begin_close(sst_conn_t *c);
-static void conn_proxy_attempt(sst_conn_t *c);
-static void conn_apply_decision(sst_conn_t *c);
-static void conn_answer_locally(sst_conn_t *c);
-static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason);
-static int conn_on_body(void *opaque, const char *at, size_t len);
-static void conn_response_flush(sst_conn_t *c);
-static const sst__upstream_cb_t conn_upstream_cb;
 static const sst_tp_cb_t conn_tp_cb;
 static void conn_tp_on_shutdown(sst_transport_t *t, int status);
 
@@ -78,44 +70,11 @@ static const bool conn_legal[SST_CONN_CLOSING + 1][SST_CONN_CLOSING + 1] = {
 #endif
 
 /* The only place c->state changes. */
-static void conn_set_state(sst_conn_t *c, sst_conn_state_t to)
+void sst__conn_set_state(sst_conn_t *c, sst_conn_state_t to)
 {
     assert(conn_legal[c->state][to]);
     sst_debug("conn %p: %s -> %s", (void *)c, conn_state_names[c->state], conn_state_names[to]);
     c->state = to;
-}
-
-static inline const sst_config_t *conn_cfg(const sst_conn_t *c)
-{
-    return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : sst__worker_config(c->w);
-}
-
-static inline uint64_t conn_now(const sst_conn_t *c)
-{
-    return uv_now(&c->w->loop);
-}
-
-static inline size_t conn_write_queue(const sst_conn_t *c)
-{
-    return sst__tp_queued(&c->tp);
-}
-
-/* The send timeout's clock: queued bytes moved, or a write began to wait on an empty queue. */
-static inline void conn_write_progress(sst_conn_t *c)
-{
-    c->write_progress = (uint32_t)conn_now(c);
-}
-
-static inline uint64_t conn_write_since(const sst_conn_t *c)
-{
-    uint64_t now = conn_now(c);
-    return now - (uint32_t)((uint32_t)now - c->write_progress); /* exact for stalls < 49 days */
-}
-
-static void conn_resume_parser(sst_conn_t *c)
-{
-    sst_h1_resume(&c->req->h1);
-    c->kick = true;
 }
 
 /* ---- the module's per-worker state --------------------------------------------------------- */
@@ -225,7 +184,7 @@ static void conn_tp_on_closed(sst_transport_t *t)
 }
 
 /* Ends the attempt without blaming the backend (the client's doing, or a local answer). */
-static void conn_abort_upstream(sst_conn_t *c)
+void sst__conn_abort_upstream(sst_conn_t *c)
 {
     c->backpressured = false;
     if (c->up != NULL) {
@@ -239,8 +198,8 @@ static void conn_close_handles(sst_conn_t *c, bool reset)
 {
     if (c->state == SST_CONN_CLOSING)
         return; /* idempotent: error paths may race to close */
-    conn_set_state(c, SST_CONN_CLOSING);
-    conn_abort_upstream(c);
+    sst__conn_set_state(c, SST_CONN_CLOSING);
+    sst__conn_abort_upstream(c);
     conn_idle_list_remove(c);
     sst_list_remove(&c->link);
     c->w->conns.n_open--;
@@ -261,7 +220,7 @@ void sst__conn_close(sst_conn_t *c)
     conn_close_handles(c, false);
 }
 
-static void conn_abort(sst_conn_t *c)
+void sst__conn_abort(sst_conn_t *c)
 {
     conn_close_handles(c, true);
 }
@@ -351,7 +310,7 @@ static void conn_log_request(sst_conn_t *c, uint64_t dur_us)
 }
 
 /* Counts and logs the request once, when its exchange ends (however it ends). */
-static void conn_account(sst_conn_t *c)
+void sst__conn_account(sst_conn_t *c)
 {
     sst_req_t *r = c->req;
     if (r == NULL || r->head == NULL || r->wv == NULL || r->accounted)
@@ -386,8 +345,8 @@ static void conn_tp_on_write(sst_transport_t *t, int status, size_t bytes)
     if (status < 0) {
         if (c->req != NULL && c->req->head != NULL && !c->req->responded)
             sst_counter_add(&c->w->metrics->client_aborts, 1);
-        conn_account(c);
-        conn_abort(c);
+        sst__conn_account(c);
+        sst__conn_abort(c);
         return;
     }
     c->last_progress = conn_now(c);
@@ -398,15 +357,15 @@ static void conn_tp_on_write(sst_transport_t *t, int status, size_t bytes)
         sst__upstream_resume(c->up);
     if (c->write_blocked && conn_write_queue(c) <= low) {
         c->write_blocked = false;
-        conn_run(c); /* the pipelined requests waiting in the input */
+        sst__conn_run(c); /* the pipelined requests waiting in the input */
         return;
     }
-    conn_arm_timer(c);
+    sst__conn_arm_timer(c);
 }
 
 /* Writes bufs: one send(2) when nothing is queued (the common case, no allocation), any rest
  * queued as a copy. Returns 0 or a negative error; the caller closes on error. */
-static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
+int sst__conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -422,7 +381,7 @@ static int conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n)
         c->last_progress = conn_now(c);
         return 0;
     }
-    conn_arm_timer(c);
+    sst__conn_arm_timer(c);
     return 0;
 }
 
@@ -474,7 +433,7 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     return d;
 }
 
-static void conn_arm_timer(sst_conn_t *c)
+void sst__conn_arm_timer(sst_conn_t *c)
 {
     if (c->state == SST_CONN_CLOSING)
         return;
@@ -482,7 +441,7 @@ static void conn_arm_timer(sst_conn_t *c)
     if (d != UINT64_MAX && c->dl.due <= d)
         return; /* lazy: an earlier deadline fires, recomputes and re-arms */
     if (sst__worker_deadline_set(c->w, &c->dl, d) != 0)
-        conn_abort(c); /* out of memory: this client only */
+        sst__conn_abort(c); /* out of memory: this client only */
 }
 
 void sst__conn_on_deadline(sst_dnode_t *n)
@@ -497,16 +456,16 @@ void sst__conn_on_deadline(sst_dnode_t *n)
         sst_counter_add(&m->timeouts[SST_M_TIMEOUT_SEND], 1);
         if (c->req != NULL)
             c->req->note = "client send timeout";
-        conn_account(c);
-        conn_abort(c);
+        sst__conn_account(c);
+        sst__conn_abort(c);
         return;
     }
     if (conn_reading_body(c) && t->body_min_rate > 0 && c->req->body_rate_check <= now) {
         uint64_t elapsed_ms = now - c->req->body_started;
         if (c->req->body_in * 1000 < t->body_min_rate * elapsed_ms) {
             sst_counter_add(&m->timeouts[SST_M_TIMEOUT_BODY], 1);
-            conn_abort_upstream(c);
-            conn_fatal(c, 408, "request body below the minimum rate");
+            sst__conn_abort_upstream(c);
+            sst__conn_fatal(c, 408, "request body below the minimum rate");
             return;
         }
         c->req->body_rate_check = now + 1000;
@@ -514,7 +473,7 @@ void sst__conn_on_deadline(sst_dnode_t *n)
     uint64_t d = conn_compute_deadline(c);
     if (d > now) {
         if (d != UINT64_MAX && sst__worker_deadline_set(c->w, &c->dl, d) != 0)
-            conn_abort(c);
+            sst__conn_abort(c);
         return;
     }
     switch (c->state) {
@@ -524,14 +483,14 @@ void sst__conn_on_deadline(sst_dnode_t *n)
         return;
     case SST_CONN_HEAD:
         sst_counter_add(&m->timeouts[SST_M_TIMEOUT_HEAD], 1);
-        conn_fatal(c, 408, "request head not received in time");
+        sst__conn_fatal(c, 408, "request head not received in time");
         return;
     case SST_CONN_UPSTREAM:
     case SST_CONN_LOCAL:
         sst_counter_add(&m->timeouts[SST_M_TIMEOUT_BODY], 1);
         /* a slow client is not a backend failure: abort the attempt quietly */
-        conn_abort_upstream(c);
-        conn_fatal(c, 408, "request body not received in time");
+        sst__conn_abort_upstream(c);
+        sst__conn_fatal(c, 408, "request body not received in time");
         return;
     case SST_CONN_LINGER:
         sst__conn_close(c);
@@ -550,7 +509,7 @@ static void conn_client_gone(sst_conn_t *c, const char *why)
         c->req->note = why;
         if (c->req->status == 0)
             c->req->status = 499; /* nginx's "client closed request", for the log only */
-        conn_account(c);
+        sst__conn_account(c);
     }
     sst__conn_close(c);
 }
@@ -611,7 +570,7 @@ static void conn_tp_on_read(sst_transport_t *t, sst_chunk_t *ch, size_t nread)
     c->in = ch;
     c->in_off = 0;
     c->in_len = (uint32_t)nread;
-    conn_run(c);
+    sst__conn_run(c);
 }
 
 static void conn_update_reading(sst_conn_t *c)
@@ -641,780 +600,6 @@ static void conn_update_reading(sst_conn_t *c)
         sst__tp_read_stop(&c->tp);
 }
 
-/* ---- answers generated by sidestep -------------------------------------------------------- */
-
-static bool conn_will_close(const sst_conn_t *c)
-{
-    return c->req->close_after || !c->req->info.keep_alive || c->w->stopping || c->read_eof;
-}
-
-static sst_tail_t conn_tail(const sst_conn_t *c)
-{
-    if (conn_will_close(c))
-        return SST_TAIL_CLOSE;
-    if (c->req->info.minor == 0)
-        return SST_TAIL_KEEPALIVE10;
-    return SST_TAIL_PLAIN;
-}
-
-static int conn_send_answer(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    /* method_name is set once the head parsed */
-    bool head_only = r->info.method_name.len > 0 && r->info.method == HTTP_HEAD;
-    int rc;
-    if (r->decision.kind == SST_DECIDE_REDIRECT && r->decision.preflight) {
-        /* a CORS preflight of a redirected route: 204, built from the request's own head */
-        const sst_config_t *cfg = r->wv->view->cfg;
-        uv_buf_t iov[SST_PREFLIGHT_IOV];
-        sst_str_t region =
-            r->decision.region < cfg->n_regions && cfg->regions[r->decision.region].name != NULL
-                ? sst_str_c(cfg->regions[r->decision.region].name)
-                : SST_STR_NULL;
-        size_t n = sst__preflight_iov(&r->decision, region, conn_tail(c), iov,
-                                      sizeof(iov) / sizeof(iov[0]));
-        if (n == 0)
-            return SST_EINVAL;
-        r->status = 204;
-        rc = conn_send(c, iov, n);
-    } else if (r->decision.kind == SST_DECIDE_REDIRECT) {
-        uv_buf_t iov[SST_LOCATION_PARTS + 10];
-        size_t n = sst__redirect_iov(r->wv->view->prep, &r->decision, r->https_redirect,
-                                     conn_tail(c), head_only, iov, sizeof(iov) / sizeof(iov[0]));
-        if (n == 0)
-            return SST_EINVAL;
-        r->status = r->decision.status;
-        rc = conn_send(c, iov, n);
-    } else {
-        bool close = conn_will_close(c);
-        size_t n =
-            sst__error_response(c->w->conns.scratch, sizeof(c->w->conns.scratch),
-                                r->decision.status, r->decision.reason, r->decision.retry_after_s,
-                                close, !close && r->info.minor == 0, head_only);
-        uv_buf_t b = uv_buf_init(c->w->conns.scratch, (unsigned)n);
-        r->status = r->decision.status;
-        rc = conn_send(c, &b, 1);
-    }
-    if (rc == 0)
-        r->responded = true;
-    return rc;
-}
-
-/* Answers r->decision (a redirect or a rejection) without a backend. RFC 9110 §10.1.1 and the
- * routing rules: with Expect: 100-continue and no 100 sent, answer at once and close (the body
- * never crosses the network); a small body is read and dropped first so the connection stays
- * usable; a large or unknown one is answered at once, then drained for the linger time. */
-static void conn_answer_locally(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    const sst_config_t *cfg = conn_cfg(c);
-
-    conn_abort_upstream(c);
-    conn_set_state(c, SST_CONN_LOCAL);
-    if (r->note == NULL)
-        r->note = r->decision.reason;
-    if (r->info.has_body && !r->parsed) {
-        uint64_t limit =
-            r->route < cfg->n_routes ? cfg->routes[r->route].redirect_discard_bytes : 64 * 1024;
-        bool expecting = r->info.expect_continue && !r->continue_sent;
-        bool small = r->info.has_length && r->info.content_length - r->body_in <= limit;
-        if (!expecting && small && !c->w->stopping) {
-            r->sink = SST_SINK_DISCARD;
-            if (c->req->h1.paused_head)
-                conn_resume_parser(c);
-            conn_run(c);
-            return; /* answered once the body is read: conn_on_request_parsed */
-        }
-        r->close_after = true;
-    }
-    if (conn_send_answer(c) != 0) {
-        sst__conn_close(c);
-        return;
-    }
-    if (r->parsed) {
-        conn_finish_request(c);
-    } else if (!r->info.has_body) {
-        conn_resume_parser(c); /* llhttp completes the body-less message: conn_run finishes */
-        conn_run(c);
-    } else {
-        r->parsed = true; /* what is left of the body is drained by the linger */
-        conn_finish_request(c);
-    }
-}
-
-/* An error that ends the connection: answer `status` with Connection: close, then linger. */
-static void conn_fatal(sst_conn_t *c, unsigned status, const char *reason)
-{
-    sst_req_t *r = c->req;
-    if (c->state == SST_CONN_CLOSING || c->state == SST_CONN_LINGER)
-        return;
-    conn_abort_upstream(c);
-    if (r == NULL) {
-        sst__conn_close(c); /* no request to answer */
-        return;
-    }
-    if (r->resp_started) {
-        r->note = reason;
-        conn_account(c);
-        conn_abort(c);
-        return;
-    }
-    if (r->mdec != SST_M_REJECT)
-        r->mdec = SST_M_ERROR;
-    if (r->note == NULL)
-        r->note = reason;
-    r->decision.kind = SST_DECIDE_REJECT;
-    r->decision.status = (uint16_t)status;
-    r->decision.reason = reason;
-    r->decision.retry_after_s = 0;
-    r->close_after = true;
-    conn_set_state(c, SST_CONN_LOCAL);
-    if (conn_send_answer(c) != 0) {
-        sst__conn_close(c);
-        return;
-    }
-    r->parsed = true;
-    conn_finish_request(c);
-}
-
-/* A 502/503/504 after routing: the connection survives when the request was read whole. */
-static void conn_respond_error(sst_conn_t *c, unsigned status, const char *reason)
-{
-    sst_req_t *r = c->req;
-    r->decision.kind = SST_DECIDE_REJECT;
-    r->decision.status = (uint16_t)status;
-    r->decision.reason = reason;
-    r->decision.retry_after_s = status == 503 ? 1 : 0;
-    if (r->note == NULL)
-        r->note = reason;
-    conn_answer_locally(c);
-}
-
-/* ---- routing ----------------------------------------------------------------------------- */
-
-/* The Access-Control-Request-* fields of a CORS preflight, for route.c to decide whether a
- * redirected route answers it itself. Only an OPTIONS with an Origin can be one, so other
- * requests do not scan their head again. The slices point into the request's own head. */
-static void conn_preflight_input(const sst_req_t *r, sst_route_input_t *in)
-{
-    static const char acrm[] = "access-control-request-method";
-    static const char acrh[] = "access-control-request-headers";
-    const sst_head_t *h = r->head;
-
-    if (r->info.method != HTTP_OPTIONS || r->info.origin.len == 0 || h == NULL)
-        return;
-    int m = sst_head_find(h, acrm, 0);
-    int hd = sst_head_find(h, acrh, 0);
-    if (m >= 0)
-        in->acr_method = sst_hdr_value(h, &h->hdrs[m]);
-    if (hd >= 0)
-        in->acr_headers = sst_hdr_value(h, &h->hdrs[hd]);
-    in->acr_repeated = (m >= 0 && sst_head_find(h, acrm, (uint32_t)m + 1) >= 0) ||
-                       (hd >= 0 && sst_head_find(h, acrh, (uint32_t)hd + 1) >= 0);
-}
-
-static sst_route_input_t conn_route_input(const sst_conn_t *c)
-{
-    const sst_req_t *r = c->req;
-    sst_route_input_t in = {
-        .now_ms = conn_now(c),
-        .method = r->info.method_name,
-        .target = r->info.target,
-        .host = r->info.host,
-        .origin = r->info.origin,
-        .exclude_regions = r->exclude_regions,
-    };
-    conn_preflight_input(r, &in);
-    return in;
-}
-
-static void conn_route(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    const sst_config_t *cfg = r->wv->view->cfg;
-    sst_route_input_t in = conn_route_input(c);
-    const sst_listener_cfg_t *lc =
-        r->listener_index < cfg->n_listeners ? &cfg->listeners[r->listener_index] : NULL;
-
-    if (lc != NULL && lc->https_redirect) {
-        if (sst_route_https(&in, lc, r->https_host, sizeof(r->https_host), &r->decision) != 0) {
-            conn_fatal(c, 400, "invalid Host for the https redirect");
-            return;
-        }
-        r->https_redirect = true;
-        r->mdec = SST_M_REDIRECT;
-        r->note = "https redirect";
-        conn_answer_locally(c);
-        return;
-    }
-    if (sst_route_decide(&in, cfg, r->wv->view->snap, &r->decision) != 0) {
-        conn_fatal(c, 400, "request-target cannot be routed");
-        return;
-    }
-    r->route = r->decision.route;
-    conn_apply_decision(c);
-}
-
-static void conn_apply_decision(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    switch (r->decision.kind) {
-    case SST_DECIDE_PROXY:
-        r->region = r->decision.region;
-        r->mdec = SST_M_PROXY;
-        conn_proxy_attempt(c);
-        return;
-    case SST_DECIDE_REDIRECT:
-        r->region = r->decision.region;
-        r->mdec = SST_M_REDIRECT;
-        conn_answer_locally(c);
-        return;
-    case SST_DECIDE_REJECT:
-        r->mdec = SST_M_REJECT;
-        conn_answer_locally(c);
-        return;
-    }
-}
-
-static void conn_on_head(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    const sst_config_t *cfg = conn_cfg(c);
-    const char *reason = NULL;
-
-    r->bytes_in = c->req->h1.head_bytes;
-    int status = sst_h1_check_request(&c->req->h1, &r->info, &reason);
-    if (status != 0) {
-        conn_fatal(c, (unsigned)status, reason);
-        return;
-    }
-    r->idempotent = sst_method_is_idempotent(r->info.method_name);
-    if (r->info.has_body) {
-        r->body_started = conn_now(c);
-        if (cfg->timeouts.body_total_ms > 0)
-            r->body_deadline_total = r->body_started + cfg->timeouts.body_total_ms;
-        /* minimum rate: judged after a 5 s grace, then every second */
-        r->body_rate_check = r->body_started + 5000;
-    }
-    conn_route(c);
-}
-
-/* ---- proxying ---------------------------------------------------------------------------- */
-
-static bool conn_backend_left(const sst_conn_t *c)
-{
-    const sst_req_t *r = c->req;
-    const sst_config_t *cfg = r->wv->view->cfg;
-    const sst_hsnap_t *snap = r->wv->view->snap;
-    const sst_region_cfg_t *reg = &cfg->regions[r->region];
-    for (size_t b = reg->first_backend; b < reg->first_backend + reg->n_backends; b++) {
-        if (sst_tried_has(&r->tried, b))
-            continue;
-        if (r->decision.ignore_health ? snap->backends[b].force != SST_FORCE_DOWN
-                                      : snap->backends[b].state == SST_UP)
-            return true;
-    }
-    return false;
-}
-
-static void conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
-                                const char *why);
-static void conn_up_on_ready(void *owner);
-
-static void conn_proxy_attempt(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    sst_worker_t *w = c->w;
-    const sst_config_t *cfg = r->wv->view->cfg;
-
-    conn_set_state(c, SST_CONN_UPSTREAM);
-    /* A retry or a reroute of a request whose body is still to come: no body byte may move
-     * until the new upstream is connected and its request head queued (conn_up_on_ready sets
-     * the sink again); conn_run holds the input meanwhile. */
-    if (!r->parsed)
-        r->sink = SST_SINK_NONE;
-    for (;;) {
-        int b = sst_lb_pick(cfg, r->wv->view->snap, r->region, conn_now(c),
-                            r->decision.ignore_health, &r->tried, &w->conns.lb[r->region]);
-        if (b < 0) {
-            conn_attempt_failed(c, SST_FAIL_NO_BACKEND, SST_M_UP_FAILS, "no eligible backend");
-            return;
-        }
-        r->backend = b;
-        r->attempts++;
-        sst_tried_set(&r->tried, (size_t)b);
-        sst_pool_t *pool = sst__pool_for(&w->pools, r->wv->view, (size_t)b);
-        if (pool == NULL) {
-            conn_fatal(c, 503, "out of memory");
-            return;
-        }
-        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent, conn_now(c));
-        if (u != NULL) {
-            c->up = u;
-            sst__upstream_attach(u, cfg, &conn_upstream_cb, c);
-            conn_up_on_ready(c);
-            return;
-        }
-        if (sst__pool_full(pool, cfg->limits.upstream_connections)) {
-            /* this backend is at its connection limit in this worker: try another one */
-            r->attempts--;
-            if (!conn_backend_left(c)) {
-                conn_respond_error(c, 503, "upstream connection limit reached");
-                return;
-            }
-            continue;
-        }
-        int rc = sst__upstream_connect(w, pool, cfg, &conn_upstream_cb, c, &u);
-        if (rc != 0) {
-            conn_attempt_failed(c, SST_FAIL_CONNECT, SST_M_UP_CONNECT_ERROR, sst_strerror(rc));
-            return;
-        }
-        c->up = u;
-        return; /* conn_up_on_ready or conn_up_on_fail follows */
-    }
-}
-
-/* What the request head for the backend is built from (http/h1_write.c writes it). */
-static sst_h1w_request_t conn_request_out(const sst_conn_t *c)
-{
-    const sst_req_t *r = c->req;
-    const sst_config_t *cfg = r->wv->view->cfg;
-    const char *proto =
-        r->listener_index < cfg->n_listeners && cfg->listeners[r->listener_index].proto != NULL
-            ? cfg->listeners[r->listener_index].proto
-            : "http";
-    sst_h1w_request_t out = {
-        .info = &r->info,
-        .head = r->head,
-        .target = r->info.target,
-        .peer = sst_str_c(c->peer_ip),
-        .peer_trusted = c->peer_trusted,
-        .proto = sst_str_c(proto),
-    };
-    sst_str_t authority;
-    if (sst_target_path_query(r->info.target, &out.target, &authority) != 0)
-        out.target = r->info.target; /* asterisk-form OPTIONS goes as is */
-    if (r->backend >= 0 && (size_t)r->backend < cfg->n_backends)
-        out.default_host = sst_str_c(cfg->backends[r->backend].addr.text);
-    return out;
-}
-
-/* The upstream is connected (or was taken from the pool): the request head goes out. */
-static void conn_up_on_ready(void *owner)
-{
-    sst_conn_t *c = owner;
-    sst_req_t *r = c->req;
-    sst_upstream_t *u = c->up;
-    sst_h1w_request_t out = conn_request_out(c);
-    size_t need = sst_h1_request_bound(&out);
-    sst_chunk_t *ch = NULL;
-    char *heap = NULL, *buf;
-
-    if (need <= SST_CHUNK_SIZE) {
-        ch = sst__chunk_get(&c->w->bufs);
-        buf = ch != NULL ? ch->data : NULL;
-    } else {
-        heap = malloc(need);
-        buf = heap;
-    }
-    if (buf == NULL) {
-        conn_fatal(c, 503, "out of memory");
-        return;
-    }
-    size_t n = sst_h1_write_request(&out, buf, ch != NULL ? ch->size : need);
-    int rc = SST_E2BIG;
-    if (n > 0) /* takes heap, even on error; a HEAD response has no body */
-        rc = sst__upstream_send_head(u, ch, heap, buf, n, r->info.method == HTTP_HEAD);
-    else
-        free(heap);
-    if (ch != NULL)
-        sst__chunk_unref(&c->w->bufs, ch); /* the write holds its own reference */
-    if (rc != 0) {
-        if (rc == SST_E2BIG) {
-            conn_fatal(c, 431, "request head too large to forward");
-            return;
-        }
-        conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, sst_strerror(rc));
-        return;
-    }
-    if (r->info.expect_continue && !r->continue_sent && !r->parsed) {
-        /* Envoy-style: sidestep answers the expectation itself once a backend is connected,
-         * so an unreachable backend can still be answered with a 307 before any body moves. */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
-        r->continue_sent = true;
-        if (conn_send(c, &b, 1) != 0) {
-            sst__conn_close(c);
-            return;
-        }
-    }
-    if (r->parsed) {
-        sst__upstream_request_sent(u); /* a retry of a request read earlier */
-        return;
-    }
-    r->sink = SST_SINK_UPSTREAM;
-    if (c->req->h1.paused_head)
-        conn_resume_parser(c);
-    conn_run(c);
-}
-
-static void conn_flush_body(sst_conn_t *c)
-{
-    uint32_t n = c->w->conns.n_out_bufs;
-    c->w->conns.n_out_bufs = 0;
-    if (n == 0 || c->up == NULL)
-        return;
-    int rc;
-    if (c->req->info.chunked) {
-        size_t total = 0;
-        for (uint32_t i = 0; i < n; i++)
-            total += c->w->conns.out_bufs[i].len;
-        char pre[24];
-        int pl = snprintf(pre, sizeof(pre), "%zx\r\n", total);
-        rc = sst__upstream_send_body(c->up, c->in, c->w->conns.out_bufs, n, pre, (size_t)pl, "\r\n",
-                                     2);
-    } else {
-        rc = sst__upstream_send_body(c->up, c->in, c->w->conns.out_bufs, n, NULL, 0, NULL, 0);
-    }
-    if (rc != 0) {
-        conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
-        return;
-    }
-    if (!sst__upstream_writable(c->up))
-        c->backpressured = true;
-}
-
-/* Request body bytes as parsed (chunk framing removed), through http1.c. */
-static int conn_on_body(void *opaque, const char *at, size_t len)
-{
-    sst_conn_t *c = opaque;
-    sst_req_t *r = c->req;
-
-    r->body_in += len;
-    r->bytes_in += len;
-    if (r->sink == SST_SINK_UPSTREAM && c->up != NULL) {
-        if (c->w->conns.n_out_bufs == SST_WREQ_BUFS - 4)
-            conn_flush_body(c);
-        c->w->conns.out_bufs[c->w->conns.n_out_bufs++] = uv_buf_init((char *)at, (unsigned)len);
-    }
-    /* SST_SINK_DISCARD and a failed upstream: the bytes are dropped */
-    return 0;
-}
-
-static void conn_up_on_drained(void *owner)
-{
-    sst_conn_t *c = owner;
-    if (c->backpressured) {
-        c->backpressured = false;
-        conn_run(c);
-    }
-}
-
-static void conn_on_request_parsed(sst_conn_t *c)
-{
-    sst_req_t *r = c->req;
-    r->parsed = true;
-    if (c->up != NULL && r->sink == SST_SINK_UPSTREAM) {
-        conn_flush_body(c);
-        if (c->up == NULL)
-            return;
-        if (r->info.chunked) {
-            /* trailers are never forwarded: the body ends with the last chunk */
-            if (sst__upstream_send_body(c->up, NULL, NULL, 0, "0\r\n\r\n", 5, NULL, 0) != 0) {
-                conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
-                return;
-            }
-        }
-        sst__upstream_request_sent(c->up);
-        return;
-    }
-    if (c->up != NULL) {
-        sst__upstream_request_sent(c->up);
-        return;
-    }
-    if (r->sink == SST_SINK_DISCARD && !r->responded) {
-        /* the small body has been read and dropped: answer now and keep the connection */
-        if (conn_send_answer(c) != 0)
-            sst__conn_close(c);
-    }
-}
-
-/* ---- failures of an attempt ------------------------------------------------------------- */
-
-/* An attempt failed in `phase` (found by the upstream, or here while sending to it): ask
- * route.c what follows. */
-static void conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
-                                const char *why)
-{
-    sst_req_t *r = c->req;
-    sst_worker_t *w = c->w;
-    const sst_config_t *cfg = r->wv->view->cfg;
-
-    c->backpressured = false;
-    if (c->up != NULL) {
-        sst_upstream_t *u = c->up;
-        c->up = NULL;
-        sst__upstream_abort(u, kind);
-    }
-    if (r->backend >= 0)
-        sst__passive_failure(&w->passive, cfg, (size_t)r->backend, kind);
-    r->note = why;
-    if (r->resp_started || phase == SST_FAIL_RESPONSE_STARTED) {
-        /* the client already has part of the answer: it must see the cut */
-        conn_account(c);
-        conn_abort(c);
-        return;
-    }
-    sst_fail_input_t fi = {
-        .phase = phase,
-        .idempotent = r->idempotent,
-        .body_consumed = r->body_in > 0,
-        .attempts = r->attempts,
-        .retries = r->route < cfg->n_routes ? cfg->routes[r->route].retries : 0,
-        .backend_left = phase != SST_FAIL_NO_BACKEND && conn_backend_left(c),
-    };
-    sst_fail_decision_t fd;
-    sst_route_on_failure(&fi, &fd);
-    switch (fd.action) {
-    case SST_ON_FAIL_RETRY:
-        sst_counter_add(&w->metrics->retries, 1);
-        conn_proxy_attempt(c);
-        return;
-    case SST_ON_FAIL_REROUTE: {
-        /* In-flight failover: the backend never had the request, so sending the client to the
-         * next healthy region is safe (the client still holds its body). */
-        size_t failed = r->region;
-        r->exclude_regions |= 1u << failed;
-        sst_route_input_t in = conn_route_input(c);
-        if (sst_route_decide(&in, cfg, r->wv->view->snap, &r->decision) != 0) {
-            conn_respond_error(c, 502, why);
-            return;
-        }
-        unsigned fail_status =
-            kind == SST_M_UP_CONNECT_TIMEOUT || kind == SST_M_UP_TIMEOUT ? 504 : 502;
-        if (r->decision.kind == SST_DECIDE_REJECT ||
-            (r->decision.kind == SST_DECIDE_PROXY &&
-             ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0))) {
-            /* nowhere else to go, back to a failed region, or a body that can no longer be
-             * replayed: the client learns what happened to its backend (502, or 504 for a
-             * connect timeout), not the all-down 503 meant for requests never attempted */
-            conn_respond_error(c, fail_status, why);
-            return;
-        }
-        if (r->decision.kind == SST_DECIDE_REDIRECT) {
-            unsigned mid = failed < SST_MAX_REGIONS ? r->wv->view->prep->region_mid[failed] : 0;
-            sst_counter_add(&w->metrics->inflight_failovers[mid], 1);
-            r->note = "in-flight failover";
-        }
-        if (r->body_in > 0)
-            r->close_after = true;
-        conn_apply_decision(c);
-        return;
-    }
-    case SST_ON_FAIL_RESPOND:
-        conn_respond_error(c, fd.status, why);
-        return;
-    case SST_ON_FAIL_ABORT:
-        conn_account(c);
-        conn_abort(c);
-        return;
-    }
-}
-
-static void conn_up_on_fail(void *owner, sst_fail_phase_t phase, sst_m_upfail_t kind,
-                            const char *why)
-{
-    sst_conn_t *c = owner;
-    c->up = NULL; /* detached and closing: the upstream counted its own failure */
-    conn_attempt_failed(c, phase, kind, why);
-}
-
-/* ---- the response from the backend ------------------------------------------------------ */
-
-static sst_wreq_t *conn_rwb(sst_conn_t *c)
-{
-    if (c->rwb == NULL)
-        c->rwb = sst__wreq_get(&c->w->bufs);
-    return c->rwb;
-}
-
-static void conn_response_flush(sst_conn_t *c)
-{
-    sst_wreq_t *r = c->rwb;
-    if (r == NULL)
-        return;
-    c->rwb = NULL;
-    if (r->n_bufs == 0) {
-        sst__wreq_put(r);
-        return;
-    }
-    c->req->bytes_out += r->bytes;
-    if (conn_write_queue(c) == 0)
-        conn_write_progress(c);
-    int rc = sst__tp_write(&c->tp, r);
-    if (rc < 0) {
-        conn_account(c);
-        conn_abort(c);
-        return;
-    }
-    if (rc == SST_TP_SENT)
-        c->last_progress = conn_now(c);
-    conn_arm_timer(c);
-}
-
-/* The end of one read of the response: what was gathered leaves; a client slower than the
- * backend pauses the upstream until the queue drains (conn_tp_on_write resumes it). */
-static void conn_up_on_flush(void *owner)
-{
-    sst_conn_t *c = owner;
-    conn_response_flush(c);
-    if (c->up != NULL && conn_write_queue(c) > conn_cfg(c)->limits.buffer)
-        sst__upstream_pause(c->up);
-}
-
-/* Adds bytes that live in `chunk` (or static storage when chunk is NULL) to the gathered
- * response write; flushes first when the write request is full. Returns 0 or SST_ENOMEM. */
-static int conn_gather(sst_conn_t *c, sst_chunk_t *chunk, const char *at, size_t len,
-                       size_t extra_bufs)
-{
-    sst_wreq_t *r = conn_rwb(c);
-    if (r != NULL && (r->n_bufs + 1 + extra_bufs > SST_WREQ_BUFS ||
-                      (chunk != NULL && r->n_chunks == SST_WREQ_CHUNKS &&
-                       r->chunks[r->n_chunks - 1] != chunk))) {
-        conn_response_flush(c);
-        if (c->state == SST_CONN_CLOSING)
-            return SST_ECANCELED;
-        r = conn_rwb(c);
-    }
-    if (r == NULL)
-        return SST_ENOMEM;
-    sst__wreq_add(r, chunk, at, len);
-    return 0;
-}
-
-/* A response head from the backend: framing for this client, then the head, rebuilt by
- * http/h1_write.c, joins the gathered write. */
-static int conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_head_t *head)
-{
-    sst_conn_t *c = owner;
-    sst_req_t *r = c->req;
-
-    r->status = resp->status;
-    if (r->backend >= 0) /* passive health: a 5xx, or the good answer after a failure */
-        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, resp->status);
-    if (!r->parsed)
-        r->close_after = true; /* an early answer: the rest of the body is not for us */
-    sst_h1_frame_t frame = sst_h1_response_framing(resp, r->info.minor);
-    r->chunked_out = frame == SST_FRAME_CHUNKED;
-    if (frame == SST_FRAME_CLOSE)
-        r->close_after = true; /* a 1.0 client reads until the close */
-
-    sst_h1w_response_t out = {
-        .resp = resp,
-        .head = head,
-        .client_minor = r->info.minor,
-        .tail = conn_tail(c),
-    };
-    size_t need = sst_h1_response_bound(&out);
-    sst_chunk_t *ch = NULL;
-    char *heap = NULL, *buf;
-    if (need <= SST_CHUNK_SIZE) {
-        ch = sst__chunk_get(&c->w->bufs);
-        buf = ch != NULL ? ch->data : NULL;
-    } else {
-        heap = malloc(need);
-        buf = heap;
-    }
-    if (buf == NULL)
-        return SST_ENOMEM;
-    size_t n = sst_h1_write_response(&out, buf, ch != NULL ? ch->size : need);
-    sst_wreq_t *w = n > 0 ? conn_rwb(c) : NULL;
-    if (w == NULL) {
-        free(heap);
-        if (ch != NULL)
-            sst__chunk_unref(&c->w->bufs, ch);
-        return n == 0 ? SST_E2BIG : SST_ENOMEM;
-    }
-    sst__wreq_add(w, ch, buf, n);
-    if (ch != NULL)
-        sst__chunk_unref(&c->w->bufs, ch); /* the write request holds its own reference */
-    else
-        w->heap = heap;
-    r->resp_started = true;
-    return 0;
-}
-
-static void conn_up_on_body(void *owner, sst_chunk_t *chunk, const char *at, size_t len)
-{
-    sst_conn_t *c = owner;
-    if (c->state == SST_CONN_CLOSING || len == 0)
-        return;
-    if (!c->req->chunked_out) {
-        if (conn_gather(c, chunk, at, len, 0) != 0 && c->state != SST_CONN_CLOSING)
-            conn_abort(c);
-        return;
-    }
-    /* re-chunked: size line from the write request's scratch, data, CRLF */
-    sst_wreq_t *r = conn_rwb(c);
-    if (r != NULL && (r->n_bufs + 3 > SST_WREQ_BUFS || r->scratch_used + 20 > SST_WREQ_SCRATCH ||
-                      (r->n_chunks == SST_WREQ_CHUNKS && r->chunks[r->n_chunks - 1] != chunk))) {
-        conn_response_flush(c);
-        if (c->state == SST_CONN_CLOSING)
-            return;
-        r = conn_rwb(c);
-    }
-    if (r == NULL) {
-        conn_abort(c);
-        return;
-    }
-    char *line = r->scratch + r->scratch_used;
-    int n = snprintf(line, 20, "%zx\r\n", len);
-    r->scratch_used += (uint32_t)n;
-    sst__wreq_add(r, NULL, line, (size_t)n);
-    sst__wreq_add(r, chunk, at, len);
-    sst__wreq_add(r, NULL, "\r\n", 2);
-}
-
-static void conn_up_on_done(void *owner)
-{
-    sst_conn_t *c = owner;
-    sst_req_t *r = c->req;
-    if (r->chunked_out && conn_gather(c, NULL, "0\r\n\r\n", 5, 0) != 0) {
-        if (c->state != SST_CONN_CLOSING)
-            conn_abort(c);
-        return;
-    }
-    conn_response_flush(c);
-    if (c->state == SST_CONN_CLOSING)
-        return;
-    r->responded = true;
-    if (!r->parsed) {
-        /* the backend answered before the whole body arrived: stop forwarding, drain it */
-        r->parsed = true;
-        r->close_after = true;
-        r->sink = SST_SINK_DISCARD;
-    }
-    conn_finish_request(c);
-}
-
-static const sst__upstream_cb_t conn_upstream_cb = {
-    .on_ready = conn_up_on_ready,
-    .on_head = conn_up_on_head,
-    .on_body = conn_up_on_body,
-    .on_flush = conn_up_on_flush,
-    .on_done = conn_up_on_done,
-    .on_fail = conn_up_on_fail,
-    .on_drained = conn_up_on_drained,
-};
-
-static const sst_tp_cb_t conn_tp_cb = {
-    .on_read = conn_tp_on_read,
-    .on_read_end = conn_tp_on_read_end,
-    .on_write = conn_tp_on_write,
-    .on_shutdown = conn_tp_on_shutdown,
-    .on_closed = conn_tp_on_closed,
-};
-
 /* ---- the parse loop ---------------------------------------------------------------------- */
 
 static bool conn_begin_request(sst_conn_t *c)
@@ -1440,18 +625,18 @@ static bool conn_begin_request(sst_conn_t *c)
         .headers = l->headers,
         .body = l->body,
     };
-    sst_h1_init(&r->h1, false, &lim, conn_on_body, c);
+    sst_h1_init(&r->h1, false, &lim, sst__conn_on_body, c);
     r->h1.head = r->head;
     /* the listener's entry in the config this request uses (indices follow the view) */
     r->listener_index = c->listener->cfg_index;
-    conn_set_state(c, SST_CONN_HEAD);
+    sst__conn_set_state(c, SST_CONN_HEAD);
     conn_idle_list_remove(c);
     if (!c->first_request)
         c->accepted_ms = conn_now(c); /* the head deadline counts from the first byte */
     return true;
 }
 
-static void conn_run(sst_conn_t *c)
+void sst__conn_run(sst_conn_t *c)
 {
     if (c->in_run) {
         c->rerun = true; /* the outer loop picks the work up: no recursion per request */
@@ -1478,7 +663,7 @@ static void conn_run(sst_conn_t *c)
                 }
                 if (!conn_begin_request(c)) {
                     conn_release_request(c); /* out of memory: drop this client only */
-                    conn_abort(c);
+                    sst__conn_abort(c);
                     break;
                 }
             }
@@ -1501,28 +686,28 @@ static void conn_run(sst_conn_t *c)
             if (rc == SST_H1_ERROR)
                 c->w->conns.n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
             else if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
-                conn_flush_body(c);
+                sst__conn_flush_body(c);
             if (c->state == SST_CONN_CLOSING)
                 break;
             switch (rc) {
             case SST_H1_MORE:
                 break;
             case SST_H1_HEAD:
-                conn_on_head(c);
+                sst__conn_on_head(c);
                 break;
             case SST_H1_DONE:
-                conn_on_request_parsed(c);
+                sst__conn_on_request_parsed(c);
                 if (c->state != SST_CONN_CLOSING && c->req != NULL && c->req->responded)
-                    conn_finish_request(c);
+                    sst__conn_finish_request(c);
                 break;
             case SST_H1_ERROR:
                 /* The client's fault, found at once wherever it is in the body: the backend's
                  * connection is closed (never pooled, never a passive signal against it) and
                  * the client gets the parser's status, or a cut once a response has begun. */
                 if (c->up != NULL)
-                    conn_abort_upstream(c); /* the backend never gets a malformed body */
-                conn_fatal(c, c->req->h1.err_status ? c->req->h1.err_status : 400,
-                           c->req->h1.err_reason ? c->req->h1.err_reason : "bad request");
+                    sst__conn_abort_upstream(c); /* the backend never gets a malformed body */
+                sst__conn_fatal(c, c->req->h1.err_status ? c->req->h1.err_status : 400,
+                                c->req->h1.err_reason ? c->req->h1.err_reason : "bad request");
                 break;
             }
             if (c->in != NULL && c->in_len == 0)
@@ -1534,13 +719,13 @@ static void conn_run(sst_conn_t *c)
         return;
     /* the request head held back by the upstream leaves now, with the body read in this pass */
     if (c->up != NULL && sst__upstream_flush(c->up) != 0) {
-        conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "out of memory");
+        sst__conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "out of memory");
         return;
     }
     if (c->in != NULL && c->in_len == 0)
         conn_release_input(c);
     conn_update_reading(c);
-    conn_arm_timer(c);
+    sst__conn_arm_timer(c);
 }
 
 /* ---- finishing ----------------------------------------------------------------------------- */
@@ -1556,17 +741,17 @@ static void conn_tp_on_shutdown(sst_transport_t *t, int status)
         return;
     }
     c->deadline = conn_now(c) + conn_cfg(c)->timeouts.linger_ms;
-    conn_arm_timer(c);
+    sst__conn_arm_timer(c);
 }
 
 static void conn_begin_close(sst_conn_t *c)
 {
     if (c->state == SST_CONN_CLOSING || c->state == SST_CONN_LINGER)
         return;
-    conn_abort_upstream(c);
+    sst__conn_abort_upstream(c);
     conn_idle_list_remove(c);
     conn_release_input(c);
-    conn_set_state(c, SST_CONN_LINGER);
+    sst__conn_set_state(c, SST_CONN_LINGER);
     c->deadline = UINT64_MAX; /* set when the shutdown completes: conn_tp_on_shutdown */
     /* FIN after the queued answer, then read and drop until the client closes or the linger
      * time passes, so the client reads the answer instead of a reset (unread input makes the
@@ -1576,15 +761,15 @@ static void conn_begin_close(sst_conn_t *c)
         return;
     }
     conn_update_reading(c);
-    conn_arm_timer(c);
+    sst__conn_arm_timer(c);
 }
 
-static void conn_finish_request(sst_conn_t *c)
+void sst__conn_finish_request(sst_conn_t *c)
 {
     if (c->state == SST_CONN_CLOSING || c->state == SST_CONN_LINGER)
         return;
-    conn_account(c);
-    bool close = conn_will_close(c);
+    sst__conn_account(c);
+    bool close = sst__conn_will_close(c);
     if (c->up != NULL) {
         sst_upstream_t *u = c->up;
         c->up = NULL;
@@ -1596,14 +781,22 @@ static void conn_finish_request(sst_conn_t *c)
         return;
     }
     c->first_request = false;
-    conn_set_state(c, SST_CONN_IDLE);
+    sst__conn_set_state(c, SST_CONN_IDLE);
     c->backpressured = false;
     c->kick = false;
     c->last_progress = conn_now(c);
     sst_list_push(&c->w->conns.idle, &c->idle_link);
     c->in_idle_list = true;
-    conn_run(c); /* a pipelined request may already be here */
+    sst__conn_run(c); /* a pipelined request may already be here */
 }
+
+static const sst_tp_cb_t conn_tp_cb = {
+    .on_read = conn_tp_on_read,
+    .on_read_end = conn_tp_on_read_end,
+    .on_write = conn_tp_on_write,
+    .on_shutdown = conn_tp_on_shutdown,
+    .on_closed = conn_tp_on_closed,
+};
 
 /* ---- accepting --------------------------------------------------------------------------- */
 
@@ -1651,7 +844,7 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
         size_t n = sst__error_response(w->conns.scratch, sizeof(w->conns.scratch), 503,
                                        "too many connections", 1, true, false, false);
         uv_buf_t b = uv_buf_init(w->conns.scratch, (unsigned)n);
-        if (conn_send(c, &b, 1) != 0) {
+        if (sst__conn_send(c, &b, 1) != 0) {
             sst__conn_close(c);
             return 0;
         }
@@ -1661,7 +854,7 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     sst_list_push(&w->conns.idle, &c->idle_link);
     c->in_idle_list = true;
     conn_update_reading(c);
-    conn_arm_timer(c);
+    sst__conn_arm_timer(c);
     return 0;
 }
 
@@ -1703,7 +896,7 @@ void sst__conn_close_all(sst_worker_t *w)
 {
     while (!sst_list_empty(&w->conns.all)) {
         sst_conn_t *c = sst_container_of(w->conns.all.next, sst_conn_t, link);
-        conn_account(c);
+        sst__conn_account(c);
         sst__conn_close(c);
     }
 }

@@ -17,6 +17,7 @@
 #include "core/transport.h"
 #include "core/upstream.h"
 #include "core/worker.h"
+#include "http/h1_write.h"
 #include "http/http1.h"
 #include "sidestep/config.h"
 #include "sidestep/route.h"
@@ -110,5 +111,97 @@ struct sst_conn_s {
     bool peer_trusted : 1;
     char peer_ip[46]; /* INET6_ADDRSTRLEN */
 };
+
+/* ---- shared by conn*.c, on the worker's thread ---------------------------------------------- */
+
+static inline const sst_config_t *conn_cfg(const sst_conn_t *c)
+{
+    return c->req != NULL && c->req->wv != NULL ? c->req->wv->view->cfg : sst__worker_config(c->w);
+}
+
+static inline uint64_t conn_now(const sst_conn_t *c)
+{
+    return uv_now(&c->w->loop);
+}
+
+static inline size_t conn_write_queue(const sst_conn_t *c)
+{
+    return sst__tp_queued(&c->tp);
+}
+
+/* The send timeout's clock: queued bytes moved, or a write began to wait on an empty queue. */
+static inline void conn_write_progress(sst_conn_t *c)
+{
+    c->write_progress = (uint32_t)conn_now(c);
+}
+
+static inline uint64_t conn_write_since(const sst_conn_t *c)
+{
+    uint64_t now = conn_now(c);
+    return now - (uint32_t)((uint32_t)now - c->write_progress); /* exact for stalls < 49 days */
+}
+
+static inline void conn_resume_parser(sst_conn_t *c)
+{
+    sst_h1_resume(&c->req->h1);
+    c->kick = true;
+}
+
+/* conn.c */
+/* The only place c->state changes; asserts the transition in debug builds. */
+void sst__conn_set_state(sst_conn_t *c, sst_conn_state_t to);
+/* Feeds the parser what is buffered and acts on it; re-entrant calls only ask for a rerun. */
+void sst__conn_run(sst_conn_t *c);
+void sst__conn_arm_timer(sst_conn_t *c);
+/* Writes bufs (copied if the socket does not take them now). Returns 0 or a negative error;
+ * the caller closes on error. */
+int sst__conn_send(sst_conn_t *c, const uv_buf_t *bufs, size_t n);
+/* Counts and logs the request once, when its exchange ends (however it ends). */
+void sst__conn_account(sst_conn_t *c);
+/* Closes with an RST: the client must see that its answer was cut. */
+void sst__conn_abort(sst_conn_t *c);
+/* Ends the attempt without blaming the backend (the client's doing, or a local answer). */
+void sst__conn_abort_upstream(sst_conn_t *c);
+/* The exchange is over: next request (keep-alive) or the linger. */
+void sst__conn_finish_request(sst_conn_t *c);
+
+/* conn_local.c */
+/* Checks a complete request head and routes it. */
+void sst__conn_on_head(sst_conn_t *c);
+sst_route_input_t sst__conn_route_input(const sst_conn_t *c);
+/* Acts on c->req->decision: proxy, redirect or reject. */
+void sst__conn_apply_decision(sst_conn_t *c);
+/* Answers r->decision (a redirect or a rejection) without a backend, with the body rules. */
+void sst__conn_answer_locally(sst_conn_t *c);
+/* Writes the answer for r->decision now. Returns 0 or a negative error. */
+int sst__conn_send_answer(sst_conn_t *c);
+/* An error that ends the connection: `status` with Connection: close, then the linger. */
+void sst__conn_fatal(sst_conn_t *c, unsigned status, const char *reason);
+/* A 502/503/504 after routing: the connection survives when the request was read whole. */
+void sst__conn_respond_error(sst_conn_t *c, unsigned status, const char *reason);
+bool sst__conn_will_close(const sst_conn_t *c);
+/* How the next head written to the client ends (its connection field). */
+sst_tail_t sst__conn_tail(const sst_conn_t *c);
+
+/* conn_proxy.c */
+/* Picks a backend and takes a pooled upstream connection or opens one. */
+void sst__conn_proxy_attempt(sst_conn_t *c);
+/* An attempt failed in `phase`: route.c decides what follows. */
+void sst__conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
+                              const char *why);
+/* Request body bytes as parsed (the parser's callback), and the end of a parse pass's worth. */
+int sst__conn_on_body(void *opaque, const char *at, size_t len);
+void sst__conn_flush_body(sst_conn_t *c);
+/* The whole request has been read. */
+void sst__conn_on_request_parsed(sst_conn_t *c);
+/* The callbacks an upstream connection reports through. */
+extern const sst__upstream_cb_t sst__conn_upstream_cb;
+
+/* conn_relay.c: the response callbacks of sst__conn_upstream_cb, and the gathered write */
+int sst__conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_head_t *head);
+void sst__conn_up_on_body(void *owner, sst_chunk_t *chunk, const char *at, size_t len);
+void sst__conn_up_on_flush(void *owner);
+void sst__conn_up_on_done(void *owner);
+void sst__conn_response_flush(sst_conn_t *c);
 
 #endif
