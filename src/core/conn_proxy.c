@@ -108,8 +108,8 @@ static sst_h1w_request_t conn_request_out(const sst_conn_t *c)
     sst_str_t authority;
     if (sst_target_path_query(r->info.target, &out.target, &authority) != 0)
         out.target = r->info.target; /* asterisk-form OPTIONS goes as is */
-    if (r->backend >= 0 && (size_t)r->backend < cfg->n_backends)
-        out.default_host = sst_str_c(cfg->backends[r->backend].addr.text);
+    if (r->info.host.len == 0 && r->backend >= 0 && (size_t)r->backend < cfg->n_backends)
+        out.default_host = sst_str_c(cfg->backends[r->backend].addr.text); /* HTTP/1.0 */
     return out;
 }
 

@@ -17,7 +17,7 @@ typedef struct wbuf_s {
     bool ok;
 } wbuf_t;
 
-static void w_put(wbuf_t *w, const char *s, size_t n)
+static inline void w_put(wbuf_t *w, const char *s, size_t n)
 {
     if (!w->ok || (size_t)(w->end - w->p) < n) {
         w->ok = false;
@@ -29,12 +29,12 @@ static void w_put(wbuf_t *w, const char *s, size_t n)
 
 #define W_LIT(w, s) w_put(w, s, sizeof(s) - 1)
 
-static void w_str(wbuf_t *w, sst_str_t s)
+static inline void w_str(wbuf_t *w, sst_str_t s)
 {
     w_put(w, s.base, s.len);
 }
 
-static void w_field(wbuf_t *w, sst_str_t name, sst_str_t value)
+static inline void w_field(wbuf_t *w, sst_str_t name, sst_str_t value)
 {
     w_str(w, name);
     W_LIT(w, ": ");
@@ -42,14 +42,14 @@ static void w_field(wbuf_t *w, sst_str_t name, sst_str_t value)
     W_LIT(w, "\r\n");
 }
 
-static void w_u64(wbuf_t *w, uint64_t v)
+static inline void w_u64(wbuf_t *w, uint64_t v)
 {
     char num[24];
     w_put(w, num, sst_u64_to_dec(v, num));
 }
 
 /* Via names the protocol version of the hop it describes (RFC 9110 §7.6.3). */
-static void w_via(wbuf_t *w, sst_str_t prev, unsigned minor)
+static inline void w_via(wbuf_t *w, sst_str_t prev, unsigned minor)
 {
     W_LIT(w, "Via: ");
     if (prev.len > 0) {
