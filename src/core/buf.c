@@ -113,6 +113,11 @@ void sst__head_put(sst_bufs_t *b, sst_head_t *h)
     }
 }
 
+void sst__bufs_drain(sst_bufs_t *b)
+{
+    b->draining = true;
+}
+
 void sst__bufs_free(sst_bufs_t *b)
 {
     while (b->free_chunks != NULL) {

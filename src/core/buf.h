@@ -80,6 +80,8 @@ static inline bool sst__wreq_room(const sst_wreq_t *r, const sst_chunk_t *chunk,
 sst_head_t *sst__head_get(sst_bufs_t *b);
 void sst__head_put(sst_bufs_t *b, sst_head_t *h);
 
+/* The worker stops: what comes back from now on goes to malloc, not to the free lists. */
+void sst__bufs_drain(sst_bufs_t *b);
 /* Frees everything on the free lists (the worker's end). */
 void sst__bufs_free(sst_bufs_t *b);
 

@@ -3,6 +3,8 @@
  * Answers sidestep writes itself are conn_local.c's, proxying and failed attempts
  * conn_proxy.c's, relaying the backend's response conn_relay.c's. Decisions come from
  * route.c; the backend side lives in upstream.c. */
+#include "core/conn_int.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "core/conn_int.h"
 #include "core/pool.h"
 #include "core/respond.h"
 #include "core/transport.h"

@@ -345,7 +345,7 @@ static void worker_finish(sst_worker_t *w);
 static void worker_set_stopping(sst_worker_t *w)
 {
     w->stopping = true;
-    w->bufs.draining = true;
+    sst__bufs_drain(&w->bufs);
 }
 
 static void worker_begin_stop(sst_worker_t *w, sst_worker_stop_t how)
