@@ -26,6 +26,7 @@
 
 #include "core/conn.c"
 #include "core/conn_local.c"
+#include "core/conn_pp.c"
 #include "core/conn_proxy.c"
 #include "core/conn_relay.c"
 #include "core/server_int.h"
@@ -69,7 +70,8 @@ static void sent_add(sst_upstream_t *u, const char *at, size_t len)
 }
 
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, sst_upstream_t **out)
+                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
+                          sst_upstream_t **out)
 {
     F.last_backend = pool->backend;
     if (F.connect_rc != 0)
@@ -160,7 +162,8 @@ sst_pool_t *sst__pool_for(sst_pools_t *ps, const sst_view_t *view, size_t backen
     return &F.pools[backend];
 }
 
-sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms,
+                               const sst_tp_pp_out_t *pp)
 {
     sst_upstream_t *u = F.pooled;
     F.pooled = NULL;

@@ -26,6 +26,8 @@ struct sst_upstream_s {
     bool alive;  /* what the peek answers */
     bool peeked; /* the pool asked */
     bool closed;
+    uint8_t pp_len; /* the PROXY header it opened with (0: none) */
+    char pp[SST_PP_WRITE_MAX];
 };
 
 sst_link_t *sst__upstream_link(sst_upstream_t *u)
@@ -41,6 +43,12 @@ sst_upstream_t *sst__upstream_of_link(sst_link_t *l)
 uint64_t sst__upstream_idle_since(const sst_upstream_t *u)
 {
     return u->idle_since;
+}
+
+bool sst__upstream_pp_is(const sst_upstream_t *u, const sst_tp_pp_out_t *pp)
+{
+    size_t len = pp != NULL ? pp->len : 0;
+    return u->pp_len == len && (len == 0 || memcmp(u->pp, pp->bytes, len) == 0);
 }
 
 bool sst__upstream_alive(sst_upstream_t *u)
@@ -186,8 +194,8 @@ static void test_most_recent_first_and_bound(void **state)
     assert_false(put(p, u[3], 400, 3));
     assert_int_equal(gauge(&f->m->up_idle[11]), 3);
     /* most recently used first */
-    assert_ptr_equal(sst__pool_take(p, false, 500), u[2]);
-    assert_ptr_equal(sst__pool_take(p, false, 500), u[1]);
+    assert_ptr_equal(sst__pool_take(p, false, 500, NULL), u[2]);
+    assert_ptr_equal(sst__pool_take(p, false, 500, NULL), u[1]);
     assert_int_equal(gauge(&f->m->up_reuses[11]), 2);
     assert_int_equal(gauge(&f->m->up_idle[11]), 1);
     for (int i = 0; i < 4; i++) {
@@ -195,7 +203,7 @@ static void test_most_recent_first_and_bound(void **state)
         sst__upstream_close(u[i]);
         free(u[i]);
     }
-    assert_null(sst__pool_take(p, false, 500));
+    assert_null(sst__pool_take(p, false, 500, NULL));
     assert_int_equal(gauge(&f->m->up_active[11]), 0);
     assert_int_equal(gauge(&f->m->up_idle[11]), 0);
 }
@@ -225,16 +233,16 @@ static void test_peek_before_reuse(void **state)
     put(p, dead, 1500, 10);
     dead->alive = false;
     /* idempotent: no peek, the most recent is taken even though it is dead */
-    assert_ptr_equal(sst__pool_take(p, false, 5000), dead);
+    assert_ptr_equal(sst__pool_take(p, false, 5000, NULL), dead);
     assert_false(dead->peeked);
     put(p, dead, 1500, 10);
     dead->alive = false;
     put(p, fresh, 4500, 10);
     /* non-idempotent at 5000: fresh (idle 0.5 s) is not peeked */
-    assert_ptr_equal(sst__pool_take(p, true, 5000), fresh);
+    assert_ptr_equal(sst__pool_take(p, true, 5000, NULL), fresh);
     assert_false(fresh->peeked);
     /* then dead (idle 3.5 s) is peeked and closed, old (alive) is peeked and taken */
-    assert_ptr_equal(sst__pool_take(p, true, 5000), old);
+    assert_ptr_equal(sst__pool_take(p, true, 5000, NULL), old);
     assert_true(dead->peeked && dead->closed);
     assert_true(old->peeked);
     sst__upstream_close(old);
@@ -264,7 +272,7 @@ static void test_reload_retires(void **state)
     assert_false(k->closed);
     assert_ptr_equal(sst__pool_for(&f->ps, &view2, 1), kept);
     assert_int_equal(sst__pool_metric_id(kept), 21); /* the new config's series */
-    assert_ptr_equal(sst__pool_take(kept, false, 20), k);
+    assert_ptr_equal(sst__pool_take(kept, false, 20, NULL), k);
     /* the busy connection of the removed backend comes back: refused */
     assert_false(put(gone, g_busy, 30, 10));
     /* a request on the old config finds the retired pool by address */

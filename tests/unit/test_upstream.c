@@ -335,8 +335,8 @@ static void run_ms(fixture_t *f, int ms)
 
 static sst_upstream_t *connect_ready(fixture_t *f)
 {
-    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &f->own.u),
-                     0);
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, NULL, &f->own.u), 0);
     assert_int_equal(f->own.u->state, SST_UP_CONNECTING);
     run_until(f, &f->own.ready, f->own.ready + 1);
     assert_int_equal(f->own.u->state, SST_UP_ACTIVE);
@@ -362,8 +362,8 @@ static void test_connect_refused(void **state)
 {
     fixture_t *f = *state;
     backend_close(&f->be); /* nothing listens on the port any more */
-    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &f->own.u),
-                     0);
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, NULL, &f->own.u), 0);
     assert_true(sst__pool_full(f->pool, 1));
     run_until(f, &f->own.fails, 1);
     assert_int_equal(f->own.phase, SST_FAIL_CONNECT);
@@ -389,7 +389,7 @@ static void test_exchange_and_reuse(void **state)
     assert_int_equal(u->state, SST_UP_IDLE);
     assert_null(u->owner);
 
-    sst_upstream_t *again = sst__pool_take(f->pool, false, uv_now(&f->w->loop));
+    sst_upstream_t *again = sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL);
     assert_ptr_equal(again, u);
     f->own.u = u;
     sst__upstream_attach(u, f->cfg, &owner_cb, &f->own);
@@ -423,7 +423,7 @@ static void test_not_reused(void **state)
         send_get(f, u);
         run_until(f, &f->own.done, (int)i + 1);
         assert_int_equal(f->own.released_state, SST_UP_CLOSING);
-        assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop)));
+        assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
         run_ms(f, 5);
         backend_drop(&f->be, false);
     }
@@ -579,7 +579,7 @@ static void test_idle_connection(void **state)
     assert_int_equal(u->state, SST_UP_IDLE);
     backend_send(&f->be, "HTTP/1.1 200 OK\r\n\r\n", 19);
     run_ms(f, 30);
-    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop)));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
     assert_int_equal(sst_counter_get(&f->w->metrics->up_idle[3]), 0);
     assert_false(sst__pool_full(f->pool, 1));
     backend_drop(&f->be, false);
@@ -590,7 +590,7 @@ static void test_idle_connection(void **state)
     run_until(f, &f->own.done, 2);
     assert_int_equal(u->state, SST_UP_IDLE);
     run_ms(f, 150);
-    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop)));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
     assert_false(sst__pool_full(f->pool, 1));
 }
 
