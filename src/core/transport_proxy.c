@@ -93,6 +93,9 @@ int sst__pp_acc_feed(sst_pp_acc_t *acc, const char *data, size_t len, size_t max
         take = limit > acc->len ? limit - acc->len : 0;
         if (take > len - off)
             take = len - off;
+        const char *lf = acc->buf[0] == 'P' ? memchr(data + off, '\n', take) : NULL;
+        if (lf != NULL)
+            take = (size_t)(lf - (data + off)) + 1; /* a v1 line ends at its first LF */
         if (pp_acc_append(acc, data + off, take) != 0)
             return SST_ENOMEM;
         off += take;

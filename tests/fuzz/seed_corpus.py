@@ -8,7 +8,8 @@ Origin and optionally Access-Control-Request-Method and -Headers, separated by N
 are the embedded demo, the annotated example of docs/configuration.md and a few broken files.
 PROXY protocol seeds are the headers of tests/unit/test_proxy_proto.c's kinds (v1, v2 with every
 TLV, a CRC32C, broken ones), alone and followed by a request, behind the selector byte
-fuzz_proxy_proto.c reads (piece size, v2 bound). Crash reproducers found later are added by hand
+fuzz_proxy_proto.c reads (piece size, v2 bound), and again for fuzz_pp_acc.c (the transport's
+accumulator) behind its selector byte (0: byte by byte, else drawn piece sizes). Crash reproducers found later are added by hand
 next to these (see docs/security.md) and are never deleted.
 """
 
@@ -206,10 +207,12 @@ def main():
         for sel in (0x00, 0x07, 0x40, 0x80 | 0x02, 0xC0):
             write("fuzz_proxy_proto", bytes([sel]) + hdr)
         write("fuzz_proxy_proto", b"\x03" + hdr + REQUESTS[0])
+        for sel in (0x00, 0x05, 0x93):
+            write("fuzz_pp_acc", bytes([sel]) + hdr + REQUESTS[0])
     with open(os.path.join(ROOT, "docs", "configuration.md")) as f:
         for block in yaml_blocks(f.read()):
             write("fuzz_config", block)
-    with open(os.path.join(ROOT, "src", "config_demo.c")) as f:
+    with open(os.path.join(ROOT, "src", "config", "config_demo.c")) as f:
         demo = re.findall(r'^\s*"(.*)"', f.read(), re.M)
         text = "".join(demo).encode().decode("unicode_escape").encode()
         if b"regions" in text:

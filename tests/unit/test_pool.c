@@ -293,6 +293,86 @@ static void test_reload_retires(void **state)
     free(prep2);
 }
 
+/* Keyed by the PROXY header (issue 16): a connection goes only to a request with the same
+ * header (the same client connection), and one without a header only to a request without. */
+static void keyed(sst_upstream_t *u, sst_tp_pp_out_t *key, const char *header)
+{
+    key->len = (uint8_t)strlen(header);
+    memcpy(key->bytes, header, key->len);
+    u->pp_len = key->len;
+    memcpy(u->pp, header, key->len);
+}
+
+static void test_take_by_proxy_header(void **state)
+{
+    fixture_t *f = *state;
+    sst_pool_t *p = sst__pool_for(&f->ps, &f->view, 0);
+    sst_tp_pp_out_t ka, kb, kc;
+    sst_upstream_t *a = opened(p), *b = opened(p), *plain = opened(p);
+    keyed(a, &ka, "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\n");
+    keyed(b, &kb, "PROXY TCP4 203.0.113.7 192.0.2.1 5556 80\r\n"); /* same address, port */
+    kc = ka;
+    kc.bytes[kc.len - 3] = '1'; /* another destination port: "81" */
+    put(p, a, 10, 10);
+    put(p, plain, 20, 10);
+    put(p, b, 30, 10); /* the most recent */
+    assert_null(sst__pool_take(p, false, 40, &kc));
+    assert_ptr_equal(sst__pool_take(p, false, 40, &ka), a); /* past b and plain */
+    assert_ptr_equal(sst__pool_take(p, false, 40, NULL), plain);
+    assert_null(sst__pool_take(p, false, 40, &ka));
+    assert_ptr_equal(sst__pool_take(p, false, 40, &kb), b);
+    assert_int_equal(gauge(&f->m->up_reuses[10]), 3);
+    /* a dead one of the right client is peeked and closed, the others are left alone */
+    put(p, a, 1000, 10);
+    put(p, b, 1000, 10);
+    a->alive = false;
+    assert_null(sst__pool_take(p, true, 5000, &ka));
+    assert_true(a->peeked && a->closed);
+    assert_false(b->peeked || b->closed);
+    assert_int_equal(gauge(&f->m->up_idle[10]), 1);
+    b->idle = true;
+    sst__upstream_close(b);
+    sst__upstream_close(plain);
+    free(a);
+    free(b);
+    free(plain);
+}
+
+/* At limits.upstream_idle, a connection with a header takes the place of the least recently
+ * used one (likely a client that has gone); one without is refused, as before. */
+static void test_keyed_put_evicts_the_oldest(void **state)
+{
+    fixture_t *f = *state;
+    sst_pool_t *p = sst__pool_for(&f->ps, &f->view, 0);
+    sst_tp_pp_out_t k[4];
+    sst_upstream_t *u[4], *plain = opened(p);
+    for (int i = 0; i < 4; i++) {
+        char h[64];
+        snprintf(h, sizeof(h), "PROXY TCP4 203.0.113.7 192.0.2.1 %d 80\r\n", 5000 + i);
+        u[i] = opened(p);
+        keyed(u[i], &k[i], h);
+    }
+    assert_true(put(p, u[0], 10, 2));
+    assert_true(put(p, u[1], 20, 2));
+    assert_true(put(p, u[2], 30, 2)); /* u[0] goes */
+    assert_true(u[0]->closed);
+    assert_false(put(p, plain, 40, 2)); /* no header: refused, nothing evicted */
+    assert_false(u[1]->closed);
+    assert_int_equal(gauge(&f->m->up_idle[10]), 2);
+    assert_ptr_equal(sst__pool_take(p, false, 50, &k[1]), u[1]);
+    assert_true(put(p, u[3], 60, 0) == false); /* a zero bound keeps nothing */
+    for (int i = 1; i < 4; i++) {
+        u[i]->idle = u[i] == u[2];
+        sst__upstream_close(u[i]);
+    }
+    sst__upstream_close(plain);
+    for (int i = 0; i < 4; i++)
+        free(u[i]);
+    free(plain);
+    assert_int_equal(gauge(&f->m->up_idle[10]), 0);
+    assert_int_equal(gauge(&f->m->up_active[10]), 0);
+}
+
 static void test_close_all_drains(void **state)
 {
     fixture_t *f = *state;
@@ -317,6 +397,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peek_before_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_retires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_by_proxy_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_put_evicts_the_oldest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,8 @@ typedef struct backend_s {
     size_t in_len;
     int heads; /* request heads seen */
     size_t discarded;
+    char log[512]; /* the first bytes read, as they came */
+    size_t log_len;
 } backend_t;
 
 static void backend_open(backend_t *b)
@@ -121,6 +123,10 @@ static void backend_step(backend_t *b)
         ssize_t n = recv(b->fd, at, room, 0);
         if (n <= 0)
             break;
+        size_t keep =
+            sizeof(b->log) - b->log_len < (size_t)n ? sizeof(b->log) - b->log_len : (size_t)n;
+        memcpy(b->log + b->log_len, at, keep);
+        b->log_len += keep;
         b->in_len += (size_t)n;
     }
     char *end;
@@ -406,6 +412,43 @@ static void test_exchange_and_reuse(void **state)
     assert_int_equal(sst_counter_get(&m->up_idle[3]), 1);
 }
 
+/* send_proxy_protocol (issue 16): the connection opens with its PROXY header, before the
+ * request, and the pool hands it out again only for that same header. */
+static void test_proxy_header_first_and_pool_key(void **state)
+{
+    fixture_t *f = *state;
+    static const char line[] = "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\n";
+    sst_tp_pp_out_t pp = {.len = sizeof(line) - 1}, other;
+    memcpy(pp.bytes, line, pp.len);
+    other = pp;
+    other.bytes[pp.len - 6] = '7'; /* another source port: another client connection */
+    f->be.answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    f->own.release_on_done = true;
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &pp, &f->own.u), 0);
+    run_until(f, &f->own.ready, 1);
+    sst_upstream_t *u = f->own.u;
+    send_get(f, u);
+    run_until(f, &f->own.done, 1);
+    static const char want[] = "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET / HTTP/1.1\r\n";
+    assert_true(f->be.log_len >= sizeof(want) - 1);
+    assert_memory_equal(f->be.log, want, sizeof(want) - 1);
+    assert_int_equal(u->state, SST_UP_IDLE);
+    assert_true(sst__upstream_pp_is(u, &pp));
+    assert_false(sst__upstream_pp_is(u, NULL));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), &other));
+    assert_ptr_equal(sst__pool_take(f->pool, false, uv_now(&f->w->loop), &pp), u);
+    /* reused: no second header on the same connection */
+    f->own.u = u;
+    sst__upstream_attach(u, f->cfg, &owner_cb, &f->own);
+    size_t before = f->be.log_len;
+    send_get(f, u);
+    run_until(f, &f->own.done, 2);
+    assert_true(f->be.log_len > before);
+    assert_memory_equal(f->be.log + before, "GET / HTTP/1.1\r\n", 16);
+}
+
 /* The reuse decision: Connection: close, bytes after the message, a response cut short by the
  * owner (released before done) each close the connection instead of pooling it. */
 static void test_not_reused(void **state)
@@ -619,6 +662,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exchange_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_header_first_and_pool_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
