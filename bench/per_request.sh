@@ -2,23 +2,36 @@
 # System calls or user-space instructions per request of a one-worker sidestep under wrk
 # keep-alive (16 connections), for A/B comparisons of two binaries (docs/benchmarks.md):
 #
-#   bench/per_request.sh strace    SIDESTEP STUB get307|proxy-get   strace -c -f, per request
-#   bench/per_request.sh callgrind SIDESTEP STUB get307|proxy-get   callgrind Ir, per request
+#   bench/per_request.sh strace    SIDESTEP STUB WORKLOAD   strace -c -f, per request
+#   bench/per_request.sh callgrind SIDESTEP STUB WORKLOAD   callgrind Ir, per request
+#   bench/per_request.sh cpu       SIDESTEP STUB WORKLOAD   CPU time (user + system), per request
+#
+# WORKLOAD: get307 (every request answered 307), proxy-get (proxied to the stub over pooled
+# keep-alive connections), proxy-get-pp (the same with send_proxy_protocol: v2 towards a stub
+# that reads the header, issue 16). CLOSE=1 makes wrk close its connection after every
+# request (Connection: close), so that pooling across client connections shows: the proxied
+# workloads then also print how many backend connections sidestep opened, from its metrics.
 #
 # strace counts every call the server makes while wrk runs 3 s (the server pinned to core 1,
 # wrk and the stub to core 0). callgrind counts the instructions the server executes for the
 # requests of a 4 s wrk run after a 2 s warm-up: unlike CPU time on a shared machine, that
-# figure barely moves between runs. Ports 24100-24102 on 127.0.0.1. Every process started
-# here is stopped by PID.
+# figure barely moves between runs. cpu reads the server's utime + stime from /proc around a 5 s
+# wrk run (server on core 1, wrk and the stub on core 0): it moves with the machine's load, so
+# compare runs made back to back. Ports BASE..BASE+3 on 127.0.0.1 (BASE=24100 unless set, so
+# that two runs on one machine can use two ranges). Every process started here is stopped by
+# PID.
 set -eu
 MODE=$1
 SST=$2
 STUB=$3
 WORK=$4
 D=$(mktemp -d)
-PORT=24100
-BPORT=24101
-B2=24102
+BASE=${BASE:-24100}
+PORT=$BASE
+BPORT=$((BASE + 1))
+B2=$((BASE + 2))
+APORT=$((BASE + 3))
+CLOSE=${CLOSE:-0}
 STUBPID=""
 SPID=""
 cleanup() {
@@ -28,19 +41,33 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+STUBARGS=""
 case "$WORK" in
 get307) INITIAL="    health: {enabled: false, initial: down}" ;;
-proxy-get)
-    INITIAL=""
-    taskset -c 0 "$STUB" --listen 127.0.0.1:$BPORT --name us-east --size 256 --no-hash \
-        >"$D/stub.log" 2>&1 &
-    STUBPID=$!
+proxy-get) INITIAL="" ;;
+proxy-get-pp)
+    INITIAL="    send_proxy_protocol: v2"
+    STUBARGS="--proxy-protocol"
     ;;
 *)
-    echo "workload: get307 or proxy-get" >&2
+    echo "workload: get307, proxy-get or proxy-get-pp" >&2
     exit 2
     ;;
 esac
+if [ "$WORK" != get307 ]; then
+    # shellcheck disable=SC2086 # STUBARGS is one optional word
+    taskset -c 0 "$STUB" --listen 127.0.0.1:$BPORT --name us-east --size 256 --no-hash \
+        $STUBARGS >"$D/stub.log" 2>&1 &
+    STUBPID=$!
+fi
+# runs "$@" (a wrk command line) against $URL, closing after each request with CLOSE=1
+wrk_run() {
+    if [ "$CLOSE" = 1 ]; then
+        "$@" -H "Connection: close" "$URL"
+    else
+        "$@" "$URL"
+    fi
+}
 cat >"$D/s.yaml" <<EOF
 workers: 1
 listen: ["127.0.0.1:$PORT"]
@@ -58,6 +85,7 @@ routes:
     failover: [eu-west]
     redirect_status: 307
 log: {access: off}
+admin: {address: "127.0.0.1:$APORT"}
 EOF
 URL=http://127.0.0.1:$PORT/bench/get?id=12345
 
@@ -69,7 +97,7 @@ strace)
     strace -c -f -p "$SPID" -o "$D/strace" 2>/dev/null &
     TPID=$!
     sleep 1
-    taskset -c 0 wrk -t1 -c16 -d3s "$URL" >"$D/wrk"
+    wrk_run taskset -c 0 wrk -t1 -c16 -d3s >"$D/wrk"
     kill -INT "$TPID"
     wait "$TPID" || true
     REQ=$(awk '/requests in/{print $1}' "$D/wrk")
@@ -83,16 +111,38 @@ callgrind)
         >"$D/sst.log" 2>&1 &
     SPID=$!
     sleep 4
-    wrk -t1 -c16 -d2s "$URL" >/dev/null
+    wrk_run wrk -t1 -c16 -d2s >/dev/null
     callgrind_control -z "$SPID" >/dev/null 2>&1
-    wrk -t1 -c16 -d4s "$URL" >"$D/wrk"
+    wrk_run wrk -t1 -c16 -d4s >"$D/wrk"
     callgrind_control -d "$SPID" >/dev/null 2>&1
     REQ=$(awk '/requests in/{print $1}' "$D/wrk")
     IR=$(awk '/^summary:/{print $2}' "$D/cg.$SPID.1")
     echo "$WORK: $REQ requests, $IR instructions, $((IR / REQ)) per request"
     ;;
+cpu)
+    taskset -c 1 "$SST" -c "$D/s.yaml" --workers 1 >"$D/sst.log" 2>&1 &
+    SPID=$!
+    sleep 1
+    wrk_run taskset -c 0 wrk -t1 -c16 -d1s >/dev/null
+    T0=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
+    wrk_run taskset -c 0 wrk -t1 -c16 -d5s >"$D/wrk"
+    T1=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
+    REQ=$(awk '/requests in/{print $1}' "$D/wrk")
+    HZ=$(getconf CLK_TCK)
+    awk -v t="$((T1 - T0))" -v hz="$HZ" -v r="$REQ" -v w="$WORK" 'BEGIN {
+        printf "%s: %d requests, %.2f s CPU, %.1f us per request\n", w, r, t / hz,
+               t / hz * 1e6 / r }'
+    ;;
 *)
-    echo "mode: strace or callgrind" >&2
+    echo "mode: strace, callgrind or cpu" >&2
     exit 2
     ;;
 esac
+if [ "$WORK" != get307 ]; then
+    # backend connections opened and requests sent, over the whole run (warm-up included)
+    curl -s "http://127.0.0.1:$APORT/metrics" | awk '
+        /^sidestep_upstream_connects_total/ { c += $2 }
+        /^sidestep_upstream_requests_total/ { r += $2 }
+        END { printf "  backend connections: %d for %d requests (%.3f per request)\n", c, r,
+              r ? c / r : 0 }'
+fi

@@ -84,6 +84,14 @@ typedef struct sst_backend_cfg_s {
     sst_health_cfg_t health; /* region settings merged with this backend's overrides */
 } sst_backend_cfg_t;
 
+/* regions[].send_proxy_protocol: the PROXY header opening every new backend connection. The
+ * values are the protocol versions (1, 2), as sst_pp_write() takes them. */
+typedef enum sst_send_proxy_e {
+    SST_SEND_PROXY_OFF = 0,
+    SST_SEND_PROXY_V1 = 1,
+    SST_SEND_PROXY_V2 = 2,
+} sst_send_proxy_t;
+
 typedef struct sst_region_cfg_s {
     char *name;           /* [A-Za-z0-9_.-]+, unique */
     char *url;            /* public base URL, scheme://authority[/path], no trailing '/';
@@ -96,6 +104,7 @@ typedef struct sst_region_cfg_s {
     uint32_t max_ejection_pct;  /* share of backends passive checks may take DOWN; default 100 */
     uint64_t slow_start_ms;     /* default 0 (off) */
     uint64_t failback_delay_ms; /* default 10000 */
+    sst_send_proxy_t send_proxy_protocol; /* default off */
 } sst_region_cfg_t;
 
 typedef enum sst_all_down_e {
@@ -138,6 +147,11 @@ typedef struct sst_cfg_pos_s {
     unsigned column;
 } sst_cfg_pos_t;
 
+typedef struct sst_cidr_s {
+    struct sockaddr_storage net;
+    uint8_t prefix;
+} sst_cidr_t;
+
 typedef struct sst_listener_cfg_s {
     sst_addr_t addr;
     sst_cfg_pos_t pos;           /* of the address */
@@ -146,6 +160,10 @@ typedef struct sst_listener_cfg_s {
     uint16_t https_status_get;   /* for GET and HEAD, default 301 */
     uint16_t https_status_other; /* for other methods, default 307 */
     uint16_t https_port;         /* 0: default port 443, omitted from Location */
+    bool proxy_protocol;         /* every connection must open with a PROXY v1/v2 header */
+    sst_cidr_t proxy_protocol_from[SST_MAX_TRUSTED]; /* peers allowed to send it: at least one
+                                                        when proxy_protocol, none otherwise */
+    size_t n_proxy_protocol_from;
 } sst_listener_cfg_t;
 
 typedef struct sst_limits_cfg_s {
@@ -195,11 +213,6 @@ typedef struct sst_admin_cfg_s {
     sst_addr_t addr; /* default 127.0.0.1:9901 */
     char *token;     /* bearer token; required when addr is not loopback */
 } sst_admin_cfg_t;
-
-typedef struct sst_cidr_s {
-    struct sockaddr_storage net;
-    uint8_t prefix;
-} sst_cidr_t;
 
 typedef struct sst_config_s {
     atomic_uint_fast32_t refcount;
@@ -257,5 +270,11 @@ int sst_parse_addr(const char *s, size_t len, bool allow_port0, bool resolve, ss
 bool sst_addr_is_loopback(const sst_addr_t *addr);
 /* True when `sa` is inside one of cfg->trusted_proxies. */
 bool sst_config_is_trusted(const sst_config_t *cfg, const struct sockaddr *sa);
+/* True when `sa` is inside one of nets[0..n_nets). IPv4 and IPv6 (an IPv4 peer on a dual-stack
+ * socket, ::ffff:a.b.c.d, matches IPv4 networks); other families and NULL never match. */
+bool sst_cidr_match(const sst_cidr_t *nets, size_t n_nets, const struct sockaddr *sa);
+/* True when listener `l` expects PROXY headers and the peer `sa` is in its proxy_protocol_from:
+ * the only peers whose header may be believed. False for a listener without proxy_protocol. */
+bool sst_config_proxy_allowed(const sst_listener_cfg_t *l, const struct sockaddr *sa);
 
 #endif

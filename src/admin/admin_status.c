@@ -380,6 +380,9 @@ static json_object *counters_json(jb_t *b)
     jb_u64(b, o, "redirects", COUNTERS(s, redirects));
     jb_u64(b, o, "inflight_failovers", COUNTERS(s, inflight_failovers));
     jb_u64(b, o, "retries", COUNTERS(s, retries));
+    /* issue 16: connections on PROXY listeners whose header was read / refused */
+    jb_u64(b, o, "proxy_protocol_accepted", COUNTERS(s, pp_accepted));
+    jb_u64(b, o, "proxy_protocol_rejected", COUNTERS(s, pp_rejected));
     return o;
 }
 

@@ -229,6 +229,28 @@ static void render_connections(mbuf_t *b, sst_server_t *s)
     mb_printf(b, "sidestep_retries_total %llu\n", (unsigned long long)SUM_WORKERS(s, retries));
 }
 
+/* PROXY protocol headers on listeners (issue 16): every series always, so a rate over them
+ * needs no special case for a reason that has not happened yet. */
+static void render_proxy_protocol(mbuf_t *b, sst_server_t *s)
+{
+    static const char *const commands[3] = {
+        [SST_PP_LOCAL] = "local", [SST_PP_PROXY] = "proxy", [SST_PP_UNKNOWN] = "unknown"};
+    mb_help(b, "sidestep_proxy_protocol_accepted_total", "counter",
+            "PROXY protocol headers read whole on listeners with proxy_protocol, by version and "
+            "command.");
+    for (int v = 0; v < 2; v++)
+        for (int k = 0; k < 3; k++)
+            mb_printf(b,
+                      "sidestep_proxy_protocol_accepted_total{version=\"%d\",command=\"%s\"} "
+                      "%llu\n",
+                      v + 1, commands[k], (unsigned long long)SUM_WORKERS(s, pp_accepted[v][k]));
+    mb_help(b, "sidestep_proxy_protocol_rejected_total", "counter",
+            "Connections to listeners with proxy_protocol closed without an answer, by reason.");
+    for (unsigned r = SST_PP_OK + 1; r < SST_M_PP_REASONS; r++)
+        mb_printf(b, "sidestep_proxy_protocol_rejected_total{reason=\"%s\"} %llu\n",
+                  sst_m_pp_reason_name(r), (unsigned long long)SUM_WORKERS(s, pp_rejected[r]));
+}
+
 static void render_upstreams(mbuf_t *b, sst_server_t *s)
 {
     char bl[300];
@@ -366,6 +388,7 @@ int sst__metrics_render(sst_server_t *s, char **out, size_t *len)
     b.p[0] = 0;
     render_requests(&b, s);
     render_connections(&b, s);
+    render_proxy_protocol(&b, s);
     render_upstreams(&b, s);
     render_health(&b, s);
     mb_help(&b, "sidestep_reloads_total", "counter", "Config reloads by result.");

@@ -653,9 +653,65 @@ static int config_parse_https_redirect(sst__cfg_ctx_t *c, const yaml_node_t *n,
     return 0;
 }
 
+/* A list of min..SST_MAX_TRUSTED addresses or CIDRs (trusted_proxies, proxy_protocol_from). */
+static int config_parse_cidrs(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t min, sst_cidr_t *out,
+                              size_t *n_out)
+{
+    char q[64], why[SST__WHY_SIZE];
+    size_t count;
+
+    if (sst__cfg_seq(c, n, min, SST_MAX_TRUSTED, &count) != 0)
+        return SST_EINVAL;
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item = sst__cfg_seq_item(c, n, i);
+        size_t mark = sst__cfg_push_index(c, i);
+        sst_str_t s;
+        if (sst__cfg_scalar(c, item, "an address or CIDR", &s) != 0)
+            return SST_EINVAL;
+        if (sst__parse_cidr(s, &out[i], why) != 0)
+            return sst__cfg_fail(c, item, "invalid network %s: %s", sst__quote(s, q, sizeof q),
+                                 why);
+        (*n_out)++;
+        sst__cfg_pop(c, mark);
+    }
+    return 0;
+}
+
+/* proxy_protocol and proxy_protocol_from (issue 16). The list is required with the flag: a header
+ * believed from anyone lets any client pick its address. It is refused without the flag: a list
+ * that does nothing most likely means the flag was meant to be on. */
+static int config_parse_proxy_protocol(sst__cfg_ctx_t *c, const yaml_node_t *n,
+                                       sst_listener_cfg_t *l)
+{
+    const yaml_node_t *on = sst__cfg_get(c, n, "proxy_protocol");
+    const yaml_node_t *from = sst__cfg_get(c, n, "proxy_protocol_from");
+    size_t mark;
+
+    if (on != NULL) {
+        mark = sst__cfg_push_key(c, "proxy_protocol");
+        if (sst__cfg_bool(c, on, &l->proxy_protocol) != 0)
+            return SST_EINVAL;
+        sst__cfg_pop(c, mark);
+    }
+    mark = sst__cfg_push_key(c, "proxy_protocol_from");
+    if (from == NULL && l->proxy_protocol)
+        return sst__cfg_fail(c, on,
+                             "required when proxy_protocol is true: the peers allowed to send the "
+                             "header, e.g. proxy_protocol_from: [10.0.0.0/8]");
+    if (from != NULL && !l->proxy_protocol)
+        return sst__cfg_fail(c, from,
+                             "only used when proxy_protocol is true (set it, or remove this list)");
+    if (from != NULL &&
+        config_parse_cidrs(c, from, 1, l->proxy_protocol_from, &l->n_proxy_protocol_from) != 0)
+        return SST_EINVAL;
+    sst__cfg_pop(c, mark);
+    return 0;
+}
+
 static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_listener_cfg_t *l)
 {
-    static const char *const keys[] = {"address", "proto", "https_redirect"};
+    static const char *const keys[] = {"address", "proto", "https_redirect", "proxy_protocol",
+                                       "proxy_protocol_from"};
     const yaml_node_t *addr = n, *v;
     size_t mark;
 
@@ -665,7 +721,7 @@ static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_li
     if (l->proto == NULL)
         return sst__cfg_nomem(c);
     if (n->type != YAML_SCALAR_NODE) {
-        if (sst__cfg_check_map(c, n, keys, 3) != 0)
+        if (sst__cfg_check_map(c, n, keys, sizeof keys / sizeof keys[0]) != 0)
             return SST_EINVAL;
         addr = sst__cfg_get(c, n, "address");
         if (addr == NULL) {
@@ -695,7 +751,7 @@ static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_li
             return SST_EINVAL;
         sst__cfg_pop(c, mark);
     }
-    return 0;
+    return config_parse_proxy_protocol(c, n, l);
 }
 
 static int config_parse_listen(sst__cfg_ctx_t *c, const yaml_node_t *root)
@@ -1036,26 +1092,12 @@ static int config_parse_trusted(sst__cfg_ctx_t *c, const yaml_node_t *root)
 {
     sst_config_t *cfg = c->cfg;
     const yaml_node_t *n = sst__cfg_get(c, root, "trusted_proxies");
-    char q[64], why[SST__WHY_SIZE];
-    size_t count;
 
     if (n == NULL)
         return 0;
     sst__cfg_push_key(c, "trusted_proxies");
-    if (sst__cfg_seq(c, n, 0, SST_MAX_TRUSTED, &count) != 0)
+    if (config_parse_cidrs(c, n, 0, cfg->trusted_proxies, &cfg->n_trusted_proxies) != 0)
         return SST_EINVAL;
-    for (size_t i = 0; i < count; i++) {
-        const yaml_node_t *item = sst__cfg_seq_item(c, n, i);
-        size_t mark = sst__cfg_push_index(c, i);
-        sst_str_t s;
-        if (sst__cfg_scalar(c, item, "an address or CIDR", &s) != 0)
-            return SST_EINVAL;
-        if (sst__parse_cidr(s, &cfg->trusted_proxies[i], why) != 0)
-            return sst__cfg_fail(c, item, "invalid network %s: %s", sst__quote(s, q, sizeof q),
-                                 why);
-        cfg->n_trusted_proxies++;
-        sst__cfg_pop(c, mark);
-    }
     sst__cfg_pop(c, 0);
     return 0;
 }

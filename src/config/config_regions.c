@@ -499,9 +499,16 @@ static int region_backends(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
 static int region_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
                         const health_layer_t *top)
 {
-    static const char *const keys[] = {"name",       "url",           "backends",
-                                       "health",     "min_healthy",   "max_ejection",
-                                       "slow_start", "failback_delay"};
+    static const char *const keys[] = {"name",
+                                       "url",
+                                       "backends",
+                                       "health",
+                                       "min_healthy",
+                                       "max_ejection",
+                                       "slow_start",
+                                       "failback_delay",
+                                       "send_proxy_protocol"};
+    static const char *const send_proxy[] = {"off", "v1", "v2"}; /* = sst_send_proxy_t */
     sst_region_cfg_t *r = &c->cfg->regions[idx];
     const size_t base = c->path_len;
     const yaml_node_t *v;
@@ -573,6 +580,14 @@ static int region_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
         sst__cfg_push_key(c, "failback_delay");
         if (sst__cfg_duration(c, v, 0, SST__MAX_DURATION_MS, &r->failback_delay_ms) != 0)
             return SST_EINVAL;
+        sst__cfg_pop(c, base);
+    }
+    if ((v = sst__cfg_get(c, n, "send_proxy_protocol")) != NULL) {
+        int mode;
+        sst__cfg_push_key(c, "send_proxy_protocol");
+        if (sst__cfg_enum(c, v, send_proxy, COUNT_OF(send_proxy), &mode) != 0)
+            return SST_EINVAL;
+        r->send_proxy_protocol = (sst_send_proxy_t)mode;
         sst__cfg_pop(c, base);
     }
     return 0;

@@ -528,9 +528,20 @@ static bool values_prefix_match(const uint8_t *a, const uint8_t *net, unsigned p
 
 bool sst_config_is_trusted(const sst_config_t *cfg, const struct sockaddr *sa)
 {
+    return cfg != NULL && sst_cidr_match(cfg->trusted_proxies, cfg->n_trusted_proxies, sa);
+}
+
+bool sst_config_proxy_allowed(const sst_listener_cfg_t *l, const struct sockaddr *sa)
+{
+    return l != NULL && l->proxy_protocol &&
+           sst_cidr_match(l->proxy_protocol_from, l->n_proxy_protocol_from, sa);
+}
+
+bool sst_cidr_match(const sst_cidr_t *nets, size_t n_nets, const struct sockaddr *sa)
+{
     const uint8_t *v4 = NULL, *v6 = NULL;
 
-    if (cfg == NULL || sa == NULL)
+    if (nets == NULL || sa == NULL)
         return false;
     if (sa->sa_family == AF_INET) {
         v4 = (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
@@ -542,8 +553,8 @@ bool sst_config_is_trusted(const sst_config_t *cfg, const struct sockaddr *sa)
     } else {
         return false;
     }
-    for (size_t i = 0; i < cfg->n_trusted_proxies; i++) {
-        const sst_cidr_t *c = &cfg->trusted_proxies[i];
+    for (size_t i = 0; i < n_nets; i++) {
+        const sst_cidr_t *c = &nets[i];
         if (c->net.ss_family == AF_INET && v4 != NULL) {
             const struct sockaddr_in *n = (const struct sockaddr_in *)&c->net;
             if (values_prefix_match(v4, (const uint8_t *)&n->sin_addr, c->prefix))

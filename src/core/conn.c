@@ -35,6 +35,7 @@ static const char empty_input[1] = "";
 /* An idle connection's whole cost (docs/benchmarks.md, 10,000 idle connections): growing it is
  * a decision to make there, not an accident. */
 _Static_assert(sizeof(sst_conn_t) <= 448, "sst_conn_t grew past 448 bytes");
+_Static_assert(SST_CHUNK_SIZE <= UINT16_MAX, "in_off and in_len hold offsets within a chunk");
 
 /* ---- the state machine ------------------------------------------------------------------- */
 
@@ -253,8 +254,10 @@ static void conn_log_request(sst_conn_t *c, uint64_t dur_us)
                               : "-";
     sst_str_t method = r->info.method_name.len > 0 ? r->info.method_name : SST_STR_LIT("-");
     const char *dec = decision_names[r->mdec];
+    /* the SNI the balancer saw (PROXY v2 PP2_TYPE_AUTHORITY), only when a header carried one */
+    sst_str_t pa = sst__tp_pp_authority(&c->tp);
     /* text: TIME CLIENT "METHOD TARGET PROTO" STATUS in= out= dur=ms route= decision= region=
-     * backend= attempts= reason="..." */
+     * backend= attempts= reason="..." [proxy_authority="..."] */
     sst_log_field_t f[] = {
         {.key = "type", .kind = SST_LF_RAW, .str = "access", .len = 6},
         {.key = "client",
@@ -305,6 +308,12 @@ static void conn_log_request(sst_conn_t *c, uint64_t dur_us)
          .kind = SST_LF_ESC,
          .str = note,
          .len = strnlen(note, 60)},
+        {.key = pa.len > 0 ? "proxy_authority" : NULL,
+         .pre = pa.len > 0 ? " proxy_authority=\"" : NULL,
+         .post = "\"",
+         .kind = SST_LF_ESC,
+         .str = pa.base,
+         .len = pa.len},
     };
     size_t n = sst_log_format(line, sizeof(line), sst_log_epoch_ms(), f, sizeof(f) / sizeof(f[0]));
     sst__worker_access_log(c->w, line, n);
@@ -479,6 +488,10 @@ void sst__conn_on_deadline(sst_dnode_t *n)
     }
     switch (c->state) {
     case SST_CONN_IDLE:
+        if (sst__tp_pp_waiting(&c->tp)) {
+            sst__conn_pp_refuse(c, SST_M_PP_TIMEOUT); /* no whole PROXY header in time */
+            return;
+        }
         sst_counter_add(&m->timeouts[SST_M_TIMEOUT_IDLE], 1);
         sst__conn_close(c); /* nothing was asked: close without an answer */
         return;
@@ -551,6 +564,10 @@ static void conn_tp_on_read_end(sst_transport_t *t, int status)
 {
     sst_conn_t *c = conn_of(t);
     c->read_eof = true;
+    if (sst__tp_pp_waiting(t)) {
+        sst__conn_pp_refuse(c, SST_M_PP_EOF); /* gone before its PROXY header was whole */
+        return;
+    }
     if (status == UV_EOF)
         conn_on_eof(c);
     else if (c->state == SST_CONN_IDLE || c->state == SST_CONN_LINGER)
@@ -570,7 +587,7 @@ static void conn_tp_on_read(sst_transport_t *t, sst_chunk_t *ch, size_t nread)
     assert(c->in == NULL);
     c->in = ch;
     c->in_off = 0;
-    c->in_len = (uint32_t)nread;
+    c->in_len = (uint16_t)nread;
     sst__conn_run(c);
 }
 
@@ -681,8 +698,8 @@ void sst__conn_run(sst_conn_t *c)
             assert(c->w->conns.n_out_bufs == 0);
             sst_h1_rc_t rc = sst_h1_feed(&c->req->h1, data, have ? c->in_len : 0, &used);
             if (have) {
-                c->in_off += (uint32_t)used;
-                c->in_len -= (uint32_t)used;
+                c->in_off += (uint16_t)used;
+                c->in_len -= (uint16_t)used;
             }
             if (rc == SST_H1_ERROR)
                 c->w->conns.n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
@@ -797,6 +814,7 @@ static const sst_tp_cb_t conn_tp_cb = {
     .on_write = conn_tp_on_write,
     .on_shutdown = conn_tp_on_shutdown,
     .on_closed = conn_tp_on_closed,
+    .on_proxy = sst__conn_on_proxy,
 };
 
 /* ---- accepting --------------------------------------------------------------------------- */
@@ -830,14 +848,16 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
     }
     struct sockaddr_storage peer;
     if (sst__tp_peer(&c->tp, &peer) == 0) {
-        if (peer.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&peer, c->peer_ip, sizeof(c->peer_ip));
-        else if (peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&peer, c->peer_ip, sizeof(c->peer_ip));
+        sst__conn_addr_text((struct sockaddr *)&peer, c->peer_ip, sizeof(c->peer_ip));
         c->peer_trusted = sst_config_is_trusted(cfg, (struct sockaddr *)&peer);
-    }
-    if (c->peer_ip[0] == 0)
+    } else {
+        memset(&peer, 0, sizeof(peer)); /* AF_UNSPEC: in no proxy_protocol_from */
         memcpy(c->peer_ip, "unknown", sizeof("unknown"));
+    }
+    const sst_listener_cfg_t *lc =
+        l->cfg_index < cfg->n_listeners ? &cfg->listeners[l->cfg_index] : NULL;
+    if (lc != NULL && lc->proxy_protocol && !sst__conn_pp_accept(c, lc, &peer))
+        return 0; /* closed: a peer not allowed to send the header gets no answer */
     if (reject) {
         /* over limits.connections with no idle connection to reclaim: a quick 503 instead of
          * a hang, then drain briefly and close */

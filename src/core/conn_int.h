@@ -89,15 +89,15 @@ struct sst_conn_s {
     sst_link_t idle_link;     /* worker's conns.idle while IDLE */
     sst_listener_t *listener; /* holds a reference: outlives a reload that removes it */
     sst_chunk_t *in;          /* unparsed input */
-    uint32_t in_off, in_len;
-    uint64_t deadline;      /* LINGER: when lingering ends (uv_now ms), set once the FIN is out */
-    uint64_t last_progress; /* last read or write progress, for inactivity timeouts */
+    uint64_t deadline;        /* LINGER: when lingering ends (uv_now ms), set once the FIN is out */
+    uint64_t last_progress;   /* last read or write progress, for inactivity timeouts */
     uint64_t accepted_ms;
     sst_upstream_t *up;      /* current attempt */
     sst_req_t *req;          /* NULL between requests */
     sst_wreq_t *rwb;         /* response bytes for the client, being gathered */
     uint32_t write_progress; /* uv_now mod 2^32 when queued bytes last moved (or began to
                                 wait): the send timeout counts from it, not from reads */
+    uint16_t in_off, in_len; /* within `in`: a chunk is under 64 KiB (asserted in conn.c) */
     sst_conn_state_t state;
     bool read_eof : 1;
     bool in_idle_list : 1;
@@ -108,8 +108,11 @@ struct sst_conn_s {
     bool rerun : 1;
     bool write_blocked : 1; /* IDLE with more than limits.buffer queued: no next request (a
                                pipelining client that does not read) until it drains */
-    bool peer_trusted : 1;
-    char peer_ip[46]; /* INET6_ADDRSTRLEN */
+    bool peer_trusted : 1;  /* the client (peer_ip) is in trusted_proxies */
+    /* The client's address as text: the TCP peer's, or the one a PROXY header declared. The
+     * longest IPv6 text inet_ntop writes is 39 bytes (the dotted-quad forms are only used for
+     * ::a.b.c.d and ::ffff:a.b.c.d, which are shorter), hence 40, not INET6_ADDRSTRLEN. */
+    char peer_ip[40];
 };
 
 /* ---- shared by conn*.c, on the worker's thread ---------------------------------------------- */
@@ -196,6 +199,27 @@ void sst__conn_flush_body(sst_conn_t *c);
 void sst__conn_on_request_parsed(sst_conn_t *c);
 /* The callbacks an upstream connection reports through. */
 extern const sst__upstream_cb_t sst__conn_upstream_cb;
+
+/* conn_pp.c: the PROXY protocol (issue 16) */
+/* The client address as text, a v4-mapped IPv6 address written as IPv4; "unknown" for any
+ * other family or when it does not fit. */
+void sst__conn_addr_text(const struct sockaddr *sa, char *buf, size_t size);
+/* At accept, on a listener with proxy_protocol: the peer must be in proxy_protocol_from, else
+ * the connection is counted and closed without an answer (returns false); then the transport
+ * expects the header. */
+bool sst__conn_pp_accept(sst_conn_t *c, const sst_listener_cfg_t *lc,
+                         const struct sockaddr_storage *peer);
+/* The transport's on_proxy: the header's client becomes the connection's, or the refusal is
+ * counted and the connection closed. */
+void sst__conn_on_proxy(sst_transport_t *t, sst_pp_status_t st, const sst_pp_result_t *res);
+/* Counts a refusal (SST_M_PP_*) and closes without an answer. */
+void sst__conn_pp_refuse(sst_conn_t *c, unsigned reason);
+/* The header that opens a new backend connection for this client (mode: the region's
+ * send_proxy_protocol) written into *out; NULL when the mode is off. Without an IP address
+ * pair for the client (out of memory, not an IP socket) the header is v2 LOCAL / v1 UNKNOWN,
+ * so the backend keeps sidestep's own address rather than a wrong one. */
+const sst_tp_pp_out_t *sst__conn_pp_header(sst_conn_t *c, sst_send_proxy_t mode,
+                                           sst_tp_pp_out_t *out);
 
 /* conn_relay.c: the response callbacks of sst__conn_upstream_cb, and the gathered write */
 int sst__conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_head_t *head);

@@ -42,6 +42,11 @@ void sst__conn_proxy_attempt(sst_conn_t *c)
     const sst_config_t *cfg = r->wv->view->cfg;
 
     sst__conn_set_state(c, SST_CONN_UPSTREAM);
+    /* The PROXY header a new connection to this region opens with, and the key of the pooled
+     * ones this request may take (issue 16: a header describes one client connection). */
+    sst_tp_pp_out_t pp_buf;
+    const sst_tp_pp_out_t *pp =
+        sst__conn_pp_header(c, cfg->regions[r->region].send_proxy_protocol, &pp_buf);
     /* A retry or a reroute of a request whose body is still to come: no body byte may move
      * until the new upstream is connected and its request head queued (conn_up_on_ready sets
      * the sink again); sst__conn_run holds the input meanwhile. */
@@ -62,7 +67,7 @@ void sst__conn_proxy_attempt(sst_conn_t *c)
             sst__conn_fatal(c, 503, "out of memory");
             return;
         }
-        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent, conn_now(c));
+        sst_upstream_t *u = sst__pool_take(pool, !r->idempotent, conn_now(c), pp);
         if (u != NULL) {
             c->up = u;
             sst__upstream_attach(u, cfg, &sst__conn_upstream_cb, c);
@@ -78,7 +83,7 @@ void sst__conn_proxy_attempt(sst_conn_t *c)
             }
             continue;
         }
-        int rc = sst__upstream_connect(w, pool, cfg, &sst__conn_upstream_cb, c, &u);
+        int rc = sst__upstream_connect(w, pool, cfg, &sst__conn_upstream_cb, c, pp, &u);
         if (rc != 0) {
             sst__conn_attempt_failed(c, SST_FAIL_CONNECT, SST_M_UP_CONNECT_ERROR, sst_strerror(rc));
             return;

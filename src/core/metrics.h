@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http/proxy_proto.h"
+
 #define SST_M_ROUTES      65  /* route ids; the last one collects overflow ("other") */
 #define SST_M_REGIONS     34  /* region ids; id 0 is "none" (no region chosen), the last "other" */
 #define SST_M_BACKENDS    258 /* backend ids; the last one is "other" */
@@ -32,6 +34,16 @@ typedef enum sst_m_upfail_e {
     SST_M_UP_ABORTED, /* failed after the response started */
     SST_M_UP_FAILS
 } sst_m_upfail_t;
+
+/* Why a connection on a PROXY listener was closed before its header was whole (issue 16):
+ * the parser's reasons (sst_pp_error_t, 1..SST_PP_ERR_COUNT-1, labelled by sst_pp_error_name),
+ * then the connection's own. */
+enum {
+    SST_M_PP_NOT_ALLOWED = SST_PP_ERR_COUNT, /* peer outside proxy_protocol_from */
+    SST_M_PP_TIMEOUT,                        /* no whole header within timeouts.request_head */
+    SST_M_PP_EOF,                            /* the peer closed (or reset) before it was whole */
+    SST_M_PP_REASONS
+};
 
 typedef atomic_uint_fast64_t sst_counter_t;
 
@@ -73,11 +85,18 @@ typedef struct sst_wmetrics_s {
     sst_counter_t up_failures[SST_M_BACKENDS][SST_M_UP_FAILS];
     sst_counter_t up_active[SST_M_BACKENDS]; /* gauge: open upstream connections */
     sst_counter_t up_idle[SST_M_BACKENDS];   /* gauge: of which idle in the pool */
+    /* PROXY protocol headers on listeners (issue 16): accepted by version (index 0: v1) and
+     * command (sst_pp_command_t), refused by reason (index SST_PP_OK unused) */
+    sst_counter_t pp_accepted[2][3];
+    sst_counter_t pp_rejected[SST_M_PP_REASONS];
 } sst_wmetrics_t;
 
 enum { SST_M_TIMEOUT_HEAD = 0, SST_M_TIMEOUT_BODY, SST_M_TIMEOUT_SEND, SST_M_TIMEOUT_IDLE };
 
 /* Index of the latency bucket for a duration in microseconds. */
 unsigned sst_m_lat_bucket(uint64_t us);
+
+/* The label of a PROXY refusal reason (SST_PP_ERR_* or SST_M_PP_*). */
+const char *sst_m_pp_reason_name(unsigned reason);
 
 #endif

@@ -112,10 +112,16 @@ void sst__pool_closed(sst_pool_t *p)
  * meet a dead connection). */
 #define PEEK_AFTER_IDLE_MS 1000
 
-sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms,
+                               const sst_tp_pp_out_t *pp)
 {
-    while (!sst_list_empty(&p->idle)) {
-        sst_upstream_t *u = sst__upstream_of_link(p->idle.next);
+    sst_link_t *l = p->idle.next;
+    while (l != &p->idle) {
+        sst_upstream_t *u = sst__upstream_of_link(l);
+        l = l->next; /* u may close below */
+        /* another client's header, or one a reload turned on or off: not this request's */
+        if (!sst__upstream_pp_is(u, pp))
+            continue;
         if (!verify || now_ms < sst__upstream_idle_since(u) + PEEK_AFTER_IDLE_MS ||
             sst__upstream_alive(u)) {
             sst__pool_forget(p, u);
@@ -129,8 +135,13 @@ sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
 
 bool sst__pool_put(sst_pool_t *p, sst_upstream_t *u, size_t max_idle)
 {
-    if (p->retired || p->set->draining || p->n_idle >= max_idle)
+    if (p->retired || p->set->draining || max_idle == 0)
         return false;
+    if (p->n_idle >= max_idle) {
+        if (sst__upstream_pp_is(u, NULL))
+            return false;
+        sst__upstream_close(sst__upstream_of_link(p->idle.prev)); /* forgets it */
+    }
     sst_list_push(&p->idle, sst__upstream_link(u));
     p->n_idle++;
     sst_counter_add(&p->set->metrics->up_idle[p->metric_id], 1);

@@ -13,6 +13,7 @@
 
 #include "core/list.h"
 #include "core/metrics.h"
+#include "core/transport.h"
 #include "core/view.h"
 #include "sidestep/config.h"
 
@@ -49,13 +50,19 @@ bool sst__pool_full(const sst_pool_t *p, size_t max);
 void sst__pool_opened(sst_pool_t *p);
 void sst__pool_closed(sst_pool_t *p);
 
-/* The most recently used idle connection (now the caller's), or NULL. With `verify`, a
- * connection idle for a second or more is checked first (sst__upstream_alive), so one the
- * backend has closed meanwhile is closed here instead of handed out. */
-sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms);
+/* The most recently used idle connection that opened with the PROXY header `pp` (NULL: with
+ * none), now the caller's, or NULL. A header describes one client connection, so with
+ * send_proxy_protocol a connection only goes back to requests of that client connection.
+ * With `verify`, a connection idle for a second or more is checked first
+ * (sst__upstream_alive), so one the backend has closed meanwhile is closed here instead of
+ * handed out. */
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms,
+                               const sst_tp_pp_out_t *pp);
 /* Offers a connection that finished an exchange cleanly. Returns true when the pool keeps it
  * (fewer than `max_idle` idle, pool still configured, worker not stopping); false leaves it
- * with the caller, who closes it. */
+ * with the caller, who closes it. At `max_idle`, a connection with a PROXY header takes the
+ * place of the least recently used one (closed here), which likely belongs to a client that
+ * has gone: a header-less one is refused instead, as every idle one is as good. */
 bool sst__pool_put(sst_pool_t *p, sst_upstream_t *u, size_t max_idle);
 /* An idle connection leaves the pool (it is closing). */
 void sst__pool_forget(sst_pool_t *p, sst_upstream_t *u);

@@ -32,6 +32,8 @@ int sst__tp_init(sst_transport_t *t, uv_loop_t *loop, sst_tp_kind_t kind, const 
     t->kind = (uint8_t)kind;
     t->reading = false;
     t->shutting_down = false;
+    t->pp = NULL;
+    t->pp_phase = SST_TP_PP_NONE;
     return 0;
 }
 
@@ -48,16 +50,28 @@ static void tp_on_connect(uv_connect_t *req, int status)
     sst_transport_t *t = tp_of(req->handle);
     if (status == 0)
         uv_tcp_nodelay(&t->tcp, 1);
+    /* the PROXY header goes first, below any kind's own bytes (a TLS ClientHello) */
+    if (status == 0 && req->data != NULL)
+        status = sst__tp_pp_send(t, req->data);
     t->cb->on_connect(t, status);
+}
+
+int sst__tp_connect_pp(sst_transport_t *t, uv_connect_t *req, const struct sockaddr *sa,
+                       const sst_tp_pp_out_t *pp)
+{
+    req->data = pp != NULL && pp->len > 0 ? (void *)(uintptr_t)pp : NULL;
+    return uv_tcp_connect(req, &t->tcp, sa, tp_on_connect);
 }
 
 int sst__tp_connect(sst_transport_t *t, uv_connect_t *req, const struct sockaddr *sa)
 {
-    return uv_tcp_connect(req, &t->tcp, sa, tp_on_connect);
+    return sst__tp_connect_pp(t, req, sa, NULL);
 }
 
 int sst__tp_peer(const sst_transport_t *t, struct sockaddr_storage *out)
 {
+    if (sst__tp_pp_peer(t, out))
+        return 0; /* the client a PROXY header declared */
     int len = sizeof(*out);
     return uv_tcp_getpeername(&t->tcp, (struct sockaddr *)out, &len);
 }
@@ -77,7 +91,11 @@ static void tp_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     sst_chunk_t *ch = buf->base != NULL ? sst_container_of(buf->base, sst_chunk_t, data) : NULL;
 
     if (nread > 0) {
-        t->cb->on_read(t, ch, (size_t)nread);
+        size_t len = (size_t)nread;
+        /* the PROXY header comes before any kind-specific handling of the first bytes */
+        if (t->pp_phase == SST_TP_PP_WAIT && (len = sst__tp_pp_read(t, ch, len)) == 0)
+            return;
+        t->cb->on_read(t, ch, len);
         return;
     }
     if (ch != NULL)
@@ -264,6 +282,7 @@ int sst__tp_shutdown(sst_transport_t *t)
 static void tp_on_closed(uv_handle_t *handle)
 {
     sst_transport_t *t = tp_of(handle);
+    sst__tp_pp_free(t);
     t->cb->on_closed(t);
 }
 

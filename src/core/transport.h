@@ -27,10 +27,12 @@
  *  - plain HTTP on a TLS port: on_read_end reports SST_EPROTO and the transport switches to
  *    clear text for the owner's 400 before the close.
  *  - shutdown: close_notify is queued, then the FIN (uv_shutdown) once it is out.
- * The PROXY protocol header (issue 16) has its place here as well: on a client connection the
- * transport reads and strips it before the first on_read (and sst__tp_peer then reports the
- * address it declares); on a backend connection it is written right after the connect, before
- * on_connect, so the owner's request follows it. */
+ * The PROXY protocol header (issue 16, transport_proxy.c) sits below every kind: on a client
+ * connection the transport reads and strips it before the first on_read, as a phase that runs
+ * before any kind-specific handling of the first bytes (a balancer sends the header, then the
+ * TLS ClientHello), reports it once through on_proxy, and sst__tp_peer / sst__tp_local then
+ * report the addresses it declares; on a backend connection it is written right after the
+ * connect, before on_connect (and before a TLS handshake), so the owner's request follows it. */
 #ifndef SST_CORE_TRANSPORT_H
 #define SST_CORE_TRANSPORT_H
 
@@ -43,8 +45,11 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "http/proxy_proto.h"
+#include "sidestep/str.h"
 
 typedef struct sst_transport_s sst_transport_t;
+typedef struct sst_tp_pp_s sst_tp_pp_t;
 
 /* The owner's callbacks. The owner finds itself from `t` with sst_container_of. */
 typedef struct sst_tp_cb_s {
@@ -63,18 +68,36 @@ typedef struct sst_tp_cb_s {
     void (*on_shutdown)(sst_transport_t *t, int status);
     /* The socket is closed: the last callback. The owner may free itself now. */
     void (*on_closed)(sst_transport_t *t);
+    /* Client connections told to expect a PROXY header (sst__tp_pp_expect), once, before any
+     * on_read: SST_PP_DONE, the header was read whole (`res` describes it, valid during the
+     * call only; the bytes after it follow through on_read), or SST_PP_ERROR, it was refused
+     * (res->error says why; reading is stopped and nothing reaches on_read: close without an
+     * answer). NULL for owners that never expect one. */
+    void (*on_proxy)(sst_transport_t *t, sst_pp_status_t status, const sst_pp_result_t *res);
 } sst_tp_cb_t;
 
 typedef enum sst_tp_kind_e {
     SST_TP_TCP = 0, /* plain TCP: bytes go straight between the socket and the owner */
 } sst_tp_kind_t;
 
+/* Where a transport is with the PROXY header (transport_proxy.c). */
+typedef enum sst_tp_pp_phase_e {
+    SST_TP_PP_NONE = 0, /* no header expected: bytes go straight to the kind */
+    SST_TP_PP_WAIT,     /* reads go to the header parser until it is whole or refused */
+    SST_TP_PP_DONE,     /* read (or refused); what it declared is in `pp` */
+} sst_tp_pp_phase_t;
+
 struct sst_transport_s {
     uv_tcp_t tcp; /* first: a libuv handle or request's handle is the transport itself */
     const sst_tp_cb_t *cb;
+    /* PROXY state (transport_proxy.c), allocated only for the connections that need it: a
+     * header arriving in pieces, the addresses a header declared, or cached socket addresses
+     * (sst__tp_pp_addrs); NULL for every other connection, freed with the transport. */
+    sst_tp_pp_t *pp;
     uint8_t kind; /* sst_tp_kind_t */
     bool reading;
     bool shutting_down; /* a shutdown is in flight */
+    uint8_t pp_phase;   /* sst_tp_pp_phase_t */
 };
 
 /* Sets up a transport on `loop`, whose data must be the worker's sst_bufs_t (reads take their
@@ -85,7 +108,8 @@ int sst__tp_accept(sst_transport_t *t, uv_stream_t *server);
 /* Connects to `sa`; `req` is the caller's storage until on_connect. Returns 0 (on_connect
  * follows) or a negative error (no callback; the caller closes). */
 int sst__tp_connect(sst_transport_t *t, uv_connect_t *req, const struct sockaddr *sa);
-/* The peer's address. Returns 0 or a negative error. */
+/* The peer's address: the client a PROXY header declared, else the socket's peer. Returns 0
+ * or a negative error. */
 int sst__tp_peer(const sst_transport_t *t, struct sockaddr_storage *out);
 
 /* Delivers reads to on_read until sst__tp_read_stop or the end of reading. Returns 0 or a
@@ -125,6 +149,65 @@ void sst__tp_close(sst_transport_t *t, bool reset);
 
 /* A peek at an idle connection: false when the peer closed it or sent bytes unasked. */
 bool sst__tp_alive(sst_transport_t *t);
+
+/* ---- the PROXY protocol header (transport_proxy.c) ------------------------------------------ */
+
+/* A client connection: the first bytes must be a PROXY v1 or v2 header (at most
+ * SST_PP_V2_MAX_DEFAULT bytes). Call before the first sst__tp_read_start; on_proxy follows
+ * once the header is whole or refused. A header that arrives in pieces is kept in a small
+ * allocation until it is whole; one that arrives whole is parsed in the read chunk. */
+void sst__tp_pp_expect(sst_transport_t *t);
+/* True while a header is expected and not whole yet (for the owner's timeout and EOF). */
+static inline bool sst__tp_pp_waiting(const sst_transport_t *t)
+{
+    return t->pp_phase == SST_TP_PP_WAIT;
+}
+/* The PP2_TYPE_AUTHORITY the header carried (network bytes: escape them), empty when none. */
+sst_str_t sst__tp_pp_authority(const sst_transport_t *t);
+/* The local address: the destination a PROXY header declared, else the socket's own. Returns
+ * 0 or a negative error. */
+int sst__tp_local(const sst_transport_t *t, struct sockaddr_storage *out);
+/* The client and destination addresses of the connection, as sst__tp_peer and sst__tp_local
+ * report them, looked up once and then kept with the transport (a connection sending a PROXY
+ * header to a backend needs them for every request). Sets *src and *dst (valid until the
+ * transport closes) and returns 0, or a negative error (*src and *dst are then NULL). */
+int sst__tp_pp_addrs(sst_transport_t *t, const struct sockaddr **src, const struct sockaddr **dst);
+
+/* A PROXY header to open a backend connection with (sst__tp_connect_pp). */
+typedef struct sst_tp_pp_out_s {
+    uint8_t len; /* 0: none */
+    char bytes[SST_PP_WRITE_MAX];
+} sst_tp_pp_out_t;
+
+/* sst__tp_connect, and once connected `pp` is written before on_connect runs (a failed write
+ * is reported as a failed connect). `pp` is the caller's until on_connect. */
+int sst__tp_connect_pp(sst_transport_t *t, uv_connect_t *req, const struct sockaddr *sa,
+                       const sst_tp_pp_out_t *pp);
+
+/* The bytes of a header arriving in pieces. Zero-initialised is empty. */
+typedef struct sst_pp_acc_s {
+    char *buf;
+    size_t len, cap;
+} sst_pp_acc_t;
+
+/* Feeds the next read's bytes data[0..len) to the header parser (http/proxy_proto.h), with
+ * what came before kept in `acc`. Sets *st and *res (as sst_pp_parse, bounded by max_len; the
+ * slices of *res point into `acc` or `data` and live until the next call, sst__pp_acc_free or
+ * the end of `data`, whichever is first) and *used: on SST_PP_DONE the bytes of `data` the
+ * header took (the first request starts at data + *used), otherwise len. Only header bytes
+ * are kept, so `acc` never holds more than one header. Returns 0, or SST_ENOMEM (nothing is
+ * decided then). The same bytes give the same outcome however they are split. */
+int sst__pp_acc_feed(sst_pp_acc_t *acc, const char *data, size_t len, size_t max_len,
+                     sst_pp_status_t *st, sst_pp_result_t *res, size_t *used);
+void sst__pp_acc_free(sst_pp_acc_t *acc);
+
+/* transport.c's hooks: a read while the header is expected (returns how many bytes are left
+ * at ch->data for the kind to handle, 0 when none and the chunk was released), the header
+ * written after a connect, and the state freed at the close. */
+size_t sst__tp_pp_read(sst_transport_t *t, sst_chunk_t *ch, size_t len);
+int sst__tp_pp_send(sst_transport_t *t, const sst_tp_pp_out_t *pp);
+void sst__tp_pp_free(sst_transport_t *t);
+bool sst__tp_pp_peer(const sst_transport_t *t, struct sockaddr_storage *out);
 
 /* The socket layer under every transport: writes what the socket takes now with send(2) or
  * sendmsg(2), without queueing (call only when nothing is queued). Returns the bytes written

@@ -52,6 +52,7 @@ struct sst_upstream_s {
     sst_head_t *head;
     sst_h1_response_t resp;
     sst_chunk_t *in;
+    sst_tp_pp_out_t pp; /* the PROXY header it opened with (len 0: none): its pool key */
 };
 
 /* After a failed request write, how long the read side has to show an early answer or the
@@ -144,6 +145,12 @@ uint64_t sst__upstream_idle_since(const sst_upstream_t *u)
 bool sst__upstream_alive(sst_upstream_t *u)
 {
     return sst__tp_alive(&u->tp);
+}
+
+bool sst__upstream_pp_is(const sst_upstream_t *u, const sst_tp_pp_out_t *pp)
+{
+    size_t len = pp != NULL ? pp->len : 0;
+    return u->pp.len == len && (len == 0 || memcmp(u->pp.bytes, pp->bytes, len) == 0);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
@@ -363,7 +370,8 @@ static void up_tp_on_connect(sst_transport_t *t, int status)
 }
 
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, sst_upstream_t **out)
+                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
+                          sst_upstream_t **out)
 {
     sst_upstream_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -390,7 +398,9 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
     up_reset_response(u);
     /* CONNECTING, from calloc */
     sst__pool_opened(pool);
-    rc = sst__tp_connect(&u->tp, &u->connect_req, sst__pool_addr(pool));
+    if (pp != NULL)
+        u->pp = *pp;
+    rc = sst__tp_connect_pp(&u->tp, &u->connect_req, sst__pool_addr(pool), &u->pp);
     if (rc != 0) {
         sst__upstream_close(u);
         return rc;

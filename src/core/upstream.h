@@ -15,6 +15,7 @@
 #include "core/list.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "core/transport.h"
 #include "http/http1.h"
 #include "sidestep/config.h"
 #include "sidestep/route.h"
@@ -52,11 +53,14 @@ typedef struct sst__upstream_cb_s {
  */
 
 /* Opens a connection to pool's backend for `owner`. `cfg` is the owner's request config: its
- * limits and timeouts apply while attached (borrowed; the owner keeps it alive). Returns 0 and
- * *out (on_ready or on_fail follows, exactly once, later), or a negative error (nothing opened,
- * no callback). */
+ * limits and timeouts apply while attached (borrowed; the owner keeps it alive). `pp` (NULL or
+ * len 0: none) is the PROXY header the connection opens with, copied: it describes the
+ * connection for its whole life, and the pool hands the connection out again only to a
+ * request with the same header. Returns 0 and *out (on_ready or on_fail follows, exactly
+ * once, later), or a negative error (nothing opened, no callback). */
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, sst_upstream_t **out);
+                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
+                          sst_upstream_t **out);
 /* Attaches a connection taken from its pool (sst__pool_take): ready at once, no on_ready. */
 void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, const sst__upstream_cb_t *cb,
                           void *owner);
@@ -98,6 +102,8 @@ sst_upstream_t *sst__upstream_of_link(sst_link_t *l);
 uint64_t sst__upstream_idle_since(const sst_upstream_t *u);
 /* A peek before reuse: false when the backend closed it meanwhile or sent bytes unasked. */
 bool sst__upstream_alive(sst_upstream_t *u);
+/* True when the connection opened with the PROXY header `pp` (NULL: with none). */
+bool sst__upstream_pp_is(const sst_upstream_t *u, const sst_tp_pp_out_t *pp);
 /* Closes an idle connection (the pool forgets it first). */
 void sst__upstream_close(sst_upstream_t *u);
 

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "http/http1.h"
+#include "http/proxy_proto.h"
 #include "sidestep/error.h"
 #include "sidestep/str.h"
 
@@ -557,17 +558,28 @@ static int probe_prepare(probe_target_t *t)
     if (!probe_text_ok(hc->path, sizeof(hc->path)) || !probe_text_ok(host, host_cap))
         return SST_EINVAL;
 
+    /* A backend that reads a PROXY header on every connection (its region's
+     * send_proxy_protocol) gets one from the probe too: v2 LOCAL or v1 UNKNOWN, "the
+     * connection was established on purpose by the proxy without being relayed", so the
+     * backend keeps the probe's own address (issue 16). */
+    char pp[SST_PP_WRITE_MAX];
+    int pp_len = 0;
+    sst_send_proxy_t mode = t->p->cfg->regions[t->bc->region].send_proxy_protocol;
+    if (mode != SST_SEND_PROXY_OFF && (pp_len = sst_pp_write_local((int)mode, pp, sizeof(pp))) < 0)
+        return SST_EINVAL;
+
     static const char fmt[] = "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sidestep-health\r\n"
                               "Connection: close\r\n\r\n";
     int len = snprintf(NULL, 0, fmt, hc->method, hc->path, host);
     if (len <= 0)
         return SST_EINVAL;
-    t->request = malloc((size_t)len + 1);
+    t->request = malloc((size_t)pp_len + (size_t)len + 1);
     if (t->request == NULL)
         return SST_ENOMEM;
-    if (snprintf(t->request, (size_t)len + 1, fmt, hc->method, hc->path, host) != len)
+    memcpy(t->request, pp, (size_t)pp_len);
+    if (snprintf(t->request + pp_len, (size_t)len + 1, fmt, hc->method, hc->path, host) != len)
         return SST_EINVAL;
-    t->request_len = (size_t)len;
+    t->request_len = (size_t)pp_len + (size_t)len;
     t->is_head = strcmp(hc->method, "HEAD") == 0;
     t->head = sst_head_new();
     if (t->head == NULL)

@@ -91,6 +91,15 @@ static void check_config(const sst_config_t *cfg)
                        strncmp(reg->url, "https://", 8) == 0);
     }
     FUZZ_CHECK(next == cfg->n_backends);
+    for (size_t r = 0; r < cfg->n_regions; r++)
+        FUZZ_CHECK(cfg->regions[r].send_proxy_protocol <= SST_SEND_PROXY_V2);
+    /* a PROXY listener always names who may send the header; another names nobody */
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const sst_listener_cfg_t *l = &cfg->listeners[i];
+        FUZZ_CHECK(l->proxy_protocol ? l->n_proxy_protocol_from >= 1 &&
+                                           l->n_proxy_protocol_from <= SST_MAX_TRUSTED
+                                     : l->n_proxy_protocol_from == 0);
+    }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const sst_route_cfg_t *rt = &cfg->routes[i];
         FUZZ_CHECK(rt->primary < cfg->n_regions);

@@ -5,7 +5,11 @@ seeds are the inputs of tests/unit/test_http1.c and the hardening integration te
 malformed, each prefixed with the selector byte h1_fuzz.h reads (0x80: default limits, else
 small ones; low bits: piece size). Route seeds are 8 state bytes then method, target, Host,
 Origin and optionally Access-Control-Request-Method and -Headers, separated by NUL. Config seeds
-are the embedded demo, the annotated example of docs/configuration.md and a few broken files. Crash reproducers found later are added by hand
+are the embedded demo, the annotated example of docs/configuration.md and a few broken files.
+PROXY protocol seeds are the headers of tests/unit/test_proxy_proto.c's kinds (v1, v2 with every
+TLV, a CRC32C, broken ones), alone and followed by a request, behind the selector byte
+fuzz_proxy_proto.c reads (piece size, v2 bound), and again for fuzz_pp_acc.c (the transport's
+accumulator) behind its selector byte (0: byte by byte, else drawn piece sizes). Crash reproducers found later are added by hand
 next to these (see docs/security.md) and are never deleted.
 """
 
@@ -115,6 +119,65 @@ CONFIGS = [
     b"trusted_proxies: [10.0.0.0/8, 'fd00::/8', 10.1.2.3/8]\n",
 ]
 
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+V4_BLOCK = bytes([192, 0, 2, 1, 198, 51, 100, 2, 0xDC, 0x04, 0x01, 0xBB])
+V6_BLOCK = (bytes.fromhex("20010db8000000000000000000000001")
+            + bytes.fromhex("20010db8000000000000000000000002") + b"\x00\x50\x1f\x90")
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def tlv(t, v):
+    return bytes([t]) + len(v).to_bytes(2, "big") + v
+
+
+def v2(ver_cmd, fam, body, crc=False):
+    if crc:
+        body += tlv(0x03, b"\0\0\0\0")
+    h = V2_SIG + bytes([ver_cmd, fam]) + len(body).to_bytes(2, "big") + body
+    if crc:
+        h = h[:-4] + crc32c(h).to_bytes(4, "big")
+    return h
+
+
+SSL = tlv(0x20, b"\x01\0\0\0\0" + tlv(0x21, b"TLSv1.3") + tlv(0x22, b"client.example")
+          + tlv(0x23, b"TLS_AES_128_GCM_SHA256"))
+PROXY_HEADERS = [
+    b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n",
+    b"PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n",
+    b"PROXY TCP6 ::ffff:10.1.2.3 ::1 8080 80\r\n",
+    b"PROXY UNKNOWN\r\n",
+    b"PROXY UNKNOWN ffff:f::f ffff:f::f 65535 65535\r\n",
+    v2(0x21, 0x11, V4_BLOCK),
+    v2(0x21, 0x21, V6_BLOCK),
+    v2(0x20, 0x00, b""),
+    v2(0x21, 0x00, b""),
+    v2(0x21, 0x31, b"/run/lb.sock".ljust(216, b"\0")),
+    v2(0x21, 0x11, V4_BLOCK + tlv(0x01, b"h2") + tlv(0x02, b"shop.example.com")
+       + tlv(0x05, b"\xab" * 16) + SSL + tlv(0x30, b"blue") + tlv(0x04, b"")
+       + tlv(0xEA, b"vpce-0123"), crc=True),
+    v2(0x21, 0x21, V6_BLOCK + tlv(0x02, b"a.example"), crc=True),
+    # malformed
+    b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+    b"PROXY  UNKNOWN\r\n",
+    b"PROXY UNKNOWN " + b"x" * 92 + b"\r\n",
+    v2(0x21, 0x12, V4_BLOCK),
+    v2(0x21, 0x11, V4_BLOCK[:11]),
+    v2(0x21, 0x11, V4_BLOCK + b"\x04\x00\x05ab"),
+    v2(0x21, 0x11, V4_BLOCK + tlv(0x02, b"a") + tlv(0x02, b"b")),
+    v2(0x21, 0x11, V4_BLOCK + tlv(0x03, b"\0\0\0\0")),
+    v2(0x21, 0x11, V4_BLOCK + tlv(0x20, b"\x01\0\0\0\0\x22\x00\x09a")),
+]
+
 
 def write(target, data):
     d = os.path.join(HERE, "corpus", target)
@@ -140,10 +203,16 @@ def main():
         write("fuzz_route", state + b"\0".join(fields))
     for cfg in CONFIGS:
         write("fuzz_config", cfg)
+    for hdr in PROXY_HEADERS:
+        for sel in (0x00, 0x07, 0x40, 0x80 | 0x02, 0xC0):
+            write("fuzz_proxy_proto", bytes([sel]) + hdr)
+        write("fuzz_proxy_proto", b"\x03" + hdr + REQUESTS[0])
+        for sel in (0x00, 0x05, 0x93):
+            write("fuzz_pp_acc", bytes([sel]) + hdr + REQUESTS[0])
     with open(os.path.join(ROOT, "docs", "configuration.md")) as f:
         for block in yaml_blocks(f.read()):
             write("fuzz_config", block)
-    with open(os.path.join(ROOT, "src", "config_demo.c")) as f:
+    with open(os.path.join(ROOT, "src", "config", "config_demo.c")) as f:
         demo = re.findall(r'^\s*"(.*)"', f.read(), re.M)
         text = "".join(demo).encode().decode("unicode_escape").encode()
         if b"regions" in text:

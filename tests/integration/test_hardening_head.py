@@ -5,24 +5,34 @@ targets, versions, an HTTP/2 preface and a TLS ClientHello on the plain port, ll
 known gaps (bare CR in values, version-less request lines, bare LF after the version, obs-fold),
 what is forwarded for absolute-form and encoded CR LF targets, hop-by-hop fields, and
 forwarding fields (Via included) with and without trusted_proxies. The same limits set low in
-the config (ConfiguredLimits) give the same answers.
+the config (ConfiguredLimits) give the same answers. The whole catalogue runs once more through
+a listener with proxy_protocol (the Proxied* classes, issue 16): every connection opens with a
+PROXY v2 header declaring another client, and every answer must be the same, the forwarding
+fields naming the declared client.
 """
 
 import unittest
 
+import proxy_header
 import sst
 from badbackend import BadBackend, ok, respond
 from sst import Conn, Sidestep, raw
+
+#: The client a PROXY header declares in the Proxied* classes (TEST-NET-3, never the peer).
+PROXY_CLIENT = "203.0.113.7"
 
 REASONS = {400: "Bad Request", 405: "Method Not Allowed", 414: "URI Too Long",
            431: "Request Header Fields Too Large", 501: "Not Implemented",
            505: "HTTP Version Not Supported"}
 
 
-def config(backend, trusted=None, limits=None):
+def config(backend, trusted=None, limits=None, proxy=False):
+    listen = {"address": "127.0.0.1:0"}
+    if proxy:
+        listen.update(proxy_protocol=True, proxy_protocol_from=["127.0.0.1"])
     cfg = {
         "workers": 1,
-        "listen": [{"address": "127.0.0.1:0"}],
+        "listen": [listen],
         "regions": [{"name": "us-east", "url": "http://us-east.example",
                      "backends": [backend.addr],
                      "health": {"enabled": False, "initial": "up"}}],
@@ -39,11 +49,15 @@ def config(backend, trusted=None, limits=None):
 class HeadBase(unittest.TestCase):
     trusted = None
     limits = None
+    proxy = False          # every connection opens with a PROXY header (issue 16)
+    client = "127.0.0.1"   # the client sidestep sees: the peer, or the declared one
 
     @classmethod
     def setUpClass(cls):
         cls.backend = BadBackend(respond(ok(), then="keep"))
-        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits))
+        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits, cls.proxy))
+        cls.preamble = (proxy_header.v2(PROXY_CLIENT, "127.0.0.1", 40000, cls.sst.port)
+                        if cls.proxy else b"")
         cls.n = 0
 
     @classmethod
@@ -56,7 +70,7 @@ class HeadBase(unittest.TestCase):
     def forwarded_by(self, data):
         """Sends `data` (one request) and returns (response, the request the backend got)."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with Conn(self.sst.port, preamble=self.preamble) as c:
             c.send(data)
             r = c.recv_response()
         self.assertEqual(r.status, 200, data[:200])
@@ -68,7 +82,7 @@ class HeadBase(unittest.TestCase):
         """The exact answer (status, reason phrase, Connection: close, then the close) and
         nothing forwarded: a valid request sent afterwards is the only one the backend sees."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with Conn(self.sst.port, preamble=self.preamble) as c:
             c.send(data)
             r = c.recv_response()
             self.assertEqual((r.status, r.reason), (status, REASONS[status]), data[:200])
@@ -77,7 +91,8 @@ class HeadBase(unittest.TestCase):
             self.assertTrue(c.closed(timeout=3), "connection left open after %d" % status)
         type(self).n += 1
         target = "/barrier/%d" % self.n
-        self.assertEqual(sst.http(self.sst.port, "GET", target).status, 200)
+        self.assertEqual(sst.http(self.sst.port, "GET", target, preamble=self.preamble).status,
+                         200)
         seen = [q.target for q in self.backend.requests[before:]]
         self.assertEqual(seen, [target], "forwarded: %r" % seen)
         return r
@@ -146,7 +161,7 @@ class ConfiguredLimits(HeadBase):
     limits = {"request_line": "1k", "header_field": "1k", "header_bytes": "4k", "headers": 20}
 
     def expect(self, data, status):
-        out = raw(self.sst.port, data)
+        out = raw(self.sst.port, data, preamble=self.preamble)
         self.assertTrue(out.startswith(b"HTTP/1.1 %d " % status), out[:200])
         self.assertIn(b"Connection: close", out)
         return out
@@ -272,7 +287,7 @@ class MalformedHead(HeadBase):
         ])
 
     def test_connect_answer_lists_allowed_methods(self):
-        with Conn(self.sst.port) as c:
+        with Conn(self.sst.port, preamble=self.preamble) as c:
             c.send(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
             r = c.recv_response()
         self.assertEqual(r.status, 405)
@@ -322,7 +337,7 @@ XFF_REQUEST = (b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, 7.7.7.7\
 class UntrustedByDefault(HeadBase):
     def test_client_forwarding_fields_are_replaced(self):
         r, q = self.forwarded_by(XFF_REQUEST)
-        self.assertEqual(q.header_all("X-Forwarded-For"), ["127.0.0.1"])
+        self.assertEqual(q.header_all("X-Forwarded-For"), [self.client])
         self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
         self.assertEqual(q.header_all("X-Forwarded-Host"), ["a"])
         self.assertIsNone(q.header("Forwarded"))
@@ -330,7 +345,7 @@ class UntrustedByDefault(HeadBase):
 
 
 class UntrustedOtherNetwork(UntrustedByDefault):
-    trusted = ["10.0.0.0/8", "::1"]  # the client (127.0.0.1) is in neither
+    trusted = ["10.0.0.0/8", "::1"]  # the client (127.0.0.1, or PROXY_CLIENT) is in neither
 
 
 class TrustedProxy(HeadBase):
@@ -338,15 +353,36 @@ class TrustedProxy(HeadBase):
 
     def test_trusted_peer_fields_are_kept_and_extended(self):
         r, q = self.forwarded_by(XFF_REQUEST)
-        self.assertEqual(q.header_all("X-Forwarded-For"), ["6.6.6.6, 7.7.7.7, 127.0.0.1"])
+        self.assertEqual(q.header_all("X-Forwarded-For"), ["6.6.6.6, 7.7.7.7, " + self.client])
         self.assertEqual(q.header_all("X-Forwarded-Proto"), ["https"])
         self.assertEqual(q.header_all("X-Forwarded-Host"), ["evil.example"])
         self.assertEqual(q.header_all("Forwarded"), ["for=6.6.6.6;proto=https"])
 
     def test_trusted_peer_without_fields_gets_ours(self):
         r, q = self.forwarded_by(get())
-        self.assertEqual(q.header_all("X-Forwarded-For"), ["127.0.0.1"])
+        self.assertEqual(q.header_all("X-Forwarded-For"), [self.client])
         self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
+
+
+def _through_a_proxy_listener(cls, name=None, **attrs):
+    """`cls` once more, every connection opening with a PROXY v2 header that declares
+    PROXY_CLIENT: a subclass, so the cases are the same code."""
+    attrs.update(proxy=True, client=PROXY_CLIENT,
+                 __doc__="%s, through a listener with proxy_protocol." % cls.__name__)
+    return type(name or "Proxied" + cls.__name__, (cls,), attrs)
+
+
+ProxiedLimits = _through_a_proxy_listener(Limits)
+ProxiedConfiguredLimits = _through_a_proxy_listener(ConfiguredLimits)
+ProxiedMalformedHead = _through_a_proxy_listener(MalformedHead)
+ProxiedForwarding = _through_a_proxy_listener(Forwarding)
+ProxiedUntrustedByDefault = _through_a_proxy_listener(UntrustedByDefault)
+# 127.0.0.0/8 (the TCP peer, the balancer) is trusted here but is not the client: the fields go
+ProxiedUntrustedPeerNetwork = _through_a_proxy_listener(
+    UntrustedByDefault, "ProxiedUntrustedPeerNetwork", trusted=["127.0.0.0/8"])
+ProxiedUntrustedOtherNetwork = _through_a_proxy_listener(UntrustedOtherNetwork)
+# the declared client is the one trusted_proxies must list for its fields to be kept
+ProxiedTrustedProxy = _through_a_proxy_listener(TrustedProxy, trusted=["203.0.113.0/24"])
 
 
 if __name__ == "__main__":

@@ -820,5 +820,31 @@ while True:
 '''
 
 
+class ProxyProtocolTests(StubCase):
+    """--proxy-protocol: a backend behind send_proxy_protocol (bench/ measures with it)."""
+
+    stub_args = ["--proxy-protocol"]
+
+    def test_header_is_read_and_dropped(self):
+        v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\n"
+        v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([203, 0, 113, 7, 192, 0, 2, 1]) +
+              b"\x15\xb3\x00\x50")
+        for header in (v1, v2, b"PROXY UNKNOWN\r\n"):
+            with self.subTest(header=header[:16]):
+                c = self.conn()
+                c.send(header[:5])  # in pieces, then with the request in the same write
+                time.sleep(0.02)
+                c.send(header[5:] + b"GET /pp HTTP/1.1\r\nHost: a\r\n\r\n")
+                r = c.recv_response()
+                self.assertEqual(r.status, 200)
+                self.assertIn(b"target /pp\n", r.body)
+                self.assertNotIn(b"PROXY", r.body)
+
+    def test_no_header_is_closed(self):
+        c = self.conn()
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertTrue(c.closed())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

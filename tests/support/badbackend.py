@@ -18,7 +18,10 @@ SO_LINGER 0) at a chosen point.
 Everything is recorded so tests can assert what reached the backend: `conns` (one BackendConn per
 accepted connection, in accept order), each with `requests` (parsed, strictly) and `peer_closed`
 ("fin"/"reset" once sidestep closed its side). `accept=False` listens without ever accepting:
-the kernel completes handshakes up to the backlog, then nothing answers. Every wait is bounded.
+the kernel completes handshakes up to the backlog, then nothing answers. `proxy_protocol=True`
+makes every connection start with a PROXY v1 or v2 header, read (and recorded as `conn.proxy`,
+a proxy_header.Header) before the script runs; a connection without a valid one is recorded
+in `errors` and closed. Every wait is bounded.
 """
 
 import socket
@@ -26,6 +29,7 @@ import struct
 import threading
 import time
 
+import proxy_header
 from sst import HeaderLookup
 
 LOOPBACK = "127.0.0.1"
@@ -62,6 +66,7 @@ class BackendConn:
         self.peer_closed = None      # "fin" or "reset" once the peer closed
         self.closed_at = None        # time.monotonic() of that
         self.accepted_at = time.monotonic()
+        self.proxy = None            # the PROXY header it opened with (proxy_protocol=True)
         self._done = False
         # The script's thread and a test thread may both wait on this connection (a stalling
         # script and wait_peer_closed): socket use and closing are serialised.
@@ -129,6 +134,19 @@ class BackendConn:
         data = bytes(self.buf)
         self.buf.clear()
         return data
+
+    def read_proxy_header(self, timeout=5.0):
+        """Reads the PROXY header the connection opens with (a proxy_header.Header), or None
+        when the peer closed first. Raises ValueError on bytes that are not a header."""
+        deadline = time.monotonic() + timeout
+        while True:
+            header, used = proxy_header.parse(bytes(self.buf))
+            if header is not None:
+                del self.buf[:used]
+                self.proxy = header
+                return header
+            if not self._fill(deadline):
+                return None
 
     def read_head(self, timeout=5.0):
         """The raw bytes of one request head up to and including the empty line, or None when
@@ -330,8 +348,10 @@ def ok(body=b"ok", extra=b""):
 class BadBackend:
     """A listening socket on 127.0.0.1 whose connections each run `script` in a thread."""
 
-    def __init__(self, script=None, name="bad", host=LOOPBACK, port=0, accept=True, backlog=64):
+    def __init__(self, script=None, name="bad", host=LOOPBACK, port=0, accept=True, backlog=64,
+                 proxy_protocol=False):
         self.name = name
+        self.proxy_protocol = proxy_protocol
         self.host = host
         self.script = script or respond(ok(), then="keep")
         self.accept_enabled = accept
@@ -373,6 +393,8 @@ class BadBackend:
 
     def _run(self, conn):
         try:
+            if self.proxy_protocol and conn.read_proxy_header() is None:
+                raise ValueError("connection %r closed before a PROXY header" % (conn.peer,))
             self.script(conn)
         except Exception as e:  # noqa: BLE001 - recorded for the test to inspect
             self.errors.append(repr(e))

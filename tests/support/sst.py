@@ -669,14 +669,24 @@ def chunked(pieces, trailers=None):
 class Conn:
     """One client connection with strict response parsing. Unread bytes stay buffered between
     calls, so pipelined responses are read one by one. close_kind is None while open, then "fin"
-    or "reset" once the peer closed."""
+    or "reset" once the peer closed. `preamble` is sent right after the connect (a PROXY
+    protocol header, as a balancer sends it); `source` binds the client's own address first
+    (another loopback address, such as "127.0.0.2")."""
 
-    def __init__(self, port, host=LOOPBACK, timeout=5.0, sock=None):
+    def __init__(self, port, host=LOOPBACK, timeout=5.0, sock=None, preamble=b"", source=None):
         self.timeout = scaled(timeout)
-        self.sock = sock or socket.create_connection((host, port), timeout=self.timeout)
-        self.host_header = "%s:%d" % (host, port) if sock is None else "localhost"
+        if sock is None:
+            src = (source, 0) if source is not None else None
+            sock = socket.create_connection((host, port), timeout=self.timeout,
+                                            source_address=src)
+            self.host_header = "%s:%d" % (host, port)
+        else:
+            self.host_header = "localhost"
+        self.sock = sock
         self.buf = bytearray()
         self.close_kind = None
+        if preamble:
+            self.sock.sendall(preamble)
 
     @classmethod
     def from_socket(cls, sock, timeout=5.0):
@@ -921,10 +931,10 @@ class Conn:
         return False
 
 
-def raw(port, data, timeout=2.0, host=LOOPBACK, half_close=False):
+def raw(port, data, timeout=2.0, host=LOOPBACK, half_close=False, preamble=b""):
     """Sends bytes, returns everything received until the peer closes or `timeout` (scaled)
     seconds pass. A reset ends the read like a close."""
-    with Conn(port, host, timeout) as c:
+    with Conn(port, host, timeout, preamble=preamble) as c:
         c.send(data)
         if half_close:
             c.shutdown_write()
@@ -932,9 +942,9 @@ def raw(port, data, timeout=2.0, host=LOOPBACK, half_close=False):
 
 
 def http(port, method="GET", target="/", headers=None, body=None, host=LOOPBACK, timeout=5.0,
-         version="HTTP/1.1"):
+         version="HTTP/1.1", preamble=b""):
     """One request on a fresh connection; returns the Response (connection then closed)."""
-    with Conn(port, host, timeout) as c:
+    with Conn(port, host, timeout, preamble=preamble) as c:
         c.request(method, target, headers, body, version)
         return c.recv_response(method=method)
 

@@ -556,7 +556,7 @@ static void test_default_route(void **state)
                      "regions:\n"
                      "  - {name: a, backends: [127.0.0.1:9001]}\n"
                      "  - {name: b, url: http://b.example, backends: [127.0.0.1:9002]}\n"
-                     "  - {name: c, backends: [127.0.0.1:9003]}\n");
+                     "  - {name: c, url: http://c.example, backends: [127.0.0.1:9003]}\n");
 
     (void)state;
     assert_int_equal(cfg->n_routes, 1);
@@ -870,6 +870,41 @@ static const bad_case_t bad_cases[] = {
      "t.yaml:3:19: trusted_proxies[0]: ", "did you mean fd00::/8?"},
     {BASE REGIONS "trusted_proxies: [proxy.local]\n",
      "t.yaml:3:19: trusted_proxies[0]: ", "invalid address \"proxy.local\""},
+    /* PROXY protocol (issue 16) */
+    {"listen:\n  - {address: 127.0.0.1:0, proxy_protocol: true}\n" REGIONS,
+     "t.yaml:2:44: listen[0].proxy_protocol_from: ", "required when proxy_protocol is true"},
+    {"listen:\n  - {address: 127.0.0.1:0, proxy_protocol_from: [10.0.0.0/8]}\n" REGIONS,
+     "t.yaml:2:49: listen[0].proxy_protocol_from: ", "only used when proxy_protocol is true"},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: off\n"
+     "    proxy_protocol_from: [10.0.0.0/8]\n" REGIONS,
+     "t.yaml:4:26: listen[0].proxy_protocol_from: ", "only used when proxy_protocol is true"},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n"
+     "    proxy_protocol_from: []\n" REGIONS,
+     "t.yaml:4:26: listen[0].proxy_protocol_from: ", "needs at least 1 entry"},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n"
+     "    proxy_protocol_from:\n" REGIONS,
+     "t.yaml:4:25: listen[0].proxy_protocol_from: ", "needs at least 1 entry"},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n"
+     "    proxy_protocol_from: 10.0.0.0/8\n" REGIONS,
+     "t.yaml:4:26: listen[0].proxy_protocol_from: ", "expected a list"},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n"
+     "    proxy_protocol_from: [10.0.0.0/8, 10.1.2.3/8]\n" REGIONS,
+     "t.yaml:4:39: listen[0].proxy_protocol_from[1]: ", "did you mean 10.0.0.0/8?"},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n"
+     "    proxy_protocol_from: [lb.internal]\n" REGIONS,
+     "t.yaml:4:27: listen[0].proxy_protocol_from[0]: ", "invalid address \"lb.internal\""},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: maybe\n" REGIONS,
+     "t.yaml:3:21: listen[0].proxy_protocol: ", "invalid boolean \"maybe\""},
+    {"listen:\n  - address: 127.0.0.1:0\n    proxy_protocl: true\n" REGIONS,
+     "t.yaml:3:5: listen[0].proxy_protocl: ", "(did you mean \"proxy_protocol\"?)"},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:9001], send_proxy_protocol: v3}]\n",
+     "t.yaml:2:70: regions[0].send_proxy_protocol: ", "expected one of off, v1, v2"},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:9001], send_proxy_protocol: true}]\n",
+     "t.yaml:2:70: regions[0].send_proxy_protocol: ", "invalid value \"true\""},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:9001], send_proxy_protocol: V2}]\n",
+     "t.yaml:2:70: regions[0].send_proxy_protocol: ", "(did you mean \"v2\"?)"},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:9001], send_proxy_protocol: [v1]}]\n",
+     "t.yaml:2:70: regions[0].send_proxy_protocol: ", "found a list"},
 };
 
 static void test_bad_configs(void **state)
@@ -1191,6 +1226,112 @@ static void test_trusted(void **state)
     sst_config_unref(cfg);
 }
 
+/* --- PROXY protocol keys (issue 16) ------------------------------------------------------ */
+
+static void test_proxy_protocol(void **state)
+{
+    static const struct {
+        const char *ip;
+        bool allowed; /* on listen[1] */
+    } cases[] = {
+        {"10.1.2.3", true},        {"11.0.0.1", false},        {"127.0.0.1", true},
+        {"127.0.0.2", false},      {"fd12::1", true},          {"fe80::1", false},
+        {"::ffff:10.9.9.9", true}, {"::ffff:11.0.0.1", false}, {"::1", false},
+    };
+    sst_config_t *cfg = load_ok("listen:\n"
+                                "  - 127.0.0.1:0\n"
+                                "  - address: 127.0.0.1:0\n"
+                                "    proxy_protocol: true\n"
+                                "    proxy_protocol_from: [10.0.0.0/8, \"fd00::/8\", 127.0.0.1]\n"
+                                "  - address: 127.0.0.1:0\n"
+                                "    proxy_protocol: false\n"
+                                "regions:\n"
+                                "  - {name: a, backends: [127.0.0.1:9001]}\n"
+                                "  - {name: b, url: http://b.example, backends: [127.0.0.1:9002], "
+                                "send_proxy_protocol: v1}\n"
+                                "  - {name: c, url: http://c.example, backends: [127.0.0.1:9003], "
+                                "send_proxy_protocol: v2}\n"
+                                "  - {name: d, url: http://d.example, backends: [127.0.0.1:9004], "
+                                "send_proxy_protocol: off}\n"
+                                "trusted_proxies: [192.168.0.0/16]\n");
+    const sst_listener_cfg_t *l = &cfg->listeners[1];
+    struct sockaddr_storage ss;
+
+    (void)state;
+    assert_int_equal(cfg->n_listeners, 3);
+    assert_false(cfg->listeners[0].proxy_protocol);
+    assert_int_equal(cfg->listeners[0].n_proxy_protocol_from, 0);
+    assert_true(l->proxy_protocol);
+    assert_int_equal(l->n_proxy_protocol_from, 3);
+    assert_int_equal(l->proxy_protocol_from[0].prefix, 8);
+    assert_int_equal(l->proxy_protocol_from[1].net.ss_family, AF_INET6);
+    assert_int_equal(l->proxy_protocol_from[2].prefix, 32);
+    assert_false(cfg->listeners[2].proxy_protocol);
+    assert_int_equal(cfg->regions[0].send_proxy_protocol, SST_SEND_PROXY_OFF);
+    assert_int_equal(cfg->regions[1].send_proxy_protocol, SST_SEND_PROXY_V1);
+    assert_int_equal(cfg->regions[2].send_proxy_protocol, SST_SEND_PROXY_V2);
+    assert_int_equal(cfg->regions[3].send_proxy_protocol, SST_SEND_PROXY_OFF);
+    /* the values are the protocol versions */
+    assert_int_equal(SST_SEND_PROXY_V1, 1);
+    assert_int_equal(SST_SEND_PROXY_V2, 2);
+
+    for (size_t i = 0; i < COUNT_OF(cases); i++) {
+        if (strchr(cases[i].ip, ':'))
+            make_v6(&ss, cases[i].ip);
+        else
+            make_v4(&ss, cases[i].ip);
+        if (sst_config_proxy_allowed(l, (struct sockaddr *)&ss) != cases[i].allowed)
+            fail_msg("proxy_allowed(%s) != %d", cases[i].ip, cases[i].allowed);
+        /* a listener without proxy_protocol allows nobody */
+        assert_false(sst_config_proxy_allowed(&cfg->listeners[0], (struct sockaddr *)&ss));
+        assert_false(sst_config_proxy_allowed(&cfg->listeners[2], (struct sockaddr *)&ss));
+        /* the lists are separate: trusted_proxies does not open the listener, nor the reverse */
+        assert_int_equal(sst_cidr_match(l->proxy_protocol_from, l->n_proxy_protocol_from,
+                                        (struct sockaddr *)&ss),
+                         cases[i].allowed);
+        assert_false(sst_config_is_trusted(cfg, (struct sockaddr *)&ss));
+    }
+    make_v4(&ss, "192.168.1.1");
+    assert_true(sst_config_is_trusted(cfg, (struct sockaddr *)&ss));
+    assert_false(sst_config_proxy_allowed(l, (struct sockaddr *)&ss));
+    assert_false(sst_config_proxy_allowed(l, NULL));
+    assert_false(sst_config_proxy_allowed(NULL, (struct sockaddr *)&ss));
+    ss.ss_family = AF_UNIX;
+    assert_false(sst_config_proxy_allowed(l, (struct sockaddr *)&ss));
+    assert_false(sst_cidr_match(NULL, 0, (struct sockaddr *)&ss));
+    sst_config_unref(cfg);
+}
+
+/* proxy_protocol_from holds at most 32 networks, like trusted_proxies. */
+static void test_proxy_protocol_bounds(void **state)
+{
+    char yaml[2048];
+    size_t o;
+    sst_config_t *cfg = NULL;
+    sst_diag_t d;
+
+    (void)state;
+    for (int count = 32; count <= 33; count++) {
+        o = (size_t)snprintf(yaml, sizeof yaml,
+                             "listen:\n  - address: 127.0.0.1:0\n    proxy_protocol: true\n"
+                             "    proxy_protocol_from: [");
+        for (int i = 0; i < count; i++)
+            o += (size_t)snprintf(yaml + o, sizeof yaml - o, "%s10.0.%d.0/24", i ? ", " : "", i);
+        snprintf(yaml + o, sizeof yaml - o, "]\n" REGIONS);
+        int rc = load(yaml, &cfg, &d);
+        if (count == 32) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(cfg->listeners[0].n_proxy_protocol_from, 32);
+            sst_config_unref(cfg);
+            cfg = NULL;
+        } else {
+            assert_int_equal(rc, SST_EINVAL);
+            assert_string_equal(d.key, "listen[0].proxy_protocol_from");
+            assert_non_null(strstr(d.msg, "at most 32 entries"));
+        }
+    }
+}
+
 /* --- admin token rule -------------------------------------------------------------------- */
 
 static void test_admin_token(void **state)
@@ -1476,6 +1617,8 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_addrs),
         cmocka_unit_test(test_trusted),
+        cmocka_unit_test(test_proxy_protocol),
+        cmocka_unit_test(test_proxy_protocol_bounds),
         cmocka_unit_test(test_admin_token),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_file_size_limit),

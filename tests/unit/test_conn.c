@@ -26,6 +26,7 @@
 
 #include "core/conn.c"
 #include "core/conn_local.c"
+#include "core/conn_pp.c"
 #include "core/conn_proxy.c"
 #include "core/conn_relay.c"
 #include "core/server_int.h"
@@ -57,6 +58,8 @@ static struct {
     bool pool_full;
     sst_upstream_t *pooled; /* what sst__pool_take hands out once */
     size_t last_backend;
+    /* the PROXY header of the last take and connect (len 0: none asked) */
+    sst_tp_pp_out_t take_pp, connect_pp;
 } F;
 
 static void sent_add(sst_upstream_t *u, const char *at, size_t len)
@@ -69,9 +72,12 @@ static void sent_add(sst_upstream_t *u, const char *at, size_t len)
 }
 
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, sst_upstream_t **out)
+                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
+                          sst_upstream_t **out)
 {
     F.last_backend = pool->backend;
+    if (pp != NULL)
+        F.connect_pp = *pp;
     if (F.connect_rc != 0)
         return F.connect_rc;
     assert_true(F.n_ups < 16);
@@ -160,8 +166,11 @@ sst_pool_t *sst__pool_for(sst_pools_t *ps, const sst_view_t *view, size_t backen
     return &F.pools[backend];
 }
 
-sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
+sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms,
+                               const sst_tp_pp_out_t *pp)
 {
+    if (pp != NULL)
+        F.take_pp = *pp;
     sst_upstream_t *u = F.pooled;
     F.pooled = NULL;
     return u;
@@ -257,8 +266,10 @@ static void on_closed_noop(uv_handle_t *h)
     (void)h;
 }
 
-/* Region a (primary: two backends, up or down from the start), region b (failover). */
-static fixture_t *fixture_new(const char *a_initial, const char *extra)
+/* Region a (primary: two backends, up or down from the start; `a_extra`: more of its keys,
+ * each followed by ", "), region b (failover), on the listener `listen`. */
+static fixture_t *fixture_new_ex(const char *listen, const char *a_extra, const char *a_initial,
+                                 const char *extra)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     char yaml[1024], err[256] = "";
@@ -267,16 +278,16 @@ static fixture_t *fixture_new(const char *a_initial, const char *extra)
     memset(&F, 0, sizeof(F));
     n_access_lines = 0;
     snprintf(yaml, sizeof(yaml),
-             "listen: [127.0.0.1:0]\n"
+             "listen: %s\n"
              "regions:\n"
-             "  - {name: a, url: http://a.example, backends: [127.0.0.1:1, 127.0.0.1:2],"
+             "  - {name: a, url: http://a.example, backends: [127.0.0.1:1, 127.0.0.1:2], %s"
              " health: {enabled: false, initial: %s}}\n"
              "  - {name: b, url: http://b.example, backends: [127.0.0.1:3],"
              " health: {enabled: false, initial: up}}\n"
              "routes:\n"
              "  - {name: r, primary: a, failover: [b], retries: 1}\n"
              "log: {access: stderr}\n%s",
-             a_initial, extra);
+             listen, a_extra, a_initial, extra);
     memset(&diag, 0, sizeof(diag));
     if (sst_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, &diag) != 0)
         fail_msg("%s", sst_diag_format(&diag, err, sizeof(err)));
@@ -328,6 +339,11 @@ static fixture_t *fixture_new(const char *a_initial, const char *extra)
     assert_int_equal(connect(f->client, (struct sockaddr *)&a, sizeof(a)), 0);
     fcntl(f->client, F_SETFL, fcntl(f->client, F_GETFL) | O_NONBLOCK);
     return f;
+}
+
+static fixture_t *fixture_new(const char *a_initial, const char *extra)
+{
+    return fixture_new_ex("[127.0.0.1:0]", "", a_initial, extra);
 }
 
 static void fixture_free(fixture_t *f)
@@ -778,6 +794,115 @@ static void test_head_timeout(void **state)
     fixture_free(f);
 }
 
+/* ---- the PROXY protocol (issue 16) ---------------------------------------------------------- */
+
+static const char pp_listen[] =
+    "[{address: 127.0.0.1:0, proxy_protocol: true, proxy_protocol_from: [127.0.0.0/8]}]";
+
+/* The declared client is the client: peer_ip, trusted_proxies, X-Forwarded-For, the access
+ * log, and the header that opens the backend connection (send_proxy_protocol: v2). */
+static void test_proxy_header_declares_the_client(void **state)
+{
+    fixture_t *f = fixture_new_ex(pp_listen, "send_proxy_protocol: v2,", "up",
+                                  "trusted_proxies: [203.0.113.0/24]\n");
+    client_send(f, "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\n"
+                   "GET /a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    sst_conn_t *c = the_conn(f);
+    assert_string_equal(c->peer_ip, "203.0.113.7");
+    assert_true(c->peer_trusted); /* the declared client is trusted, not the peer */
+    assert_int_equal(sst_counter_get(&f->w->metrics->pp_accepted[0][SST_PP_PROXY]), 1);
+
+    /* the backend connection opens with the declared client and destination */
+    struct sockaddr_in s = {.sin_family = AF_INET, .sin_port = htons(5555)};
+    struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons(80)};
+    inet_pton(AF_INET, "203.0.113.7", &s.sin_addr);
+    inet_pton(AF_INET, "192.0.2.1", &d.sin_addr);
+    char want[SST_PP_WRITE_MAX];
+    int n = sst_pp_write(2, (struct sockaddr *)&s, (struct sockaddr *)&d, want, sizeof(want));
+    assert_int_equal(F.connect_pp.len, n);
+    assert_memory_equal(F.connect_pp.bytes, want, (size_t)n);
+    assert_int_equal(F.take_pp.len, n); /* and only such a pooled one would do */
+
+    u->cb->on_ready(u->owner);
+    u->sent[u->sent_len] = 0;
+    assert_non_null(strstr(u->sent, "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n"));
+    up_respond(f, u, "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+    u->cb->on_done(u->owner);
+    client_read(f, "HTTP/1.1 204 No Content\r\n", NULL);
+    assert_true(strncmp(strchr(last_access, ' '), " 203.0.113.7 \"GET /a", 20) == 0);
+    fixture_free(f);
+}
+
+/* Without send_proxy_protocol no header is asked for, and the TCP peer stays the client on a
+ * plain listener. */
+static void test_no_proxy_header_by_default(void **state)
+{
+    fixture_t *f = fixture_new("up", "");
+    client_send(f, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_upstream(f, 1);
+    assert_int_equal(F.connect_pp.len, 0);
+    assert_int_equal(F.take_pp.len, 0);
+    assert_string_equal(the_conn(f)->peer_ip, "127.0.0.1");
+    assert_null(the_conn(f)->tp.pp);
+    fixture_free(f);
+}
+
+/* Refusals close without a byte of answer, each counted by its reason. */
+static void expect_closed_unanswered(fixture_t *f)
+{
+    int status = 1;
+    client_read(f, NULL, &status);
+    assert_int_equal(rx_len, 0);
+    assert_int_equal(F.n_ups, 0);
+}
+
+static void test_proxy_refusals(void **state)
+{
+    sst_counter_t *r;
+    /* a peer outside proxy_protocol_from: closed at accept, before a byte is read */
+    fixture_t *f = fixture_new_ex(
+        "[{address: 127.0.0.1:0, proxy_protocol: true, proxy_protocol_from: [10.0.0.0/8]}]", "",
+        "up", "");
+    client_send(f, "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET / HTTP/1.1\r\n\r\n");
+    expect_closed_unanswered(f);
+    r = f->w->metrics->pp_rejected;
+    assert_int_equal(sst_counter_get(&r[SST_M_PP_NOT_ALLOWED]), 1);
+    fixture_free(f);
+
+    /* no header: the parser's reason */
+    f = fixture_new_ex(pp_listen, "", "up", "");
+    client_send(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_closed_unanswered(f);
+    r = f->w->metrics->pp_rejected;
+    assert_int_equal(sst_counter_get(&r[SST_PP_ERR_BAD_SIGNATURE]), 1);
+    fixture_free(f);
+
+    /* the peer goes away inside the header */
+    f = fixture_new_ex(pp_listen, "", "up", "");
+    client_send(f, "PROXY TCP4 203.0");
+    shutdown(f->client, SHUT_WR);
+    expect_closed_unanswered(f);
+    r = f->w->metrics->pp_rejected;
+    assert_int_equal(sst_counter_get(&r[SST_M_PP_EOF]), 1);
+    fixture_free(f);
+
+    /* no whole header within timeouts.request_head: not an idle timeout */
+    f = fixture_new_ex(pp_listen, "", "up", "timeouts: {request_head: 20ms}\n");
+    client_send(f, "PROXY TCP4 203.0");
+    sst_conn_t *c = the_conn(f);
+    assert_true(sst__tp_pp_waiting(&c->tp));
+    struct timespec ts = {0, 40000000};
+    nanosleep(&ts, NULL);
+    uv_update_time(&f->w->loop);
+    sst__conn_on_deadline(&c->dl);
+    expect_closed_unanswered(f);
+    r = f->w->metrics->pp_rejected;
+    assert_int_equal(sst_counter_get(&r[SST_M_PP_TIMEOUT]), 1);
+    assert_int_equal(sst_counter_get(&f->w->metrics->timeouts[SST_M_TIMEOUT_IDLE]), 0);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -791,6 +916,9 @@ int main(void)
         cmocka_unit_test(test_client_gone),
         cmocka_unit_test(test_local_answers),
         cmocka_unit_test(test_head_timeout),
+        cmocka_unit_test(test_proxy_header_declares_the_client),
+        cmocka_unit_test(test_no_proxy_header_by_default),
+        cmocka_unit_test(test_proxy_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,8 @@ struct sst_upstream_s {
     bool alive;  /* what the peek answers */
     bool peeked; /* the pool asked */
     bool closed;
+    uint8_t pp_len; /* the PROXY header it opened with (0: none) */
+    char pp[SST_PP_WRITE_MAX];
 };
 
 sst_link_t *sst__upstream_link(sst_upstream_t *u)
@@ -41,6 +43,12 @@ sst_upstream_t *sst__upstream_of_link(sst_link_t *l)
 uint64_t sst__upstream_idle_since(const sst_upstream_t *u)
 {
     return u->idle_since;
+}
+
+bool sst__upstream_pp_is(const sst_upstream_t *u, const sst_tp_pp_out_t *pp)
+{
+    size_t len = pp != NULL ? pp->len : 0;
+    return u->pp_len == len && (len == 0 || memcmp(u->pp, pp->bytes, len) == 0);
 }
 
 bool sst__upstream_alive(sst_upstream_t *u)
@@ -186,8 +194,8 @@ static void test_most_recent_first_and_bound(void **state)
     assert_false(put(p, u[3], 400, 3));
     assert_int_equal(gauge(&f->m->up_idle[11]), 3);
     /* most recently used first */
-    assert_ptr_equal(sst__pool_take(p, false, 500), u[2]);
-    assert_ptr_equal(sst__pool_take(p, false, 500), u[1]);
+    assert_ptr_equal(sst__pool_take(p, false, 500, NULL), u[2]);
+    assert_ptr_equal(sst__pool_take(p, false, 500, NULL), u[1]);
     assert_int_equal(gauge(&f->m->up_reuses[11]), 2);
     assert_int_equal(gauge(&f->m->up_idle[11]), 1);
     for (int i = 0; i < 4; i++) {
@@ -195,7 +203,7 @@ static void test_most_recent_first_and_bound(void **state)
         sst__upstream_close(u[i]);
         free(u[i]);
     }
-    assert_null(sst__pool_take(p, false, 500));
+    assert_null(sst__pool_take(p, false, 500, NULL));
     assert_int_equal(gauge(&f->m->up_active[11]), 0);
     assert_int_equal(gauge(&f->m->up_idle[11]), 0);
 }
@@ -225,16 +233,16 @@ static void test_peek_before_reuse(void **state)
     put(p, dead, 1500, 10);
     dead->alive = false;
     /* idempotent: no peek, the most recent is taken even though it is dead */
-    assert_ptr_equal(sst__pool_take(p, false, 5000), dead);
+    assert_ptr_equal(sst__pool_take(p, false, 5000, NULL), dead);
     assert_false(dead->peeked);
     put(p, dead, 1500, 10);
     dead->alive = false;
     put(p, fresh, 4500, 10);
     /* non-idempotent at 5000: fresh (idle 0.5 s) is not peeked */
-    assert_ptr_equal(sst__pool_take(p, true, 5000), fresh);
+    assert_ptr_equal(sst__pool_take(p, true, 5000, NULL), fresh);
     assert_false(fresh->peeked);
     /* then dead (idle 3.5 s) is peeked and closed, old (alive) is peeked and taken */
-    assert_ptr_equal(sst__pool_take(p, true, 5000), old);
+    assert_ptr_equal(sst__pool_take(p, true, 5000, NULL), old);
     assert_true(dead->peeked && dead->closed);
     assert_true(old->peeked);
     sst__upstream_close(old);
@@ -264,7 +272,7 @@ static void test_reload_retires(void **state)
     assert_false(k->closed);
     assert_ptr_equal(sst__pool_for(&f->ps, &view2, 1), kept);
     assert_int_equal(sst__pool_metric_id(kept), 21); /* the new config's series */
-    assert_ptr_equal(sst__pool_take(kept, false, 20), k);
+    assert_ptr_equal(sst__pool_take(kept, false, 20, NULL), k);
     /* the busy connection of the removed backend comes back: refused */
     assert_false(put(gone, g_busy, 30, 10));
     /* a request on the old config finds the retired pool by address */
@@ -283,6 +291,86 @@ static void test_reload_retires(void **state)
     free(g_busy);
     sst_config_unref(cfg2);
     free(prep2);
+}
+
+/* Keyed by the PROXY header (issue 16): a connection goes only to a request with the same
+ * header (the same client connection), and one without a header only to a request without. */
+static void keyed(sst_upstream_t *u, sst_tp_pp_out_t *key, const char *header)
+{
+    key->len = (uint8_t)strlen(header);
+    memcpy(key->bytes, header, key->len);
+    u->pp_len = key->len;
+    memcpy(u->pp, header, key->len);
+}
+
+static void test_take_by_proxy_header(void **state)
+{
+    fixture_t *f = *state;
+    sst_pool_t *p = sst__pool_for(&f->ps, &f->view, 0);
+    sst_tp_pp_out_t ka, kb, kc;
+    sst_upstream_t *a = opened(p), *b = opened(p), *plain = opened(p);
+    keyed(a, &ka, "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\n");
+    keyed(b, &kb, "PROXY TCP4 203.0.113.7 192.0.2.1 5556 80\r\n"); /* same address, port */
+    kc = ka;
+    kc.bytes[kc.len - 3] = '1'; /* another destination port: "81" */
+    put(p, a, 10, 10);
+    put(p, plain, 20, 10);
+    put(p, b, 30, 10); /* the most recent */
+    assert_null(sst__pool_take(p, false, 40, &kc));
+    assert_ptr_equal(sst__pool_take(p, false, 40, &ka), a); /* past b and plain */
+    assert_ptr_equal(sst__pool_take(p, false, 40, NULL), plain);
+    assert_null(sst__pool_take(p, false, 40, &ka));
+    assert_ptr_equal(sst__pool_take(p, false, 40, &kb), b);
+    assert_int_equal(gauge(&f->m->up_reuses[10]), 3);
+    /* a dead one of the right client is peeked and closed, the others are left alone */
+    put(p, a, 1000, 10);
+    put(p, b, 1000, 10);
+    a->alive = false;
+    assert_null(sst__pool_take(p, true, 5000, &ka));
+    assert_true(a->peeked && a->closed);
+    assert_false(b->peeked || b->closed);
+    assert_int_equal(gauge(&f->m->up_idle[10]), 1);
+    b->idle = true;
+    sst__upstream_close(b);
+    sst__upstream_close(plain);
+    free(a);
+    free(b);
+    free(plain);
+}
+
+/* At limits.upstream_idle, a connection with a header takes the place of the least recently
+ * used one (likely a client that has gone); one without is refused, as before. */
+static void test_keyed_put_evicts_the_oldest(void **state)
+{
+    fixture_t *f = *state;
+    sst_pool_t *p = sst__pool_for(&f->ps, &f->view, 0);
+    sst_tp_pp_out_t k[4];
+    sst_upstream_t *u[4], *plain = opened(p);
+    for (int i = 0; i < 4; i++) {
+        char h[64];
+        snprintf(h, sizeof(h), "PROXY TCP4 203.0.113.7 192.0.2.1 %d 80\r\n", 5000 + i);
+        u[i] = opened(p);
+        keyed(u[i], &k[i], h);
+    }
+    assert_true(put(p, u[0], 10, 2));
+    assert_true(put(p, u[1], 20, 2));
+    assert_true(put(p, u[2], 30, 2)); /* u[0] goes */
+    assert_true(u[0]->closed);
+    assert_false(put(p, plain, 40, 2)); /* no header: refused, nothing evicted */
+    assert_false(u[1]->closed);
+    assert_int_equal(gauge(&f->m->up_idle[10]), 2);
+    assert_ptr_equal(sst__pool_take(p, false, 50, &k[1]), u[1]);
+    assert_true(put(p, u[3], 60, 0) == false); /* a zero bound keeps nothing */
+    for (int i = 1; i < 4; i++) {
+        u[i]->idle = u[i] == u[2];
+        sst__upstream_close(u[i]);
+    }
+    sst__upstream_close(plain);
+    for (int i = 0; i < 4; i++)
+        free(u[i]);
+    free(plain);
+    assert_int_equal(gauge(&f->m->up_idle[10]), 0);
+    assert_int_equal(gauge(&f->m->up_active[10]), 0);
 }
 
 static void test_close_all_drains(void **state)
@@ -309,6 +397,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peek_before_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_retires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_by_proxy_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_put_evicts_the_oldest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

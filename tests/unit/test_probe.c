@@ -18,6 +18,7 @@
 
 #include "cfg_fixture.h"
 #include "health/probe.h"
+#include "http/proxy_proto.h"
 #include "sidestep/error.h"
 #include "sidestep/health.h"
 
@@ -555,6 +556,35 @@ static void test_probe_outcomes(void **state)
     free(hx);
 }
 
+/* send_proxy_protocol on the region (issue 16): each probe opens with v2 LOCAL or v1
+ * UNKNOWN, which the backend takes as the probe's own connection, then the request. */
+static void test_probe_sends_proxy_header(void **state)
+{
+    (void)state;
+    for (int version = 1; version <= 2; version++) {
+        harness_t *hx = calloc(1, sizeof(*hx));
+        hx_init(hx);
+        server_t *s = hx_server(hx, SRV_ANSWER, CH(r200));
+        hx_backend(hx, s->port);
+        hx->cfg->regions[0].send_proxy_protocol = (sst_send_proxy_t)version;
+        hx->want_backends = 1;
+        hx_run(hx);
+        assert_true(hx->n_results[0] >= 1 && hx->first[0].ok);
+        char hdr[SST_PP_WRITE_MAX], want[512];
+        int n = sst_pp_write_local(version, hdr, sizeof(hdr));
+        assert_int_equal(n, version == 1 ? 15 : 16);
+        int w = snprintf(want, sizeof(want),
+                         "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                         "User-Agent: sidestep-health\r\nConnection: close\r\n\r\n",
+                         (unsigned)s->port);
+        assert_int_equal(s->first_request_len, (size_t)(n + w));
+        assert_memory_equal(s->first_request, hdr, (size_t)n);
+        assert_memory_equal(s->first_request + n, want, (size_t)w);
+        hx_free(hx);
+        free(hx);
+    }
+}
+
 static void test_probe_repeats_and_skips_disabled(void **state)
 {
     (void)state;
@@ -871,6 +901,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_outcomes),
         cmocka_unit_test(test_probe_repeats_and_skips_disabled),
+        cmocka_unit_test(test_probe_sends_proxy_header),
         cmocka_unit_test(test_stop_while_in_flight),
         cmocka_unit_test(test_stop_while_connecting),
         cmocka_unit_test(test_stop_from_callback),

@@ -45,6 +45,8 @@ typedef struct backend_s {
     size_t in_len;
     int heads; /* request heads seen */
     size_t discarded;
+    char log[512]; /* the first bytes read, as they came */
+    size_t log_len;
 } backend_t;
 
 static void backend_open(backend_t *b)
@@ -121,6 +123,10 @@ static void backend_step(backend_t *b)
         ssize_t n = recv(b->fd, at, room, 0);
         if (n <= 0)
             break;
+        size_t keep =
+            sizeof(b->log) - b->log_len < (size_t)n ? sizeof(b->log) - b->log_len : (size_t)n;
+        memcpy(b->log + b->log_len, at, keep);
+        b->log_len += keep;
         b->in_len += (size_t)n;
     }
     char *end;
@@ -335,8 +341,8 @@ static void run_ms(fixture_t *f, int ms)
 
 static sst_upstream_t *connect_ready(fixture_t *f)
 {
-    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &f->own.u),
-                     0);
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, NULL, &f->own.u), 0);
     assert_int_equal(f->own.u->state, SST_UP_CONNECTING);
     run_until(f, &f->own.ready, f->own.ready + 1);
     assert_int_equal(f->own.u->state, SST_UP_ACTIVE);
@@ -362,8 +368,8 @@ static void test_connect_refused(void **state)
 {
     fixture_t *f = *state;
     backend_close(&f->be); /* nothing listens on the port any more */
-    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &f->own.u),
-                     0);
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, NULL, &f->own.u), 0);
     assert_true(sst__pool_full(f->pool, 1));
     run_until(f, &f->own.fails, 1);
     assert_int_equal(f->own.phase, SST_FAIL_CONNECT);
@@ -389,7 +395,7 @@ static void test_exchange_and_reuse(void **state)
     assert_int_equal(u->state, SST_UP_IDLE);
     assert_null(u->owner);
 
-    sst_upstream_t *again = sst__pool_take(f->pool, false, uv_now(&f->w->loop));
+    sst_upstream_t *again = sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL);
     assert_ptr_equal(again, u);
     f->own.u = u;
     sst__upstream_attach(u, f->cfg, &owner_cb, &f->own);
@@ -404,6 +410,43 @@ static void test_exchange_and_reuse(void **state)
     assert_int_equal(sst_counter_get(&m->up_connects[3]), 1);
     assert_int_equal(sst_counter_get(&m->up_reuses[3]), 1);
     assert_int_equal(sst_counter_get(&m->up_idle[3]), 1);
+}
+
+/* send_proxy_protocol (issue 16): the connection opens with its PROXY header, before the
+ * request, and the pool hands it out again only for that same header. */
+static void test_proxy_header_first_and_pool_key(void **state)
+{
+    fixture_t *f = *state;
+    static const char line[] = "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\n";
+    sst_tp_pp_out_t pp = {.len = sizeof(line) - 1}, other;
+    memcpy(pp.bytes, line, pp.len);
+    other = pp;
+    other.bytes[pp.len - 6] = '7'; /* another source port: another client connection */
+    f->be.answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    f->own.release_on_done = true;
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &pp, &f->own.u), 0);
+    run_until(f, &f->own.ready, 1);
+    sst_upstream_t *u = f->own.u;
+    send_get(f, u);
+    run_until(f, &f->own.done, 1);
+    static const char want[] = "PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET / HTTP/1.1\r\n";
+    assert_true(f->be.log_len >= sizeof(want) - 1);
+    assert_memory_equal(f->be.log, want, sizeof(want) - 1);
+    assert_int_equal(u->state, SST_UP_IDLE);
+    assert_true(sst__upstream_pp_is(u, &pp));
+    assert_false(sst__upstream_pp_is(u, NULL));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), &other));
+    assert_ptr_equal(sst__pool_take(f->pool, false, uv_now(&f->w->loop), &pp), u);
+    /* reused: no second header on the same connection */
+    f->own.u = u;
+    sst__upstream_attach(u, f->cfg, &owner_cb, &f->own);
+    size_t before = f->be.log_len;
+    send_get(f, u);
+    run_until(f, &f->own.done, 2);
+    assert_true(f->be.log_len > before);
+    assert_memory_equal(f->be.log + before, "GET / HTTP/1.1\r\n", 16);
 }
 
 /* The reuse decision: Connection: close, bytes after the message, a response cut short by the
@@ -423,7 +466,7 @@ static void test_not_reused(void **state)
         send_get(f, u);
         run_until(f, &f->own.done, (int)i + 1);
         assert_int_equal(f->own.released_state, SST_UP_CLOSING);
-        assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop)));
+        assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
         run_ms(f, 5);
         backend_drop(&f->be, false);
     }
@@ -579,7 +622,7 @@ static void test_idle_connection(void **state)
     assert_int_equal(u->state, SST_UP_IDLE);
     backend_send(&f->be, "HTTP/1.1 200 OK\r\n\r\n", 19);
     run_ms(f, 30);
-    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop)));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
     assert_int_equal(sst_counter_get(&f->w->metrics->up_idle[3]), 0);
     assert_false(sst__pool_full(f->pool, 1));
     backend_drop(&f->be, false);
@@ -590,7 +633,7 @@ static void test_idle_connection(void **state)
     run_until(f, &f->own.done, 2);
     assert_int_equal(u->state, SST_UP_IDLE);
     run_ms(f, 150);
-    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop)));
+    assert_null(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL));
     assert_false(sst__pool_full(f->pool, 1));
 }
 
@@ -619,6 +662,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exchange_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proxy_header_first_and_pool_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),

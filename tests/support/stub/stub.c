@@ -400,6 +400,7 @@ int sst_stub_start(uv_loop_t *loop, const char *addr, const sst_stub_opts_t *opt
     o->no_length = opts->no_length;
     o->fail = opts->fail;
     o->max_head = opts->max_head ? opts->max_head : STUB_MAX_HEAD;
+    o->proxy_protocol = opts->proxy_protocol;
     o->hasher = opts->hasher;
     err = stub_prepare(o);
     if (err != 0) {

@@ -100,6 +100,9 @@ typedef struct sst_stub_opts_s {
     uint16_t health_status; /* status of /healthz; 0 means 200 */
     size_t max_head;        /* request line + headers cap (431 past it); 0 means 256 KiB */
     bool reuseport;         /* SO_REUSEPORT, so several loops can share one port */
+    bool proxy_protocol;    /* every connection opens with a PROXY v1/v2 header, read and
+                               dropped (a backend behind send_proxy_protocol); a connection
+                               without a valid one is closed */
     /* Borrowed, may be NULL (the echo then reports only the body length); must outlive the
      * origin. */
     const sst_stub_hasher_t *hasher;

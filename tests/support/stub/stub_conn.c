@@ -137,6 +137,7 @@ static void stub_conn_on_closed(uv_handle_t *handle)
     free(conn->head);
     free(conn->hdrs);
     free(conn->scratch);
+    sst__pp_acc_free(&conn->pp);
     free(conn);
     stub_conn_gone(o);
 }
@@ -201,6 +202,26 @@ static void stub_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
         return; /* lingering or stalled: input is discarded */
     conn->rpos = 0;
     conn->rlen = (size_t)nread;
+    if (conn->pp_wait) {
+        /* the PROXY header (sidestep's own accumulator and parser): dropped, the request
+         * starts after it */
+        sst_pp_status_t st;
+        sst_pp_result_t res;
+        size_t used;
+        if (sst__pp_acc_feed(&conn->pp, conn->rbuf, conn->rlen, SST_PP_V2_MAX_DEFAULT, &st, &res,
+                             &used) != 0 ||
+            st == SST_PP_ERROR) {
+            stub_conn_close(conn);
+            return;
+        }
+        if (st == SST_PP_NEED_MORE) {
+            conn->rpos = conn->rlen; /* kept in conn->pp: rbuf is free for the next read */
+            return;
+        }
+        conn->pp_wait = false;
+        sst__pp_acc_free(&conn->pp);
+        conn->rpos = used;
+    }
     stub_conn_parse(conn);
 }
 
@@ -700,5 +721,6 @@ int stub_conn_init(stub_conn_t *conn, sst_stub_t *o)
     llhttp_init(&conn->parser, HTTP_REQUEST, &o->settings);
     conn->parser.data = conn;
     conn->state = STUB_CONN_READING;
+    conn->pp_wait = o->proxy_protocol;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include "core/transport.h"
 #include "sidestep/str.h"
 #include "stub.h"
 
@@ -181,6 +182,8 @@ struct stub_conn_s {
     stub_req_t req;
     size_t rpos;
     size_t rlen;
+    bool pp_wait;    /* the PROXY header is still to come (proxy_protocol) */
+    sst_pp_acc_t pp; /* its bytes when it arrives in pieces */
     char rbuf[STUB_READ_SIZE];
 };
 
@@ -203,6 +206,7 @@ struct sst_stub_s {
     bool no_length;
     sst_stub_fail_t fail;
     size_t max_head;
+    bool proxy_protocol;
     const sst_stub_hasher_t *hasher;
     char empty_hex[SST_STUB_HEX_MAX + 1]; /* digest of the empty body */
     llhttp_settings_t settings;

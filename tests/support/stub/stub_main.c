@@ -87,6 +87,7 @@ static void stub_usage(FILE *f)
     fprintf(f, "usage: sidestep-stub --listen HOST:PORT [--name NAME] [--status N] [--size N]\n"
                "                     [--delay MS] [--chunked] [--no-length] [--fail MODE]\n"
                "                     [--health-status N] [--no-hash] [--workers N]\n"
+               "                     [--proxy-protocol]\n"
                "Prints the bound port on stdout, then serves until SIGTERM or SIGINT.\n"
                "Fail modes:");
     for (unsigned i = 0; i < SST_STUB_FAIL_COUNT_; i++)
@@ -156,6 +157,8 @@ static int stub_parse_args(int argc, char **argv, sst_stub_opts_t *opts, const c
                 opts->no_length = true;
             } else if (strcmp(a, "--no-hash") == 0) {
                 hash = false;
+            } else if (strcmp(a, "--proxy-protocol") == 0) {
+                opts->proxy_protocol = true;
             } else {
                 fprintf(stderr, "sidestep-stub: unknown or incomplete option '%s'\n", a);
                 stub_usage(stderr);
