@@ -179,7 +179,8 @@ int sst_tls_conn_keep_input(sst_tls_conn_t *c);
 void sst_tls_conn_feed_eof(sst_tls_conn_t *c);
 
 /* Drives the handshake and decrypts fed ciphertext into [buf, buf + cap). Returns an
- * sst_tls_event_t (>= 0) with *n plaintext bytes written (only DATA has *n > 0), or SST_ENOMEM.
+ * sst_tls_event_t (>= 0) with *n plaintext bytes written (only DATA has *n > 0), SST_ENOMEM, or
+ * SST_EINVAL when the handshake is done and buf is NULL or cap 0.
  * Call until WANT_INPUT (or CLOSED/FAILED/HTTP_REQUEST); after every call, send the output.
  * Handshake messages, tickets, alerts and key updates are produced here as well as by writes. */
 int sst_tls_conn_read(sst_tls_conn_t *c, void *buf, size_t cap, size_t *n);

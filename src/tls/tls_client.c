@@ -126,8 +126,8 @@ int sst_tls_client_new(const sst_config_t *cfg, size_t region, sst_tls_client_t 
     *out = cli;
     return 0;
 fail:
-    if (rc == SST_ENOMEM && diag != NULL)
-        snprintf(diag->msg, sizeof diag->msg, "out of memory");
+    if (rc == SST_ENOMEM)
+        (void)sst__tls_fail(diag, cfg, (sst_cfg_pos_t){0, 0}, "", "out of memory");
     ERR_clear_error();
     client_free(cli);
     return rc;

@@ -45,6 +45,15 @@ struct sst_tls_conn_s {
     char detail[128];
 };
 
+/* SSL_get_error reads the thread's error queue, which must be empty before each TLS call
+ * (SSL_get_error(3)). Every path here that leaves an error clears it, so the queue is normally
+ * empty already: peeking is much cheaper than clearing its 16 slots on every call. */
+static void conn_err_clean(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 /* --- the BIO ----------------------------------------------------------------------------- */
 
 static pthread_once_t conn_bio_once = PTHREAD_ONCE_INIT;
@@ -503,12 +512,14 @@ static int conn_after_error(sst_tls_conn_t *c, int r)
 
 /* --- writing ----------------------------------------------------------------------------- */
 
+static int conn_handshake(sst_tls_conn_t *c);
+
 static int conn_ssl_write(sst_tls_conn_t *c, const void *data, size_t len)
 {
     size_t written = 0;
     int r;
 
-    ERR_clear_error();
+    conn_err_clean();
     r = SSL_write_ex(c->ssl, data, len, &written);
     if (r == 1)
         return 0;
@@ -550,8 +561,7 @@ int sst_tls_conn_writev(sst_tls_conn_t *c, const struct iovec *iov, size_t n)
         if ((rc = conn_hold_early(c, iov, n)) != 0)
             return rc;
         if (c->cli != NULL && !c->wrote_any) {
-            size_t got;
-            rc = sst_tls_conn_read(c, NULL, 0, &got); /* the ClientHello */
+            rc = conn_handshake(c); /* the ClientHello */
             if (rc == SST_ENOMEM)
                 return rc;
             if (rc == SST_TLS_FAILED)
@@ -611,7 +621,7 @@ static int conn_handshake(sst_tls_conn_t *c)
 {
     int r;
 
-    ERR_clear_error();
+    conn_err_clean();
     r = SSL_do_handshake(c->ssl);
     if (r != 1)
         return conn_after_error(c, r);
@@ -660,9 +670,9 @@ int sst_tls_conn_read(sst_tls_conn_t *c, void *buf, size_t cap, size_t *n)
     if (!c->handshake_done)
         return conn_handshake(c);
     if (buf == NULL || cap == 0)
-        return SST_TLS_WANT_INPUT;
+        return SST_EINVAL; /* the input stays borrowed: give room for the plaintext */
     for (;;) {
-        ERR_clear_error();
+        conn_err_clean();
         r = SSL_read_ex(c->ssl, buf, cap, &got);
         if (c->renegotiation)
             return conn_fail(c, SST_TLS_FAIL_RENEGOTIATION);

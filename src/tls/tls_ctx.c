@@ -455,8 +455,8 @@ int sst_tls_server_new(const sst_config_t *cfg, size_t listener, sst_tls_tickets
     *out = srv;
     return 0;
 fail:
-    if (rc == SST_ENOMEM && diag != NULL)
-        snprintf(diag->msg, sizeof diag->msg, "out of memory");
+    if (rc == SST_ENOMEM)
+        (void)sst__tls_fail(diag, cfg, (sst_cfg_pos_t){0, 0}, "", "out of memory");
     ERR_clear_error();
     tls_server_free(srv);
     return rc;
@@ -520,8 +520,8 @@ int sst_tls_set_build(const sst_config_t *cfg, const sst_tls_set_t *prev,
         if (cfg->regions[r].tls.enabled)
             rc = sst_tls_client_new(cfg, r, &set->clients[r], diag);
     if (rc != 0) {
-        if (rc == SST_ENOMEM && diag != NULL)
-            snprintf(diag->msg, sizeof diag->msg, "out of memory");
+        if (rc == SST_ENOMEM)
+            (void)sst__tls_fail(diag, cfg, (sst_cfg_pos_t){0, 0}, "", "out of memory");
         sst_tls_set_free(set);
         return rc;
     }

@@ -18,7 +18,7 @@ What DIR holds (every leaf's chain is in its .pem, leaf first; keys are unencryp
   cnonly.pem/.key        cnonly.example.test in the subject CN only (no subjectAltName)
   expired.pem/.key       expired a year ago
   future.pem/.key        valid only from 30 days from now
-  soon.pem/.key          expires in 5 days (a warning at load, not an error)
+  soon.pem/.key          expires in 4 days 23 hours (a warning at load, not an error)
   selfsigned.pem/.key    localhost and 127.0.0.1, self-signed (the demo's kind of certificate)
   badchain.pem           api-ecdsa's leaf followed by other-ca.pem: the chain does not link
   rsa1024.pem/.key       RSA 1024: refused by OpenSSL security level 2
@@ -204,7 +204,9 @@ def make(out):
                end=now - 365 * day)
         m.leaf("future", "ecdsa", ["future.example.test"], ca, start=now + 30 * day,
                end=now + 400 * day)
-        m.leaf("soon", "ecdsa", ["soon.example.test"], ca, end=now + 5 * day)
+        # an hour short of 5 days, so a check right after this reads "in 4 days"
+        m.leaf("soon", "ecdsa", ["soon.example.test"], ca,
+               end=now + 5 * day - datetime.timedelta(hours=1))
         m.leaf("rsa1024", "rsa-1024", ["weak.example.test"], ca)
 
         # self-signed: the leaf is its own issuer

@@ -21,9 +21,22 @@
 
 /* --- certificates ------------------------------------------------------------------------ */
 
+static char tfx_made_dir[1024];
+
+/* Removes the directory tfx_certs made, if it made one. */
+static inline void tfx_cleanup(void)
+{
+    char cmd[1100];
+    if (tfx_made_dir[0] != '\0') {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tfx_made_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tfx_made_dir);
+    }
+}
+
 /* The certificate directory: $SST_TEST_CERTS (ctest's tls.certs fixture fills it), else made
- * here by running certs.py into a temporary directory. Fails the test when that fails (no
- * openssl command): TLS tests never skip. */
+ * here by running certs.py into a temporary directory (removed at exit). Fails the test when
+ * that fails (no openssl command): TLS tests never skip. */
 static inline const char *tfx_certs(void)
 {
     static char dir[1024];
@@ -44,6 +57,8 @@ static inline const char *tfx_certs(void)
     if (system(cmd) != 0)
         fail_msg("tests/support/certs.py failed (is the openssl command installed?): %s", cmd);
     snprintf(dir, sizeof dir, "%s", tmpl);
+    snprintf(tfx_made_dir, sizeof tfx_made_dir, "%s", tmpl);
+    atexit(tfx_cleanup);
     return dir;
 }
 
