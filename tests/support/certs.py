@@ -5,7 +5,9 @@ be everyone's key). Python 3 standard library only.
 
     python3 tests/support/certs.py --out DIR      # writes DIR/*.pem, DIR/*.key, DIR/certs.json
 
-or from Python: `certs.make(DIR)` returns the manifest (the same dict as certs.json).
+or from Python: `certs.make(DIR)` returns the manifest (the same dict as certs.json):
+{"ca": path, "other_ca": path, "inter": path, "files": {NAME: {"cert", "key", "type", "names",
+"not_before", "not_after"}}}, where the bad inputs below have only "cert" and/or "key".
 
 What DIR holds (every leaf's chain is in its .pem, leaf first; keys are unencrypted PEM):
   ca.pem/.key            test root CA (ECDSA P-256), the trust anchor for clients
@@ -232,6 +234,11 @@ def make(out):
                  "-out", m.path("encrypted.key"))
         with open(m.path("garbage.pem"), "w") as f:
             f.write("this is not a certificate\n")
+        files = m.manifest["files"]
+        files["badchain"] = {"cert": m.path("badchain.pem"), "key": m.path("api-ecdsa.key")}
+        files["unmatched"] = {"key": m.path("unmatched.key")}
+        files["encrypted"] = {"key": m.path("encrypted.key")}
+        files["garbage"] = {"cert": m.path("garbage.pem"), "key": m.path("garbage.pem")}
         m.manifest["ca"] = ca[0]
         m.manifest["other_ca"] = other[0]
         m.manifest["inter"] = inter[0]

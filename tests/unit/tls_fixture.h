@@ -339,4 +339,95 @@ static inline int tfx_records(const unsigned char *p, size_t len, int type)
     return n;
 }
 
+/* --- shared scenarios ------------------------------------------------------------------ */
+
+/* One listener with the API certificates (RSA and ECDSA for one name), www, a wildcard. */
+static const char tfx_four_certs[] = "listen:\n"
+                                     "  - address: 127.0.0.1:0\n"
+                                     "    tls:\n"
+                                     "      certificates:\n"
+                                     "        - {cert: $D/api-rsa.pem, key: $D/api-rsa.key}\n"
+                                     "        - {cert: $D/api-ecdsa.pem, key: $D/api-ecdsa.key}\n"
+                                     "        - {cert: $D/www.pem, key: $D/www.key}\n"
+                                     "        - {cert: $D/wild.pem, key: $D/wild.key}\n"
+                                     "regions: [{name: a, backends: [127.0.0.1:9001]}]\n";
+
+static const char tfx_www_only[] = "listen:\n"
+                                   "  - address: 127.0.0.1:0\n"
+                                   "    tls:\n"
+                                   "      certificates: [{cert: $D/www.pem, key: $D/www.key}]\n"
+                                   "regions: [{name: a, backends: [127.0.0.1:9001]}]\n";
+
+/* A raw client against a fresh server engine; pumps the handshake. */
+typedef struct tfx_pair_s {
+    sst_tls_server_t *srv;
+    SSL_CTX *cctx;
+    tfx_ep_t s, c;
+} tfx_pair_t;
+
+static inline void tfx_pair_open(tfx_pair_t *p, sst_tls_server_t *srv, SSL_CTX *cctx,
+                                 const char *sni)
+{
+    sst_tls_conn_t *conn;
+    memset(p, 0, sizeof *p);
+    p->srv = srv;
+    p->cctx = cctx;
+    assert_int_equal(sst_tls_conn_new_server(srv, &conn), 0);
+    p->s = tfx_engine(conn);
+    p->c = tfx_raw(cctx, true, sni);
+    tfx_pump(&p->c, &p->s);
+}
+
+static inline void tfx_pair_close(tfx_pair_t *p)
+{
+    tfx_ep_free(&p->s);
+    tfx_ep_free(&p->c);
+}
+
+/* --- session resumption ------------------------------------------------------------------ */
+
+/* A full handshake on srv_a, then a resumption attempt on srv_b; returns whether it resumed.
+ * With keep, the ticket of *keep is offered (the first call stores the new one there). Tickets
+ * are offered through copies: an OpenSSL client marks a session it used, and a TLS 1.3 ticket
+ * is single-use. TLS 1.3 tickets arrive after the handshake: the pump runs the client's reads. */
+static inline bool tfx_resume_across(sst_tls_server_t *srv_a, sst_tls_server_t *srv_b, int version,
+                                     SSL_SESSION **keep)
+{
+    SSL_CTX *cctx = tfx_raw_client_ctx(version, version);
+    tfx_pair_t p;
+    SSL_SESSION *fresh, *offer;
+    bool resumed;
+
+    tfx_pair_open(&p, srv_a, cctx, "www.example.test");
+    assert_true(tfx_done(&p.c));
+    assert_false(sst_tls_conn_resumed(p.s.eng));
+    fresh = SSL_get1_session(p.c.raw);
+    (void)SSL_shutdown(p.c.raw); /* freed without it, OpenSSL marks the session unusable */
+    tfx_pair_close(&p);
+    if (keep != NULL && *keep == NULL)
+        *keep = SSL_SESSION_dup(fresh);
+    offer = SSL_SESSION_dup(keep != NULL ? *keep : fresh);
+    SSL_SESSION_free(fresh);
+    if (offer == NULL || !SSL_SESSION_has_ticket(offer)) {
+        SSL_SESSION_free(offer);
+        SSL_CTX_free(cctx);
+        return false;
+    }
+    sst_tls_conn_t *conn;
+    assert_int_equal(sst_tls_conn_new_server(srv_b, &conn), 0);
+    p.s = tfx_engine(conn);
+    p.c = tfx_raw(cctx, true, "www.example.test");
+    assert_int_equal(SSL_set_session(p.c.raw, offer), 1);
+    tfx_pump(&p.c, &p.s);
+    assert_true(tfx_done(&p.s));
+    resumed = sst_tls_conn_resumed(p.s.eng);
+    assert_int_equal(resumed, SSL_session_reused(p.c.raw) == 1);
+    if (resumed)
+        assert_int_equal(sst_tls_conn_cert_index(p.s.eng), -1);
+    SSL_SESSION_free(offer);
+    tfx_pair_close(&p);
+    SSL_CTX_free(cctx);
+    return resumed;
+}
+
 #endif
