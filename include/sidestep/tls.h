@@ -129,7 +129,8 @@ typedef enum sst_tls_event_e {
     SST_TLS_WANT_INPUT = 0, /* every fed byte is used: send the output, then feed more */
     SST_TLS_DATA,           /* *n > 0 plaintext bytes are in buf; call again */
     SST_TLS_HANDSHAKE_DONE, /* reported once, when the handshake completes; call again */
-    SST_TLS_CLOSED,         /* the peer is done: close_notify, or EOF after the handshake */
+    SST_TLS_CLOSED,         /* the peer is done sending: close_notify, or EOF after the
+                               handshake; writing an answer is still allowed (half-close) */
     SST_TLS_HTTP_REQUEST,   /* server: the client spoke plain HTTP to this TLS port (the first
                                byte was a letter): answer 400 in clear text and close */
     SST_TLS_FAILED,         /* fatal: send the output (usually an alert), then close;

@@ -71,6 +71,15 @@ static int conn_out_reserve(sst_tls_conn_t *c, size_t more)
     need = c->out_len + more;
     if (need <= c->out_cap)
         return 0;
+    if (c->out_off > 0) {
+        /* a partial send left a sent prefix: drop it before growing */
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+        need = c->out_len + more;
+        if (need <= c->out_cap)
+            return 0;
+    }
     cap = c->out_cap > 0 ? c->out_cap : CONN_OUT_MIN;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
@@ -555,7 +564,9 @@ int sst_tls_conn_writev(sst_tls_conn_t *c, const struct iovec *iov, size_t n)
     size_t staged = 0;
     int rc;
 
-    if (c->failed || c->shutdown_sent || c->closed)
+    /* a peer that sent close_notify may still read our answer (a half-close, RFC 8446
+     * section 6.1): only our own shutdown or a failure ends writing */
+    if (c->failed || c->shutdown_sent)
         return SST_EPROTO;
     if (!c->handshake_done) {
         if ((rc = conn_hold_early(c, iov, n)) != 0)
@@ -672,6 +683,7 @@ int sst_tls_conn_read(sst_tls_conn_t *c, void *buf, size_t cap, size_t *n)
     if (buf == NULL || cap == 0)
         return SST_EINVAL; /* the input stays borrowed: give room for the plaintext */
     for (;;) {
+        size_t before = c->in_len;
         conn_err_clean();
         r = SSL_read_ex(c->ssl, buf, cap, &got);
         if (c->renegotiation)
@@ -684,6 +696,8 @@ int sst_tls_conn_read(sst_tls_conn_t *c, void *buf, size_t cap, size_t *n)
         /* a post-handshake message (ticket, key update) can leave unread input behind */
         if (r != SST_TLS_WANT_INPUT || c->in_len == 0)
             return r;
+        if (c->in_len == before)
+            return conn_fail(c, SST_TLS_FAIL_OTHER); /* no progress: never spin */
     }
 }
 

@@ -668,6 +668,54 @@ static void test_buffers(void **state)
     sst_config_unref(cfg);
 }
 
+/* Partial sends leave a sent prefix that later writes must not resend; a client that half-closes
+ * (close_notify after its request) still gets its answer. */
+static void test_partial_sends_and_half_close(void **state)
+{
+    sst_config_t *cfg = tfx_config(tfx_www_only);
+    sst_tls_server_t *srv = tfx_server(cfg, 0, NULL);
+    SSL_CTX *cctx = tfx_raw_client_ctx(TLS1_3_VERSION, TLS1_3_VERSION);
+    tfx_pair_t p;
+    static char big[20000];
+    const char *base;
+    size_t len;
+
+    (void)state;
+    memset(big, 'b', sizeof big);
+    tfx_pair_open(&p, srv, cctx, "www.example.test");
+    tfx_send(&p.s, "one", 3);
+    len = sst_tls_conn_output(p.s.eng, &base);
+    assert_true(len > 3);
+    tfx_give(&p.c, (const unsigned char *)base, 3); /* the socket took 3 bytes */
+    sst_tls_conn_output_consumed(p.s.eng, 3);
+    tfx_send(&p.s, big, sizeof big); /* more output than the buffer holds: it grows */
+    tfx_pump(&p.s, &p.c);
+    assert_int_equal(p.c.rx_len, 3 + sizeof big);
+    assert_memory_equal(p.c.rx, "one", 3);
+    assert_memory_equal(p.c.rx + 3, big, sizeof big);
+    assert_int_equal(p.c.raw_error, 0);
+
+    /* the client sends its request and close_notify */
+    p.s.rx_len = p.c.rx_len = 0;
+    tfx_send(&p.c, "request", 7);
+    assert_true(SSL_shutdown(p.c.raw) >= 0);
+    tfx_pump(&p.c, &p.s);
+    assert_int_equal(p.s.rx_len, 7);
+    assert_true(p.s.closed);
+    assert_int_equal(p.s.last, SST_TLS_CLOSED);
+    /* ... and still reads the answer, then ours */
+    tfx_send(&p.s, "answer", 6);
+    assert_int_equal(sst_tls_conn_shutdown(p.s.eng), 0);
+    tfx_pump(&p.s, &p.c);
+    assert_int_equal(p.c.rx_len, 6);
+    assert_memory_equal(p.c.rx, "answer", 6);
+    assert_true(p.c.closed);
+    tfx_pair_close(&p);
+    SSL_CTX_free(cctx);
+    sst_tls_server_unref(srv);
+    sst_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_backend_engines),
         cmocka_unit_test(test_backend_verification),
         cmocka_unit_test(test_buffers),
+        cmocka_unit_test(test_partial_sends_and_half_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
