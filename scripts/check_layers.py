@@ -41,6 +41,7 @@ PUBLIC = {
     "config.h": "config",
     "health.h": "health",
     "route.h": "route",
+    "tls.h": "tls",
     "server.h": "core",
     "metrics.h": "core",
     "tools.h": "tools",

@@ -14,6 +14,7 @@
 #include "sidestep/log.h"
 #include "sidestep/server.h"
 #include "sidestep/str.h"
+#include "sidestep/tls.h"
 #include "sidestep/tools.h"
 
 static const char usage[] =
@@ -70,20 +71,54 @@ static void main_on_signal(uv_signal_t *h, int signum)
     m->demo = NULL;
 }
 
+/* "file:line:col: key: warning: message" on stderr for each warning. */
+static void main_print_warnings(const sst_diag_list_t *warnings)
+{
+    char msg[1024];
+    for (size_t i = 0; i < warnings->n; i++) {
+        sst_diag_t where = warnings->items[i];
+        where.msg[0] = '\0'; /* the position and key only: "file:line:col: key: " */
+        fprintf(stderr, "%swarning: %s\n", sst_diag_format(&where, msg, sizeof(msg)),
+                warnings->items[i].msg);
+    }
+}
+
+/* Loads the config and builds its TLS contexts, so a bad certificate fails the check with the
+ * file, line and key that named it. */
 static int main_check(const char *path)
 {
     sst_config_t *cfg = NULL;
+    sst_tls_set_t *tls = NULL;
+    sst_diag_list_t tls_warnings = {0};
     sst_diag_t diag;
     char msg[1024];
+    size_t n_certs = 0;
     memset(&diag, 0, sizeof(diag));
     if (sst_config_load(path, &cfg, &diag) != 0) {
         fprintf(stderr, "%s\n", sst_diag_format(&diag, msg, sizeof(msg)));
         return 1;
     }
-    printf("%s: ok (%zu listener%s, %zu region%s, %zu backend%s, %zu route%s)\n", path,
+    main_print_warnings(&cfg->warnings);
+    if (sst_tls_set_build(cfg, NULL, NULL, &tls, &diag, &tls_warnings) != 0) {
+        main_print_warnings(&tls_warnings);
+        fprintf(stderr, "%s\n", sst_diag_format(&diag, msg, sizeof(msg)));
+        sst_diag_list_free(&tls_warnings);
+        sst_config_unref(cfg);
+        return 1;
+    }
+    main_print_warnings(&tls_warnings);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (sst_tls_set_server(tls, i) != NULL)
+            n_certs += sst_tls_server_cert_count(sst_tls_set_server(tls, i));
+    printf("%s: ok (%zu listener%s, %zu region%s, %zu backend%s, %zu route%s", path,
            cfg->n_listeners, cfg->n_listeners == 1 ? "" : "s", cfg->n_regions,
            cfg->n_regions == 1 ? "" : "s", cfg->n_backends, cfg->n_backends == 1 ? "" : "s",
            cfg->n_routes, cfg->n_routes == 1 ? "" : "s");
+    if (n_certs > 0)
+        printf(", %zu certificate%s", n_certs, n_certs == 1 ? "" : "s");
+    printf(")\n");
+    sst_tls_set_free(tls);
+    sst_diag_list_free(&tls_warnings);
     sst_config_unref(cfg);
     return 0;
 }

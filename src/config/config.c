@@ -39,6 +39,8 @@ typedef struct config_box_s {
 static void config_free(config_box_t *box)
 {
     sst__cfg_str_t *s = box->strings;
+
+    sst_diag_list_free(&box->cfg.warnings);
     while (s != NULL) {
         sst__cfg_str_t *next = s->next;
         free(s);
@@ -655,7 +657,7 @@ static int config_parse_https_redirect(sst__cfg_ctx_t *c, const yaml_node_t *n,
 
 static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_listener_cfg_t *l)
 {
-    static const char *const keys[] = {"address", "proto", "https_redirect"};
+    static const char *const keys[] = {"address", "proto", "https_redirect", "tls", "hsts"};
     const yaml_node_t *addr = n, *v;
     size_t mark;
 
@@ -665,7 +667,7 @@ static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_li
     if (l->proto == NULL)
         return sst__cfg_nomem(c);
     if (n->type != YAML_SCALAR_NODE) {
-        if (sst__cfg_check_map(c, n, keys, 3) != 0)
+        if (sst__cfg_check_map(c, n, keys, sizeof keys / sizeof keys[0]) != 0)
             return SST_EINVAL;
         addr = sst__cfg_get(c, n, "address");
         if (addr == NULL) {
@@ -695,7 +697,7 @@ static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_li
             return SST_EINVAL;
         sst__cfg_pop(c, mark);
     }
-    return 0;
+    return sst__cfg_parse_listener_tls(c, n, l);
 }
 
 static int config_parse_listen(sst__cfg_ctx_t *c, const yaml_node_t *root)
@@ -725,7 +727,7 @@ static int config_parse_listen(sst__cfg_ctx_t *c, const yaml_node_t *root)
         sst__cfg_pop(c, mark);
     }
     sst__cfg_pop(c, 0);
-    return 0;
+    return sst__cfg_check_listeners_tls(c, n);
 }
 
 static int config_check_token(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_str_t t)
@@ -896,6 +898,7 @@ static const config_num_key_t config_timeouts[] = {
     TIMEOUT(send, send_ms, DURATION, 1, DAY_MS, S(30)),
     TIMEOUT(linger, linger_ms, DURATION, 0, DAY_MS, S(2)),
     TIMEOUT(shutdown, shutdown_ms, DURATION, 0, DAY_MS, S(30)),
+    TIMEOUT(tls_handshake, tls_handshake_ms, DURATION, 1, DAY_MS, S(10)),
 };
 
 #undef LIMIT

@@ -499,9 +499,9 @@ static int region_backends(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
 static int region_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
                         const health_layer_t *top)
 {
-    static const char *const keys[] = {"name",       "url",           "backends",
-                                       "health",     "min_healthy",   "max_ejection",
-                                       "slow_start", "failback_delay"};
+    static const char *const keys[] = {
+        "name",         "url",        "backends",       "health", "min_healthy",
+        "max_ejection", "slow_start", "failback_delay", "tls"};
     sst_region_cfg_t *r = &c->cfg->regions[idx];
     const size_t base = c->path_len;
     const yaml_node_t *v;
@@ -575,7 +575,7 @@ static int region_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
             return SST_EINVAL;
         sst__cfg_pop(c, base);
     }
-    return 0;
+    return sst__cfg_parse_region_tls(c, n, idx);
 }
 
 int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root)

@@ -364,6 +364,33 @@ static void server_abort_start(sst_server_t *s)
     uv_close((uv_handle_t *)&s->stop_timer, server_on_abort_closed);
 }
 
+/* TLS listeners and TLS backends are parsed and checked (`sidestep --check` builds their
+ * contexts), but the transport that serves them is not wired into the workers yet (issue 14):
+ * refuse such a config rather than serve an HTTPS port in clear text. */
+static int server_refuse_tls(const sst_config_t *cfg, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const sst_tls_listen_cfg_t *t = &cfg->listeners[i].tls;
+        if (t->enabled) {
+            snprintf(err, err_size,
+                     "%s:%u:%u: listen[%zu].tls: this build checks TLS settings (sidestep "
+                     "--check) but cannot serve TLS yet",
+                     cfg->source, t->pos.line, t->pos.column, i);
+            return SST_ENOTSUP;
+        }
+    }
+    for (size_t r = 0; r < cfg->n_regions; r++) {
+        if (cfg->regions[r].tls.enabled) {
+            snprintf(err, err_size,
+                     "%s: regions[%zu].tls: this build checks TLS settings (sidestep --check) "
+                     "but cannot connect to backends over TLS yet",
+                     cfg->source, r);
+            return SST_ENOTSUP;
+        }
+    }
+    return 0;
+}
+
 static unsigned server_worker_count(const sst_config_t *cfg, const sst_server_opts_t *opts)
 {
     unsigned n = opts != NULL && opts->workers > 0 ? opts->workers : cfg->workers;
@@ -428,6 +455,8 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
         rc = SST_ENOMEM;
         goto fail;
     }
+    if ((rc = server_refuse_tls(cfg, err, err_size)) != 0)
+        goto fail;
     if ((rc = server_open_access(cfg, &access_fd)) != 0) {
         server_access_error(cfg, rc, err, err_size);
         goto fail;
@@ -531,6 +560,8 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
         goto fail;
     }
     cfg->version = s->config_version + 1;
+    if ((rc = server_refuse_tls(cfg, err, err_size)) != 0)
+        goto fail;
     if (cfg->admin.enabled != s->cfg->admin.enabled ||
         (cfg->admin.enabled && strcmp(cfg->admin.addr.text, s->cfg->admin.addr.text) != 0))
         sst_warn("reload: the admin listener address changes only with a restart");
