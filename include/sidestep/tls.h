@@ -48,6 +48,10 @@ int sst_tls_tickets_load(const char *path, sst_tls_tickets_t **out, char *why, s
 /* Makes a new encryption key now and drops the oldest past SST_TLS_TICKET_KEYS_KEPT. Returns 0,
  * SST_ENOTSUP for a store read from a file, SST_EIO when randomness fails. */
 int sst_tls_tickets_rotate(sst_tls_tickets_t *t);
+/* Makes the rotations that fell due (the same catch-up a handshake using the store does), so
+ * keys rotate on time on a quiet listener too; the server calls it from the control loop.
+ * Returns the number of keys made (0: none due, or a store read from a file). */
+unsigned sst_tls_tickets_tick(sst_tls_tickets_t *t);
 /* Keys held (the encryption key first). */
 size_t sst_tls_tickets_count(sst_tls_tickets_t *t);
 sst_tls_tickets_t *sst_tls_tickets_ref(sst_tls_tickets_t *t);
@@ -119,6 +123,9 @@ int sst_tls_set_build(const sst_config_t *cfg, const sst_tls_set_t *prev,
 sst_tls_server_t *sst_tls_set_server(const sst_tls_set_t *set, size_t listener);
 /* The client of regions[region], NULL for a plain region. Borrowed from the set. */
 sst_tls_client_t *sst_tls_set_client(const sst_tls_set_t *set, size_t region);
+/* The in-memory ticket key store shared by the set's listeners without a key file (borrowed),
+ * or NULL when none uses one. */
+sst_tls_tickets_t *sst_tls_set_tickets(const sst_tls_set_t *set);
 /* Frees the set and drops its references; connections keep theirs. NULL is ignored. */
 void sst_tls_set_free(sst_tls_set_t *set);
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sidestep/tls.h"
+
 #define SST_M_ROUTES      65  /* route ids; the last one collects overflow ("other") */
 #define SST_M_REGIONS     34  /* region ids; id 0 is "none" (no region chosen), the last "other" */
 #define SST_M_BACKENDS    258 /* backend ids; the last one is "other" */
@@ -34,6 +36,15 @@ typedef enum sst_m_upfail_e {
 } sst_m_upfail_t;
 
 typedef atomic_uint_fast64_t sst_counter_t;
+
+/* TLS (issue 14), counted by the TLS transport (core/transport_tls.c). Failures are those that
+ * end a connection before its handshake completes, plus renegotiation attempts after it. */
+typedef struct sst_m_tls_s {
+    sst_counter_t handshakes[2][2]; /* client side: [TLS 1.3][resumed] */
+    sst_counter_t failures[SST_TLS_FAIL__COUNT];
+    sst_counter_t up_handshakes[SST_M_BACKENDS][2]; /* backends: [metric id][resumed] */
+    sst_counter_t up_failures[SST_M_BACKENDS][SST_TLS_FAIL__COUNT];
+} sst_m_tls_t;
 
 /* Single-writer increment: a relaxed load and store, no read-modify-write instruction. */
 static inline void sst_counter_add(sst_counter_t *c, uint64_t n)
@@ -73,6 +84,7 @@ typedef struct sst_wmetrics_s {
     sst_counter_t up_failures[SST_M_BACKENDS][SST_M_UP_FAILS];
     sst_counter_t up_active[SST_M_BACKENDS]; /* gauge: open upstream connections */
     sst_counter_t up_idle[SST_M_BACKENDS];   /* gauge: of which idle in the pool */
+    sst_m_tls_t tls;
 } sst_wmetrics_t;
 
 enum { SST_M_TIMEOUT_HEAD = 0, SST_M_TIMEOUT_BODY, SST_M_TIMEOUT_SEND, SST_M_TIMEOUT_IDLE };

@@ -374,6 +374,7 @@ static void server_abort_start(sst_server_t *s)
         s->prober = NULL;
     }
     sst__admin_stop(s);
+    sst__server_tls_stop(s);
     for (unsigned i = 0; i < s->n_workers; i++)
         sst__worker_request_stop(&s->workers[i], SST_STOP_NOW);
     for (unsigned i = 0; i < s->n_workers; i++)
@@ -383,33 +384,6 @@ static void server_abort_start(sst_server_t *s)
     uv_close((uv_handle_t *)&s->passive_async, server_on_abort_closed);
     uv_close((uv_handle_t *)&s->health_timer, server_on_abort_closed);
     uv_close((uv_handle_t *)&s->stop_timer, server_on_abort_closed);
-}
-
-/* TLS listeners and TLS backends are parsed and checked (`sidestep --check` builds their
- * contexts), but the transport that serves them is not wired into the workers yet (issue 14):
- * refuse such a config rather than serve an HTTPS port in clear text. */
-static int server_refuse_tls(const sst_config_t *cfg, char *err, size_t err_size)
-{
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const sst_tls_listen_cfg_t *t = &cfg->listeners[i].tls;
-        if (t->enabled) {
-            snprintf(err, err_size,
-                     "%s:%u:%u: listen[%zu].tls: this build checks TLS settings (sidestep "
-                     "--check) but cannot serve TLS yet",
-                     cfg->source, t->pos.line, t->pos.column, i);
-            return SST_ENOTSUP;
-        }
-    }
-    for (size_t r = 0; r < cfg->n_regions; r++) {
-        if (cfg->regions[r].tls.enabled) {
-            snprintf(err, err_size,
-                     "%s: regions[%zu].tls: this build checks TLS settings (sidestep --check) "
-                     "but cannot connect to backends over TLS yet",
-                     cfg->source, r);
-            return SST_ENOTSUP;
-        }
-    }
-    return 0;
 }
 
 static unsigned server_worker_count(const sst_config_t *cfg, const sst_server_opts_t *opts)
@@ -476,8 +450,6 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
         rc = SST_ENOMEM;
         goto fail;
     }
-    if ((rc = server_refuse_tls(cfg, err, err_size)) != 0)
-        goto fail;
     if ((rc = server_open_access(cfg, &access_fd)) != 0) {
         server_access_error(cfg, rc, err, err_size);
         goto fail;
@@ -518,6 +490,8 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
         goto fail_running;
     }
     if (cfg->admin.enabled && (rc = sst__admin_start(s, err, err_size)) != 0)
+        goto fail_running;
+    if ((rc = sst__server_tls_start(s)) != 0)
         goto fail_running;
     server_arm_health_timer(s);
     if (s->ready_file != NULL && (rc = server_write_ready(s)) != 0) {
@@ -582,8 +556,6 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
         goto fail;
     }
     cfg->version = s->config_version + 1;
-    if ((rc = server_refuse_tls(cfg, err, err_size)) != 0)
-        goto fail;
     if (cfg->admin.enabled != s->cfg->admin.enabled ||
         (cfg->admin.enabled && strcmp(cfg->admin.addr.text, s->cfg->admin.addr.text) != 0))
         sst_warn("reload: the admin listener address changes only with a restart");
@@ -681,6 +653,7 @@ void sst_server_stop(sst_server_t *s, bool graceful)
             s->prober = NULL;
         }
         sst__admin_stop(s);
+        sst__server_tls_stop(s);
         if (s->handles_open) {
             uv_timer_stop(&s->health_timer);
             uv_timer_start(&s->stop_timer, server_on_stop_poll, STOP_POLL_MS, STOP_POLL_MS);

@@ -539,6 +539,11 @@ sst_tls_client_t *sst_tls_set_client(const sst_tls_set_t *set, size_t region)
     return set != NULL && region < SST_MAX_REGIONS ? set->clients[region] : NULL;
 }
 
+sst_tls_tickets_t *sst_tls_set_tickets(const sst_tls_set_t *set)
+{
+    return set != NULL ? set->mem : NULL;
+}
+
 void sst_tls_set_free(sst_tls_set_t *set)
 {
     if (set == NULL)

@@ -300,6 +300,23 @@ static void tickets_catch_up(sst_tls_tickets_t *t)
     t->next_rotation_ms += due * t->rotate_ms;
 }
 
+unsigned sst_tls_tickets_tick(sst_tls_tickets_t *t)
+{
+    unsigned made = 0;
+
+    if (t == NULL || t->from_file)
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    uint64_t before = t->next_rotation_ms;
+    tickets_catch_up(t);
+    if (t->next_rotation_ms != before) {
+        uint64_t due = (t->next_rotation_ms - before) / t->rotate_ms;
+        made = due < SST_TLS_TICKET_KEYS_KEPT ? (unsigned)due : SST_TLS_TICKET_KEYS_KEPT;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return made;
+}
+
 /* Copies the key to use: the encryption key (enc), or the key named `name`; *current tells
  * whether that is the encryption key. False when no key has that name. */
 static bool tickets_find(sst_tls_tickets_t *t, bool enc, const unsigned char *name,
