@@ -483,8 +483,8 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
             goto fail_running;
         }
     }
-    rc = sst_prober_start(loop, s->cfg, s->health, sst_rand_next(&s->rng), server_on_probe, s,
-                          &s->prober);
+    rc = sst_prober_start(loop, s->cfg, s->health, s->view->prep->tls, sst_rand_next(&s->rng),
+                          server_on_probe, s, &s->prober);
     if (rc != 0) {
         snprintf(err, err_size, "starting health checks: %s", sst_strerror(rc));
         goto fail_running;
@@ -576,7 +576,8 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
     if ((rc = server_new_view(s, cfg, h, prep, &v)) != 0)
         goto fail;
     prep = NULL; /* owned by the view now */
-    rc = sst_prober_start(s->loop, cfg, h, sst_rand_next(&s->rng), server_on_probe, s, &prober);
+    rc = sst_prober_start(s->loop, cfg, h, v->prep->tls, sst_rand_next(&s->rng), server_on_probe, s,
+                          &prober);
     if (rc != 0) {
         snprintf(err, err_size, "starting health checks: %s", sst_strerror(rc));
         goto fail;
