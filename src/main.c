@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 #include <uv.h>
@@ -53,6 +54,8 @@ typedef struct main_state_s {
     uv_signal_t sig_hup, sig_term, sig_int;
     int stops;
     sst_demo_t *demo; /* the embedded demo's stand-in regions, or NULL */
+    /* the demo's HTTPS certificate, made at start and removed at exit ("" when none) */
+    char demo_dir[512], demo_cert[600], demo_key[600];
 } main_state_t;
 
 static void main_on_signal(uv_signal_t *h, int signum)
@@ -134,6 +137,46 @@ static int main_start_demo(main_state_t *m, const sst_config_t *cfg)
     return rc;
 }
 
+/* The embedded demo's config: with an HTTPS listener on 127.0.0.1:8443 when a self-signed
+ * certificate could be made in a fresh temporary directory, else plain only, with a note. */
+static int main_demo_config(main_state_t *m, sst_config_t **cfg, sst_diag_t *diag)
+{
+    const char *tmp = getenv("TMPDIR");
+    char err[512] = "";
+
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = "/tmp";
+    if (snprintf(m->demo_dir, sizeof(m->demo_dir), "%s/sidestep-demo-XXXXXX", tmp) <
+            (int)sizeof(m->demo_dir) &&
+        mkdtemp(m->demo_dir) != NULL) {
+        if (sst_demo_tls_cert(m->demo_dir, m->demo_cert, sizeof(m->demo_cert), m->demo_key,
+                              sizeof(m->demo_key), err, sizeof(err)) == 0 &&
+            sst_config_demo_tls(m->demo_cert, m->demo_key, cfg, diag) == 0)
+            return 0;
+        if (err[0] == '\0')
+            sst_diag_format(diag, err, sizeof(err));
+        unlink(m->demo_cert);
+        unlink(m->demo_key);
+        rmdir(m->demo_dir);
+    } else {
+        snprintf(err, sizeof(err), "%s: cannot make a temporary directory", tmp);
+    }
+    m->demo_dir[0] = m->demo_cert[0] = m->demo_key[0] = '\0';
+    fprintf(stderr, "sidestep demo: no HTTPS listener (%s)\n", err);
+    memset(diag, 0, sizeof(*diag));
+    return sst_config_demo(cfg, diag);
+}
+
+static void main_demo_cleanup(main_state_t *m)
+{
+    if (m->demo_dir[0] == '\0')
+        return;
+    unlink(m->demo_cert);
+    unlink(m->demo_key);
+    rmdir(m->demo_dir);
+    m->demo_dir[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *ready_file = NULL;
@@ -178,14 +221,15 @@ int main(int argc, char **argv)
     }
 
     memset(&diag, 0, sizeof(diag));
+    memset(&m, 0, sizeof(m));
     rc = config_path != NULL ? sst_config_load(config_path, &cfg, &diag)
-                             : sst_config_demo(&cfg, &diag);
+                             : main_demo_config(&m, &cfg, &diag);
     if (rc != 0) {
         fprintf(stderr, "sidestep: %s\n", sst_diag_format(&diag, err, sizeof(err)));
+        main_demo_cleanup(&m);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    memset(&m, 0, sizeof(m));
     m.loop = uv_default_loop();
     /* Handlers first: a signal that arrives while starting (a supervisor, or a test, may stop
      * sidestep as soon as the ready file appears) is queued by libuv and handled by uv_run
@@ -224,8 +268,16 @@ int main(int argc, char **argv)
                 "-d '{\"reason\":\"demo\",\"ttl\":\"2m\"}'\n"
                 "            curl -i -X POST --data hello http://%s/orders   (307 to eu-west; "
                 "add -L to follow)\n"
-                "  status:   ./build/sidestep ctl status\n\n",
+                "  status:   ./build/sidestep ctl status\n",
                 addr, addr, addr);
+        if (m.demo_dir[0] != '\0') {
+            sst_server_listen_text(m.server, 1, addr, sizeof(addr));
+            fprintf(stderr,
+                    "  https:    curl -i --cacert %s https://localhost:%s/hello\n"
+                    "            (a self-signed certificate made for this run; or curl -k)\n",
+                    m.demo_cert, strrchr(addr, ':') != NULL ? strrchr(addr, ':') + 1 : "8443");
+        }
+        fputc('\n', stderr);
     }
     uv_run(m.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&m.sig_hup, NULL);
@@ -233,6 +285,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&m.sig_int, NULL);
     uv_run(m.loop, UV_RUN_DEFAULT);
     int free_rc = sst_server_free(m.server);
+    main_demo_cleanup(&m);
     int close_rc = uv_loop_close(m.loop);
     if (close_rc != 0)
         sst_error("control loop closed with handles still open");

@@ -302,6 +302,9 @@ int sst_config_load_string(const char *name, const char *yaml, size_t len, sst_c
  * (127.0.0.1:9001, 127.0.0.1:9002) and eu-west (127.0.0.1:9101). Returns 0 or SST_ENOMEM. */
 int sst_config_demo(sst_config_t **out, sst_diag_t *diag);
 extern const char sst_config_demo_yaml[];
+/* The same demo with an HTTPS listener on 127.0.0.1:8443 serving the certificate `cert` with
+ * its key `key` (paths, used as given). Returns 0 or a negative SST_E* code with *diag. */
+int sst_config_demo_tls(const char *cert, const char *key, sst_config_t **out, sst_diag_t *diag);
 
 sst_config_t *sst_config_ref(sst_config_t *cfg);
 /* Drops one reference; frees the config with the last one. Thread-safe. NULL is ignored. */
