@@ -5,24 +5,30 @@ targets, versions, an HTTP/2 preface and a TLS ClientHello on the plain port, ll
 known gaps (bare CR in values, version-less request lines, bare LF after the version, obs-fold),
 what is forwarded for absolute-form and encoded CR LF targets, hop-by-hop fields, and
 forwarding fields (Via included) with and without trusted_proxies. The same limits set low in
-the config (ConfiguredLimits) give the same answers.
+the config (ConfiguredLimits) give the same answers. A representative subset (the limits,
+malformed heads, forwarding fields) runs again over TLS (the *OverTls classes, issue 14): the
+catalogue that holds on plain listeners holds over TLS, with X-Forwarded-Proto https there.
 """
 
 import unittest
 
 import sst
 from badbackend import BadBackend, ok, respond
-from sst import Conn, Sidestep, raw
+from sst import Conn, Sidestep
 
 REASONS = {400: "Bad Request", 405: "Method Not Allowed", 414: "URI Too Long",
            431: "Request Header Fields Too Large", 501: "Not Implemented",
            505: "HTTP Version Not Supported"}
 
 
-def config(backend, trusted=None, limits=None):
+def config(backend, trusted=None, limits=None, tls=False):
+    listener = {"address": "127.0.0.1:0"}
+    if tls:
+        leaf = sst.tls_certs()["files"]["selfsigned"]
+        listener["tls"] = {"certificates": [{"cert": leaf["cert"], "key": leaf["key"]}]}
     cfg = {
         "workers": 1,
-        "listen": [{"address": "127.0.0.1:0"}],
+        "listen": [listener],
         "regions": [{"name": "us-east", "url": "http://us-east.example",
                      "backends": [backend.addr],
                      "health": {"enabled": False, "initial": "up"}}],
@@ -39,12 +45,24 @@ def config(backend, trusted=None, limits=None):
 class HeadBase(unittest.TestCase):
     trusted = None
     limits = None
+    tls = False  # the same tests over an HTTPS listener
+    proto = "http"  # the X-Forwarded-Proto sidestep sends
 
     @classmethod
     def setUpClass(cls):
         cls.backend = BadBackend(respond(ok(), then="keep"))
-        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits))
+        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits, cls.tls))
         cls.n = 0
+
+    def conn(self):
+        if self.tls:
+            return Conn.tls(self.sst.port, cafile=sst.tls_certs()["files"]["selfsigned"]["cert"])
+        return Conn(self.sst.port)
+
+    def get(self, target):
+        with self.conn() as c:
+            c.request("GET", target)
+            return c.recv_response()
 
     @classmethod
     def tearDownClass(cls):
@@ -56,7 +74,7 @@ class HeadBase(unittest.TestCase):
     def forwarded_by(self, data):
         """Sends `data` (one request) and returns (response, the request the backend got)."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(data)
             r = c.recv_response()
         self.assertEqual(r.status, 200, data[:200])
@@ -68,7 +86,7 @@ class HeadBase(unittest.TestCase):
         """The exact answer (status, reason phrase, Connection: close, then the close) and
         nothing forwarded: a valid request sent afterwards is the only one the backend sees."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(data)
             r = c.recv_response()
             self.assertEqual((r.status, r.reason), (status, REASONS[status]), data[:200])
@@ -77,7 +95,7 @@ class HeadBase(unittest.TestCase):
             self.assertTrue(c.closed(timeout=3), "connection left open after %d" % status)
         type(self).n += 1
         target = "/barrier/%d" % self.n
-        self.assertEqual(sst.http(self.sst.port, "GET", target).status, 200)
+        self.assertEqual(self.get(target).status, 200)
         seen = [q.target for q in self.backend.requests[before:]]
         self.assertEqual(seen, [target], "forwarded: %r" % seen)
         return r
@@ -146,7 +164,9 @@ class ConfiguredLimits(HeadBase):
     limits = {"request_line": "1k", "header_field": "1k", "header_bytes": "4k", "headers": 20}
 
     def expect(self, data, status):
-        out = raw(self.sst.port, data)
+        with self.conn() as c:
+            c.send(data)
+            out = c.recv_some(2.0)
         self.assertTrue(out.startswith(b"HTTP/1.1 %d " % status), out[:200])
         self.assertIn(b"Connection: close", out)
         return out
@@ -272,7 +292,7 @@ class MalformedHead(HeadBase):
         ])
 
     def test_connect_answer_lists_allowed_methods(self):
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
             r = c.recv_response()
         self.assertEqual(r.status, 405)
@@ -323,7 +343,7 @@ class UntrustedByDefault(HeadBase):
     def test_client_forwarding_fields_are_replaced(self):
         r, q = self.forwarded_by(XFF_REQUEST)
         self.assertEqual(q.header_all("X-Forwarded-For"), ["127.0.0.1"])
-        self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
+        self.assertEqual(q.header_all("X-Forwarded-Proto"), [self.proto])
         self.assertEqual(q.header_all("X-Forwarded-Host"), ["a"])
         self.assertIsNone(q.header("Forwarded"))
         self.assertEqual(q.header("Via"), "1.0 other, 1.1 sidestep")
@@ -346,7 +366,30 @@ class TrustedProxy(HeadBase):
     def test_trusted_peer_without_fields_gets_ours(self):
         r, q = self.forwarded_by(get())
         self.assertEqual(q.header_all("X-Forwarded-For"), ["127.0.0.1"])
-        self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
+        self.assertEqual(q.header_all("X-Forwarded-Proto"), [self.proto])
+
+
+# --- the same over TLS (issue 14) ------------------------------------------------------------
+
+
+class LimitsOverTls(Limits):
+    tls, proto = True, "https"
+
+
+class MalformedHeadOverTls(MalformedHead):
+    tls, proto = True, "https"
+
+
+class ForwardingOverTls(Forwarding):
+    tls, proto = True, "https"
+
+
+class UntrustedByDefaultOverTls(UntrustedByDefault):
+    tls, proto = True, "https"
+
+
+class TrustedProxyOverTls(TrustedProxy):
+    tls, proto = True, "https"
 
 
 if __name__ == "__main__":

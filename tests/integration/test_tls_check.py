@@ -1,7 +1,6 @@
 """`sidestep --check` on TLS configs: it builds every TLS context, so a bad certificate fails
-the check with file:line:col and the key, warnings (a certificate expiring soon, hsts on a
-plain listener) are printed and do not fail it; and a TLS config is refused at start until the
-transport serves TLS, instead of serving an HTTPS port in clear text."""
+the check with file:line:col and the key, and warnings (a certificate expiring soon, hsts on a
+plain listener) are printed and do not fail it. Serving TLS is test_tls*.py's."""
 
 import os
 import shutil
@@ -89,13 +88,6 @@ class TlsCheck(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("%s:6:24: listen[0].tls.ticket_key_file: " % path, err)
         self.assertIn("line 1: expected the base64 text of 80 random bytes", err)
-
-    def test_tls_config_is_refused_at_start(self):
-        path = self.write("run.yaml", self.listener([("www", "www")]))
-        p = subprocess.run([sst.SST_BIN, "-c", path], capture_output=True, text=True,
-                           timeout=CHECK_TIMEOUT)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn("%s:4:7: listen[0].tls: this build checks TLS settings" % path, p.stderr)
 
 
 if __name__ == "__main__":

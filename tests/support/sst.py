@@ -26,6 +26,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -671,16 +672,24 @@ class Conn:
     calls, so pipelined responses are read one by one. close_kind is None while open, then "fin"
     or "reset" once the peer closed."""
 
-    def __init__(self, port, host=LOOPBACK, timeout=5.0, sock=None):
+    def __init__(self, port, host=LOOPBACK, timeout=5.0, sock=None, host_header=None):
         self.timeout = scaled(timeout)
         self.sock = sock or socket.create_connection((host, port), timeout=self.timeout)
-        self.host_header = "%s:%d" % (host, port) if sock is None else "localhost"
+        self.host_header = host_header or ("%s:%d" % (host, port) if sock is None
+                                           else "localhost")
         self.buf = bytearray()
         self.close_kind = None
 
     @classmethod
     def from_socket(cls, sock, timeout=5.0):
         return cls(0, timeout=timeout, sock=sock)
+
+    @classmethod
+    def tls(cls, port, sni="localhost", cafile=None, host=LOOPBACK, timeout=5.0, context=None,
+            session=None):
+        """A connection over TLS (tls_connect): the same strict parsing of what comes back."""
+        sock = tls_connect(port, sni, cafile, host, timeout, context, session)
+        return cls(port, host, timeout, sock=sock, host_header="%s:%d" % (sni or host, port))
 
     # -- sending
 
@@ -712,6 +721,10 @@ class Conn:
             raise TimeoutError("no data from peer in time") from None
         except ConnectionResetError:
             self.close_kind = "reset"
+            return False
+        except ssl.SSLError as e:
+            # a TLS peer that ends with an alert, or cuts a record: the connection is over
+            self.close_kind = "tls: %s" % e.reason
             return False
         if not chunk:
             self.close_kind = "fin"
@@ -929,6 +942,60 @@ def raw(port, data, timeout=2.0, host=LOOPBACK, half_close=False):
         if half_close:
             c.shutdown_write()
         return c.recv_some(timeout)
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+_certs = None
+
+
+def tls_certs():
+    """The test certificates of tests/support/certs.py (the manifest: {"ca", "files": {NAME:
+    {"cert", "key", ...}}, ...}), made once per process into a temporary directory that is
+    removed at exit."""
+    global _certs
+    if _certs is None:
+        import certs  # tests/support/certs.py, beside this file
+        d = tempfile.mkdtemp(prefix="sst-certs-")
+        atexit.register(shutil.rmtree, d, True)
+        _certs = certs.make(d)
+    return _certs
+
+
+def tls_context(cafile=None, alpn=("http/1.1",), minimum=None, maximum=None):
+    """A client context: verification against `cafile` (the test CA by default), TLS 1.2+."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile or tls_certs()["ca"])
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def tls_connect(port, sni="localhost", cafile=None, host=LOOPBACK, timeout=5.0, context=None,
+                session=None):
+    """A TLS socket to host:port with SNI `sni` (None: no SNI, and no name check), its
+    handshake done. Raises ssl.SSLError when the handshake fails."""
+    ctx = context or tls_context(cafile)
+    if sni is None:
+        ctx.check_hostname = False
+    raw_sock = socket.create_connection((host, port), timeout=scaled(timeout))
+    try:
+        return ctx.wrap_socket(raw_sock, server_hostname=sni, session=session)
+    except BaseException:
+        raw_sock.close()
+        raise
+
+
+def https(port, method="GET", target="/", headers=None, body=None, sni="localhost",
+          cafile=None, host=LOOPBACK, timeout=5.0, version="HTTP/1.1"):
+    """One request over TLS on a fresh connection; returns the Response."""
+    with Conn.tls(port, sni, cafile, host, timeout) as c:
+        c.request(method, target, headers, body, version)
+        return c.recv_response(method=method)
 
 
 def http(port, method="GET", target="/", headers=None, body=None, host=LOOPBACK, timeout=5.0,
