@@ -2,8 +2,12 @@
 # System calls or user-space instructions per request of a one-worker sidestep under wrk
 # keep-alive (16 connections), for A/B comparisons of two binaries (docs/benchmarks.md):
 #
-#   bench/per_request.sh strace    SIDESTEP STUB get307|proxy-get   strace -c -f, per request
-#   bench/per_request.sh callgrind SIDESTEP STUB get307|proxy-get   callgrind Ir, per request
+#   bench/per_request.sh strace    SIDESTEP STUB WORKLOAD   strace -c -f, per request
+#   bench/per_request.sh callgrind SIDESTEP STUB WORKLOAD   callgrind Ir, per request
+#
+# WORKLOAD: get307 or proxy-get over plain HTTP, get307-tls or proxy-get-tls over HTTPS (a
+# self-signed ECDSA P-256 certificate made by tests/support/certs.py, TLS 1.3 as wrk speaks it;
+# needs the openssl command).
 #
 # strace counts every call the server makes while wrk runs 3 s (the server pinned to core 1,
 # wrk and the stub to core 0). callgrind counts the instructions the server executes for the
@@ -28,22 +32,31 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+LISTEN="\"127.0.0.1:$PORT\""
+SCHEME=http
 case "$WORK" in
-get307) INITIAL="    health: {enabled: false, initial: down}" ;;
-proxy-get)
+*-tls)
+    python3 "$(dirname "$0")/../tests/support/certs.py" --out "$D/certs" >/dev/null
+    LISTEN="{address: \"127.0.0.1:$PORT\", tls: {certificates: [{cert: \"$D/certs/selfsigned.pem\", key: \"$D/certs/selfsigned.key\"}]}}"
+    SCHEME=https
+    ;;
+esac
+case "$WORK" in
+get307 | get307-tls) INITIAL="    health: {enabled: false, initial: down}" ;;
+proxy-get | proxy-get-tls)
     INITIAL=""
     taskset -c 0 "$STUB" --listen 127.0.0.1:$BPORT --name us-east --size 256 --no-hash \
         >"$D/stub.log" 2>&1 &
     STUBPID=$!
     ;;
 *)
-    echo "workload: get307 or proxy-get" >&2
+    echo "workload: get307, proxy-get, get307-tls or proxy-get-tls" >&2
     exit 2
     ;;
 esac
 cat >"$D/s.yaml" <<EOF
 workers: 1
-listen: ["127.0.0.1:$PORT"]
+listen: [$LISTEN]
 regions:
   - name: us-east
     backends: ["127.0.0.1:$BPORT"]
@@ -59,7 +72,7 @@ routes:
     redirect_status: 307
 log: {access: off}
 EOF
-URL=http://127.0.0.1:$PORT/bench/get?id=12345
+URL=$SCHEME://127.0.0.1:$PORT/bench/get?id=12345
 
 case "$MODE" in
 strace)
