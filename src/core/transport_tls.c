@@ -5,6 +5,7 @@
  * handshake deadline. */
 #include "core/transport.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -434,7 +435,10 @@ static void tls_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     sst_chunk_t *ch = buf->base != NULL ? sst_container_of(buf->base, sst_chunk_t, data) : NULL;
 
     if (nread > 0 && !st->dead) {
-        (void)sst_tls_conn_feed(st->eng, ch->data, (size_t)nread); /* borrowed: no copy */
+        /* borrowed: no copy. The socket is read only once the engine used all its input */
+        int rc = sst_tls_conn_feed(st->eng, ch->data, (size_t)nread);
+        assert(rc == 0);
+        (void)rc;
         tls_pump(t);
         /* the engine is done with the chunk: all used, the rest kept, or the connection over */
         sst__chunk_unref(bufs, ch);

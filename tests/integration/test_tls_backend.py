@@ -4,15 +4,21 @@ proxied over TLS with SNI = server_name, kept-alive TLS connections reused from 
 sessions resumed (probes and requests share the session cache), probes over TLS; a backend
 whose certificate does not verify is refused (a connect failure: the in-flight failover
 answers 307 and the request never reaches it), by reason in the metrics, and the probe says
-L6TLS with the reason; verify: false accepts it; server_name defaults to the backend's host.
+L6TLS with the reason; verify: false accepts it; server_name defaults to the backend's host;
+a backend that accepts TCP and never answers the ClientHello is cut at timeouts.tls_handshake
+(a connect timeout: the in-flight failover applies).
 """
 
 import re
+import time
 import unittest
 
 import sst
+from badbackend import BadBackend
 from sst import Sidestep, Stub, scaled
 from tlsfront import TlsFront
+
+HANDSHAKE_MS = 400
 
 
 class TlsBackends(unittest.TestCase):
@@ -29,6 +35,7 @@ class TlsBackends(unittest.TestCase):
             TlsFront(cls.stub.port, f["api-ecdsa"]["cert"], f["api-ecdsa"]["key"])
             for _ in range(3))
         cls.local = TlsFront(cls.stub.port, f["selfsigned"]["cert"], f["selfsigned"]["key"])
+        cls.silent = BadBackend(lambda c: c.stall(scaled(10)), name="silent")
         health_off = {"enabled": False, "initial": "up"}
         probes = {"path": "/healthz", "interval": "%dms" % scaled(300),
                   "timeout": "%dms" % scaled(250), "rise": 1, "fall": 1}
@@ -50,6 +57,7 @@ class TlsBackends(unittest.TestCase):
                 region("probed", cls.probed.addr, wrong_ca, dict(probes, initial="up")),
                 region("local", "localhost:%d" % cls.local.port,
                        {"ca": f["selfsigned"]["cert"]}, health_off),
+                region("silent", cls.silent.addr, api, health_off),
                 {"name": "eu-west", "url": "https://eu-west.example", "backends": [cls.eu.addr],
                  "health": health_off},
             ],
@@ -60,9 +68,12 @@ class TlsBackends(unittest.TestCase):
                  "primary": "noverify", "failover": ["eu-west"]},
                 {"name": "local", "match": {"path_prefix": "/local/"}, "primary": "local",
                  "failover": ["eu-west"]},
+                {"name": "silent", "match": {"path_prefix": "/silent/"}, "primary": "silent",
+                 "failover": ["eu-west"]},
                 {"name": "default", "match": {"path_prefix": "/"}, "primary": "us-east",
                  "failover": ["eu-west"]},
             ],
+            "timeouts": {"tls_handshake": "%dms" % scaled(HANDSHAKE_MS)},
             "log": {"access": "stderr"},
         }
         cls.sst = Sidestep(cfg)
@@ -72,6 +83,7 @@ class TlsBackends(unittest.TestCase):
         cls.sst.stop()
         for front in (cls.good, cls.bad, cls.noverify, cls.probed, cls.local):
             front.stop()
+        cls.silent.stop()
         cls.stub.stop()
         cls.eu.stop()
 
@@ -153,6 +165,23 @@ class TlsBackends(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.echo().target, "/local/x")
         self.assertIn("localhost", self.local.sni)
+
+
+    def test_handshake_deadline_is_a_connect_timeout(self):
+        t0 = time.monotonic()
+        r = sst.http(self.sst.port, "GET", "/silent/x", timeout=10)
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 307)
+        self.assertEqual(r.header("Location"), "https://eu-west.example/silent/x")
+        self.assertGreaterEqual(took, HANDSHAKE_MS / 1000 * 0.9)
+        self.assertLess(took, scaled(HANDSHAKE_MS / 1000 + 2))
+        self.assertEqual(self.metric("sidestep_upstream_tls_handshake_failures_total",
+                                     backend=self.silent.addr, reason="timeout"), 1)
+        self.assertEqual(self.metric("sidestep_upstream_failures_total",
+                                     backend=self.silent.addr, kind="connect_timeout"), 1)
+        # the backend saw the ClientHello, then our close
+        self.assertEqual(self.silent.conns[0].wait_peer_closed(scaled(2)), "fin")
+        self.assertTrue(self.silent.conns[0].received.startswith(b"\x16\x03"))
 
 
 if __name__ == "__main__":
