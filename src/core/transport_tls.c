@@ -32,6 +32,9 @@ typedef struct tls_state_s {
     bool closing;
 } tls_state_t;
 
+/* tcp.data of a transport that turned plain for a 400 (its TLS state is gone) */
+static char tls_clear_mark;
+
 static inline tls_state_t *tls_of(const sst_transport_t *t)
 {
     return t->tcp.data;
@@ -120,7 +123,7 @@ void sst__tp_handshake_expired(sst_transport_t *t)
 bool sst__tp_clear_text(const sst_transport_t *t)
 {
     /* the TLS state is gone once the transport turned plain for the 400 */
-    return t->kind == SST_TP_TCP && t->tcp.data == (void *)&sst__tp_clear_text;
+    return t->kind == SST_TP_TCP && t->tcp.data == &tls_clear_mark;
 }
 
 const char *sst__tp_tls_failure(const sst_transport_t *t, const char **detail)
@@ -305,7 +308,7 @@ static void tls_to_clear_text(sst_transport_t *t)
     uv_close((uv_handle_t *)&st->resume, tls_on_clear_closed);
     t->kind = SST_TP_TCP;
     t->reading = false;
-    t->tcp.data = (void *)&sst__tp_clear_text; /* a mark, never dereferenced */
+    t->tcp.data = &tls_clear_mark; /* never dereferenced */
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */
