@@ -8,9 +8,11 @@
 #
 # WORKLOAD: get307 (every request answered 307), proxy-get (proxied to the stub over pooled
 # keep-alive connections), proxy-get-pp (the same with send_proxy_protocol: v2 towards a stub
-# that reads the header, issue 16). CLOSE=1 makes wrk close its connection after every
-# request (Connection: close), so that pooling across client connections shows: the proxied
-# workloads then also print how many backend connections sidestep opened, from its metrics.
+# that reads the header, issue 16); get307-tls or proxy-get-tls, the first two over HTTPS (a
+# self-signed ECDSA P-256 certificate made by tests/support/certs.py, TLS 1.3 as wrk speaks it;
+# needs the openssl command). CLOSE=1 makes wrk close its connection after every request
+# (Connection: close), so that pooling across client connections shows: the proxied workloads
+# then also print how many backend connections sidestep opened, from its metrics.
 #
 # strace counts every call the server makes while wrk runs 3 s (the server pinned to core 1,
 # wrk and the stub to core 0). callgrind counts the instructions the server executes for the
@@ -41,20 +43,31 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+LISTEN="\"127.0.0.1:$PORT\""
+SCHEME=http
+case "$WORK" in
+*-tls)
+    python3 "$(dirname "$0")/../tests/support/certs.py" --out "$D/certs" >/dev/null
+    LISTEN="{address: \"127.0.0.1:$PORT\", tls: {certificates: [{cert: \"$D/certs/selfsigned.pem\", key: \"$D/certs/selfsigned.key\"}]}}"
+    SCHEME=https
+    ;;
+esac
 STUBARGS=""
 case "$WORK" in
-get307) INITIAL="    health: {enabled: false, initial: down}" ;;
-proxy-get) INITIAL="" ;;
+get307 | get307-tls) INITIAL="    health: {enabled: false, initial: down}" ;;
+proxy-get | proxy-get-tls) INITIAL="" ;;
 proxy-get-pp)
     INITIAL="    send_proxy_protocol: v2"
     STUBARGS="--proxy-protocol"
     ;;
 *)
-    echo "workload: get307, proxy-get or proxy-get-pp" >&2
+    echo "workload: get307, proxy-get, proxy-get-pp, get307-tls or proxy-get-tls" >&2
     exit 2
     ;;
 esac
-if [ "$WORK" != get307 ]; then
+PROXIED=1
+case "$WORK" in get307*) PROXIED=0 ;; esac
+if [ "$PROXIED" = 1 ]; then
     # shellcheck disable=SC2086 # STUBARGS is one optional word
     taskset -c 0 "$STUB" --listen 127.0.0.1:$BPORT --name us-east --size 256 --no-hash \
         $STUBARGS >"$D/stub.log" 2>&1 &
@@ -70,7 +83,7 @@ wrk_run() {
 }
 cat >"$D/s.yaml" <<EOF
 workers: 1
-listen: ["127.0.0.1:$PORT"]
+listen: [$LISTEN]
 regions:
   - name: us-east
     backends: ["127.0.0.1:$BPORT"]
@@ -87,7 +100,7 @@ routes:
 log: {access: off}
 admin: {address: "127.0.0.1:$APORT"}
 EOF
-URL=http://127.0.0.1:$PORT/bench/get?id=12345
+URL=$SCHEME://127.0.0.1:$PORT/bench/get?id=12345
 
 case "$MODE" in
 strace)
@@ -138,7 +151,7 @@ cpu)
     exit 2
     ;;
 esac
-if [ "$WORK" != get307 ]; then
+if [ "$PROXIED" = 1 ]; then
     # backend connections opened and requests sent, over the whole run (warm-up included)
     curl -s "http://127.0.0.1:$APORT/metrics" | awk '
         /^sidestep_upstream_connects_total/ { c += $2 }

@@ -3,8 +3,8 @@
 # installed yet. Safe to run again: with everything present it does nothing.
 set -eu
 
-BUILD="cmake make gcc pkg-config libuv1-dev node-llhttp libyaml-dev libjson-c-dev"
-TEST="libcmocka-dev libssl-dev python3 curl clang clang-format libclang-rt-14-dev valgrind chromium"
+BUILD="cmake make gcc pkg-config libuv1-dev node-llhttp libyaml-dev libjson-c-dev libssl-dev"
+TEST="libcmocka-dev openssl python3 curl clang clang-format libclang-rt-14-dev valgrind chromium"
 BENCH="wrk nginx haproxy gnuplot-nox procps util-linux linux-perf"
 
 want="$BUILD"

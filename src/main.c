@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 #include <uv.h>
@@ -14,6 +15,7 @@
 #include "sidestep/log.h"
 #include "sidestep/server.h"
 #include "sidestep/str.h"
+#include "sidestep/tls.h"
 #include "sidestep/tools.h"
 
 static const char usage[] =
@@ -52,6 +54,8 @@ typedef struct main_state_s {
     uv_signal_t sig_hup, sig_term, sig_int;
     int stops;
     sst_demo_t *demo; /* the embedded demo's stand-in regions, or NULL */
+    /* the demo's HTTPS certificate, made at start and removed at exit ("" when none) */
+    char demo_dir[512], demo_cert[600], demo_key[600];
 } main_state_t;
 
 static void main_on_signal(uv_signal_t *h, int signum)
@@ -70,20 +74,54 @@ static void main_on_signal(uv_signal_t *h, int signum)
     m->demo = NULL;
 }
 
+/* "file:line:col: key: warning: message" on stderr for each warning. */
+static void main_print_warnings(const sst_diag_list_t *warnings)
+{
+    char msg[1024];
+    for (size_t i = 0; i < warnings->n; i++) {
+        sst_diag_t where = warnings->items[i];
+        where.msg[0] = '\0'; /* the position and key only: "file:line:col: key: " */
+        fprintf(stderr, "%swarning: %s\n", sst_diag_format(&where, msg, sizeof(msg)),
+                warnings->items[i].msg);
+    }
+}
+
+/* Loads the config and builds its TLS contexts, so a bad certificate fails the check with the
+ * file, line and key that named it. */
 static int main_check(const char *path)
 {
     sst_config_t *cfg = NULL;
+    sst_tls_set_t *tls = NULL;
+    sst_diag_list_t tls_warnings = {0};
     sst_diag_t diag;
     char msg[1024];
+    size_t n_certs = 0;
     memset(&diag, 0, sizeof(diag));
     if (sst_config_load(path, &cfg, &diag) != 0) {
         fprintf(stderr, "%s\n", sst_diag_format(&diag, msg, sizeof(msg)));
         return 1;
     }
-    printf("%s: ok (%zu listener%s, %zu region%s, %zu backend%s, %zu route%s)\n", path,
+    main_print_warnings(&cfg->warnings);
+    if (sst_tls_set_build(cfg, NULL, NULL, &tls, &diag, &tls_warnings) != 0) {
+        main_print_warnings(&tls_warnings);
+        fprintf(stderr, "%s\n", sst_diag_format(&diag, msg, sizeof(msg)));
+        sst_diag_list_free(&tls_warnings);
+        sst_config_unref(cfg);
+        return 1;
+    }
+    main_print_warnings(&tls_warnings);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (sst_tls_set_server(tls, i) != NULL)
+            n_certs += sst_tls_server_cert_count(sst_tls_set_server(tls, i));
+    printf("%s: ok (%zu listener%s, %zu region%s, %zu backend%s, %zu route%s", path,
            cfg->n_listeners, cfg->n_listeners == 1 ? "" : "s", cfg->n_regions,
            cfg->n_regions == 1 ? "" : "s", cfg->n_backends, cfg->n_backends == 1 ? "" : "s",
            cfg->n_routes, cfg->n_routes == 1 ? "" : "s");
+    if (n_certs > 0)
+        printf(", %zu certificate%s", n_certs, n_certs == 1 ? "" : "s");
+    printf(")\n");
+    sst_tls_set_free(tls);
+    sst_diag_list_free(&tls_warnings);
     sst_config_unref(cfg);
     return 0;
 }
@@ -97,6 +135,46 @@ static int main_start_demo(main_state_t *m, const sst_config_t *cfg)
     if (rc != 0)
         fprintf(stderr, "sidestep: demo backend %s\n", err);
     return rc;
+}
+
+/* The embedded demo's config: with an HTTPS listener on 127.0.0.1:8443 when a self-signed
+ * certificate could be made in a fresh temporary directory, else plain only, with a note. */
+static int main_demo_config(main_state_t *m, sst_config_t **cfg, sst_diag_t *diag)
+{
+    const char *tmp = getenv("TMPDIR");
+    char err[512] = "";
+
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = "/tmp";
+    if (snprintf(m->demo_dir, sizeof(m->demo_dir), "%s/sidestep-demo-XXXXXX", tmp) <
+            (int)sizeof(m->demo_dir) &&
+        mkdtemp(m->demo_dir) != NULL) {
+        if (sst_demo_tls_cert(m->demo_dir, m->demo_cert, sizeof(m->demo_cert), m->demo_key,
+                              sizeof(m->demo_key), err, sizeof(err)) == 0 &&
+            sst_config_demo_tls(m->demo_cert, m->demo_key, cfg, diag) == 0)
+            return 0;
+        if (err[0] == '\0')
+            sst_diag_format(diag, err, sizeof(err));
+        unlink(m->demo_cert);
+        unlink(m->demo_key);
+        rmdir(m->demo_dir);
+    } else {
+        snprintf(err, sizeof(err), "%s: cannot make a temporary directory", tmp);
+    }
+    m->demo_dir[0] = m->demo_cert[0] = m->demo_key[0] = '\0';
+    fprintf(stderr, "sidestep demo: no HTTPS listener (%s)\n", err);
+    memset(diag, 0, sizeof(*diag));
+    return sst_config_demo(cfg, diag);
+}
+
+static void main_demo_cleanup(main_state_t *m)
+{
+    if (m->demo_dir[0] == '\0')
+        return;
+    unlink(m->demo_cert);
+    unlink(m->demo_key);
+    rmdir(m->demo_dir);
+    m->demo_dir[0] = '\0';
 }
 
 int main(int argc, char **argv)
@@ -143,14 +221,15 @@ int main(int argc, char **argv)
     }
 
     memset(&diag, 0, sizeof(diag));
+    memset(&m, 0, sizeof(m));
     rc = config_path != NULL ? sst_config_load(config_path, &cfg, &diag)
-                             : sst_config_demo(&cfg, &diag);
+                             : main_demo_config(&m, &cfg, &diag);
     if (rc != 0) {
         fprintf(stderr, "sidestep: %s\n", sst_diag_format(&diag, err, sizeof(err)));
+        main_demo_cleanup(&m);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    memset(&m, 0, sizeof(m));
     m.loop = uv_default_loop();
     /* Handlers first: a signal that arrives while starting (a supervisor, or a test, may stop
      * sidestep as soon as the ready file appears) is queued by libuv and handled by uv_run
@@ -189,8 +268,16 @@ int main(int argc, char **argv)
                 "-d '{\"reason\":\"demo\",\"ttl\":\"2m\"}'\n"
                 "            curl -i -X POST --data hello http://%s/orders   (307 to eu-west; "
                 "add -L to follow)\n"
-                "  status:   ./build/sidestep ctl status\n\n",
+                "  status:   ./build/sidestep ctl status\n",
                 addr, addr, addr);
+        if (m.demo_dir[0] != '\0') {
+            sst_server_listen_text(m.server, 1, addr, sizeof(addr));
+            fprintf(stderr,
+                    "  https:    curl -i --cacert %s https://localhost:%s/hello\n"
+                    "            (a self-signed certificate made for this run; or curl -k)\n",
+                    m.demo_cert, strrchr(addr, ':') != NULL ? strrchr(addr, ':') + 1 : "8443");
+        }
+        fputc('\n', stderr);
     }
     uv_run(m.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&m.sig_hup, NULL);
@@ -198,6 +285,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&m.sig_int, NULL);
     uv_run(m.loop, UV_RUN_DEFAULT);
     int free_rc = sst_server_free(m.server);
+    main_demo_cleanup(&m);
     int close_rc = uv_loop_close(m.loop);
     if (close_rc != 0)
         sst_error("control loop closed with handles still open");

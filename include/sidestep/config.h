@@ -36,6 +36,19 @@ typedef struct sst_diag_s {
 /* Formats a diag as one line ("file:line:column: key: message") into buf; returns buf. */
 const char *sst_diag_format(const sst_diag_t *diag, char *buf, size_t size);
 
+/* Warnings: what loads but is probably not what was meant (`sidestep --check` prints them). The
+ * list owns its items; a zeroed list is empty. */
+typedef struct sst_diag_list_s {
+    sst_diag_t *items;
+    size_t n;
+    size_t cap;
+} sst_diag_list_t;
+
+/* Appends a copy of *d. Returns 0 or SST_ENOMEM (the list is unchanged). */
+int sst_diag_list_add(sst_diag_list_t *list, const sst_diag_t *d);
+/* Frees the items and empties the list; NULL is ignored. */
+void sst_diag_list_free(sst_diag_list_t *list);
+
 /* A resolved socket address with its text form as written (canonical "host:port"). */
 typedef struct sst_addr_s {
     char text[272]; /* "127.0.0.1:9001", "[::1]:9001", "backend.local:80" */
@@ -44,6 +57,60 @@ typedef struct sst_addr_s {
     struct sockaddr_storage sa;
     socklen_t salen;
 } sst_addr_t;
+
+/* Where a value sits in the file (1-based), for errors found only when it is applied: a
+ * listener that cannot bind, an access log that cannot be opened. */
+typedef struct sst_cfg_pos_s {
+    unsigned line;
+    unsigned column;
+} sst_cfg_pos_t;
+
+/* --- TLS (docs/tls.md). The config keeps file paths and where they were written; src/tls reads
+ * the files and builds the OpenSSL contexts, so an error found then still names file:line:col and
+ * the key. Nothing here links OpenSSL. */
+#define SST_MAX_CERTS 32 /* per listener */
+
+typedef struct sst_tls_cert_cfg_s {
+    char *cert; /* PEM: the leaf first, then its intermediates in order */
+    char *key;  /* PEM private key, unencrypted (may be the same file as cert) */
+    sst_cfg_pos_t cert_pos, key_pos;
+} sst_tls_cert_cfg_t;
+
+typedef enum sst_tls_version_e {
+    SST_TLS_1_2 = 0,
+    SST_TLS_1_3,
+} sst_tls_version_t;
+
+typedef struct sst_tls_listen_cfg_s {
+    bool enabled;                            /* the listener has a tls block: it serves HTTPS */
+    sst_cfg_pos_t pos;                       /* of the tls block */
+    sst_tls_cert_cfg_t certs[SST_MAX_CERTS]; /* certificates[0] is the default */
+    size_t n_certs;
+    sst_tls_version_t min_version; /* default 1.2; 1.3 when ciphers is "modern" */
+    char *ciphers;                 /* "intermediate" (default), "modern", or an OpenSSL cipher
+                                      string (TLS 1.2 suites; TLS 1.3 keeps the profile's) */
+    sst_cfg_pos_t ciphers_pos;     /* 0:0 when not written */
+    bool session_tickets;          /* default true */
+    char *ticket_key_file;         /* NULL: keys made and rotated in memory */
+    sst_cfg_pos_t ticket_key_file_pos;
+} sst_tls_listen_cfg_t;
+
+/* Strict-Transport-Security (RFC 6797); sent only on answers over TLS. */
+typedef struct sst_hsts_cfg_s {
+    bool enabled;            /* the listener has an hsts block */
+    uint64_t max_age_s;      /* default 63072000 (two years, as Mozilla recommends) */
+    bool include_subdomains; /* default false */
+    bool preload;            /* default false; needs include_subdomains and a year or more */
+} sst_hsts_cfg_t;
+
+/* TLS to a region's backends. */
+typedef struct sst_tls_upstream_cfg_s {
+    bool enabled; /* the region has a tls block */
+    char *ca;     /* CA file (PEM); NULL: the system trust store */
+    sst_cfg_pos_t ca_pos;
+    char *server_name; /* SNI and the name checked; NULL: each backend's host */
+    bool verify;       /* default true */
+} sst_tls_upstream_cfg_t;
 
 typedef struct sst_status_range_s {
     uint16_t lo, hi; /* inclusive */
@@ -105,6 +172,7 @@ typedef struct sst_region_cfg_s {
     uint64_t slow_start_ms;     /* default 0 (off) */
     uint64_t failback_delay_ms; /* default 10000 */
     sst_send_proxy_t send_proxy_protocol; /* default off */
+    sst_tls_upstream_cfg_t tls;
 } sst_region_cfg_t;
 
 typedef enum sst_all_down_e {
@@ -140,13 +208,6 @@ typedef struct sst_route_cfg_s {
     uint32_t retries;                /* extra attempts on other backends of the region, default 2 */
 } sst_route_cfg_t;
 
-/* Where a value sits in the file (1-based), for errors found only when it is applied: a
- * listener that cannot bind, an access log that cannot be opened. */
-typedef struct sst_cfg_pos_s {
-    unsigned line;
-    unsigned column;
-} sst_cfg_pos_t;
-
 typedef struct sst_cidr_s {
     struct sockaddr_storage net;
     uint8_t prefix;
@@ -164,6 +225,8 @@ typedef struct sst_listener_cfg_s {
     sst_cidr_t proxy_protocol_from[SST_MAX_TRUSTED]; /* peers allowed to send it: at least one
                                                         when proxy_protocol, none otherwise */
     size_t n_proxy_protocol_from;
+    sst_tls_listen_cfg_t tls; /* proto defaults to "https" when tls is enabled */
+    sst_hsts_cfg_t hsts;
 } sst_listener_cfg_t;
 
 typedef struct sst_limits_cfg_s {
@@ -194,6 +257,7 @@ typedef struct sst_timeouts_cfg_s {
     uint64_t send_ms;              /* a client that reads nothing for this long is closed; 30s */
     uint64_t linger_ms;            /* drain after an early answer before closing, default 2s */
     uint64_t shutdown_ms;          /* graceful shutdown deadline, default 30s */
+    uint64_t tls_handshake_ms;     /* a TLS handshake must finish within this; default 10s */
 } sst_timeouts_cfg_t;
 
 typedef enum sst_log_format_e {
@@ -234,7 +298,8 @@ typedef struct sst_config_s {
     sst_admin_cfg_t admin;
     sst_cidr_t trusted_proxies[SST_MAX_TRUSTED]; /* whose X-Forwarded-For/Forwarded is kept */
     size_t n_trusted_proxies;
-    bool demo; /* the embedded demo: main.c also starts the stub regions */
+    bool demo;                /* the embedded demo: main.c also starts the stub regions */
+    sst_diag_list_t warnings; /* found while loading; owned by the config */
 } sst_config_t;
 
 /* Loads and validates the YAML file at `path`. Returns 0 and sets *out (refcount 1, caller
@@ -250,6 +315,9 @@ int sst_config_load_string(const char *name, const char *yaml, size_t len, sst_c
  * (127.0.0.1:9001, 127.0.0.1:9002) and eu-west (127.0.0.1:9101). Returns 0 or SST_ENOMEM. */
 int sst_config_demo(sst_config_t **out, sst_diag_t *diag);
 extern const char sst_config_demo_yaml[];
+/* The same demo with an HTTPS listener on 127.0.0.1:8443 serving the certificate `cert` with
+ * its key `key` (paths, used as given). Returns 0 or a negative SST_E* code with *diag. */
+int sst_config_demo_tls(const char *cert, const char *key, sst_config_t **out, sst_diag_t *diag);
 
 sst_config_t *sst_config_ref(sst_config_t *cfg);
 /* Drops one reference; frees the config with the last one. Thread-safe. NULL is ignored. */

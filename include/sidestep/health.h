@@ -32,6 +32,8 @@ typedef enum sst_force_e {
     XX(L4CON, "connect refused")                                                                   \
     XX(L4ERR, "connect error")                                                                     \
     XX(L4TOUT, "connect timeout")                                                                  \
+    XX(L6TLS, "TLS handshake failed")                                                              \
+    XX(L6TOUT, "TLS handshake timeout")                                                            \
     XX(L7TOUT, "probe timeout")                                                                    \
     XX(L7RSP, "invalid response")                                                                  \
     XX(L7STS, "unexpected status")                                                                 \
@@ -61,7 +63,8 @@ const char *sst_reason_text(sst_reason_t r);
 /* Result of one active probe, filled by probe.c. */
 typedef struct sst_probe_result_s {
     bool ok;
-    sst_reason_t reason; /* L7OK on success; L4CON, L4TOUT, L7TOUT, L7RSP, L7STS, L7BODY, ... */
+    sst_reason_t reason; /* L7OK on success; L4CON, L4TOUT, L6TLS, L6TOUT, L7TOUT, L7RSP, L7STS,
+                            L7BODY, ... */
     uint16_t status;     /* HTTP status when one was read, else 0 */
     uint64_t duration_ms;
     char detail[64]; /* optional detail for the event text ("connection reset",

@@ -11,6 +11,7 @@
 #include "core/server_int.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
+#include "sidestep/tls.h"
 
 /* Building state: json-c returns NULL when malloc fails, and json_object_object_add would
  * store that as a JSON null, so every add goes through here and remembers the failure. */
@@ -426,6 +427,58 @@ int sst__admin_backend_json(sst_server_t *s, size_t i, json_object **out)
     return jb_finish(&b, backend_json(&b, i), out);
 }
 
+/* Unix seconds as ISO-8601 UTC, clamped to what the log formatter takes. */
+static void jb_unix(jb_t *b, json_object *o, const char *key, int64_t t)
+{
+    char ts[32];
+    const int64_t max_s = 253402300799; /* 9999-12-31T23:59:59Z */
+    sst_log_time((uint64_t)(t < 0 ? 0 : t > max_s ? max_s : t) * 1000, ts);
+    jb_str(b, o, key, ts);
+}
+
+/* TLS (issue 14): each HTTPS listener of the config in force with the certificates it loaded
+ * (names, key type, validity), and the in-memory session-ticket keys. */
+static json_object *tls_json(jb_t *b)
+{
+    const sst_server_t *s = b->s;
+    const sst_config_t *cfg = s->cfg;
+    const sst_tls_set_t *set = s->view->prep->tls;
+    int64_t now = (int64_t)(sst_log_epoch_ms() / 1000);
+    json_object *o = jb_obj(b), *ls = jb_arr(b);
+    char addr[80];
+
+    for (size_t l = 0; l < cfg->n_listeners; l++) {
+        const sst_tls_server_t *srv = sst_tls_set_server(set, l);
+        if (srv == NULL)
+            continue;
+        json_object *lo = jb_obj(b), *certs = jb_arr(b);
+        sst_server_listen_text(s, l, addr, sizeof(addr));
+        jb_str(b, lo, "listener", addr);
+        jb_str(b, lo, "address", cfg->listeners[l].addr.text);
+        for (size_t i = 0; i < sst_tls_server_cert_count(srv); i++) {
+            const sst_tls_cert_info_t *ci = sst_tls_server_cert(srv, i);
+            json_object *co = jb_obj(b), *names = jb_arr(b);
+            jb_u64(b, co, "index", ci->index);
+            jb_str(b, co, "file", ci->path);
+            for (size_t k = 0; k < ci->n_names; k++)
+                jb_push(b, names, json_object_new_string(ci->names[k]));
+            jb_add(b, co, "names", names);
+            jb_str(b, co, "subject", ci->subject);
+            jb_str(b, co, "key_type", ci->key_type);
+            jb_unix(b, co, "not_before", ci->not_before);
+            jb_unix(b, co, "not_after", ci->not_after);
+            jb_add(b, co, "expires_in_s", json_object_new_int64(ci->not_after - now));
+            jb_push(b, certs, co);
+        }
+        jb_add(b, lo, "certificates", certs);
+        jb_push(b, ls, lo);
+    }
+    jb_add(b, o, "listeners", ls);
+    sst_tls_tickets_t *keys = sst_tls_set_tickets(set);
+    jb_u64(b, o, "ticket_keys", keys != NULL ? sst_tls_tickets_count(keys) : 0);
+    return o;
+}
+
 int sst__admin_status_json(sst_server_t *s, json_object **out)
 {
     jb_t b = {.s = s, .now = uv_now(s->loop)};
@@ -457,6 +510,7 @@ int sst__admin_status_json(sst_server_t *s, json_object **out)
     jb_str(&b, o, "local_region",
            cfg->local_region < cfg->n_regions ? cfg->regions[cfg->local_region].name : NULL);
     jb_add(&b, o, "counters", counters_json(&b));
+    jb_add(&b, o, "tls", tls_json(&b));
     for (size_t r = 0; r < cfg->n_regions; r++)
         jb_push(&b, rs, region_json(&b, r));
     jb_add(&b, o, "regions", rs);

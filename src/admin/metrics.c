@@ -9,6 +9,7 @@
 #include "admin/admin.h"
 #include "core/server_int.h"
 #include "sidestep/error.h"
+#include "sidestep/tls.h"
 
 typedef struct mbuf_s {
     char *p;
@@ -380,6 +381,79 @@ static void render_health(mbuf_t *b, sst_server_t *s)
     (void)prep;
 }
 
+/* TLS (issue 14): handshakes and failures from the workers' counters, and the expiry of every
+ * certificate the HTTPS listeners of the config in force loaded. */
+static void render_tls(mbuf_t *b, sst_server_t *s)
+{
+    const sst_config_t *cfg = s->cfg;
+    const sst_tls_set_t *set = s->view->prep->tls;
+    char ll[300], nl[300], cl[600], bl[300];
+
+    mb_help(b, "sidestep_tls_handshakes_total", "counter",
+            "Completed TLS handshakes on HTTPS listeners, by version and resumption.");
+    for (int v = 0; v < 2; v++)
+        for (int r = 0; r < 2; r++)
+            mb_printf(b, "sidestep_tls_handshakes_total{version=\"%s\",resumed=\"%s\"} %llu\n",
+                      v ? "1.3" : "1.2", r ? "true" : "false",
+                      (unsigned long long)SUM_WORKERS(s, tls.handshakes[v][r]));
+    mb_help(b, "sidestep_tls_handshake_failures_total", "counter",
+            "TLS connections on HTTPS listeners that failed before their handshake completed "
+            "(and renegotiation attempts), by reason.");
+    for (int k = SST_TLS_FAIL_NONE + 1; k < SST_TLS_FAIL__COUNT; k++)
+        mb_printf(b, "sidestep_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+                  sst_tls_fail_name((sst_tls_fail_t)k),
+                  (unsigned long long)SUM_WORKERS(s, tls.failures[k]));
+    mb_help(b, "sidestep_upstream_tls_handshakes_total", "counter",
+            "Completed TLS handshakes with each TLS backend, by resumption.");
+    mb_help(b, "sidestep_upstream_tls_handshake_failures_total", "counter",
+            "Failed TLS handshakes with each TLS backend, by reason.");
+    for (size_t i = 0; i < s->n_backend_names; i++) {
+        uint64_t full = SUM_WORKERS(s, tls.up_handshakes[i][0]);
+        uint64_t resumed = SUM_WORKERS(s, tls.up_handshakes[i][1]);
+        mb_label(s->backend_names[i], bl, sizeof(bl));
+        if (full + resumed != 0) {
+            mb_printf(b,
+                      "sidestep_upstream_tls_handshakes_total{backend=\"%s\",resumed=\"false\"} "
+                      "%llu\n",
+                      bl, (unsigned long long)full);
+            mb_printf(b,
+                      "sidestep_upstream_tls_handshakes_total{backend=\"%s\",resumed=\"true\"} "
+                      "%llu\n",
+                      bl, (unsigned long long)resumed);
+        }
+        for (int k = SST_TLS_FAIL_NONE + 1; k < SST_TLS_FAIL__COUNT; k++) {
+            uint64_t v = SUM_WORKERS(s, tls.up_failures[i][k]);
+            if (v != 0)
+                mb_printf(b,
+                          "sidestep_upstream_tls_handshake_failures_total{backend=\"%s\","
+                          "reason=\"%s\"} %llu\n",
+                          bl, sst_tls_fail_name((sst_tls_fail_t)k), (unsigned long long)v);
+        }
+    }
+    mb_help(b, "sidestep_tls_cert_expiry_seconds", "gauge",
+            "When each loaded certificate expires (Unix time, its notAfter), by listener, "
+            "certificate file and DNS name.");
+    for (size_t l = 0; l < cfg->n_listeners; l++) {
+        const sst_tls_server_t *srv = sst_tls_set_server(set, l);
+        if (srv == NULL)
+            continue;
+        mb_label(cfg->listeners[l].addr.text, ll, sizeof(ll));
+        for (size_t i = 0; i < sst_tls_server_cert_count(srv); i++) {
+            const sst_tls_cert_info_t *ci = sst_tls_server_cert(srv, i);
+            mb_label(ci->path, cl, sizeof(cl));
+            /* a certificate without a DNS name (the default one only) shows its subject */
+            size_t n = ci->n_names > 0 ? ci->n_names : 1;
+            for (size_t k = 0; k < n; k++) {
+                mb_label(ci->n_names > 0 ? ci->names[k] : ci->subject, nl, sizeof(nl));
+                mb_printf(b,
+                          "sidestep_tls_cert_expiry_seconds{listener=\"%s\",name=\"%s\","
+                          "cert=\"%s\"} %lld\n",
+                          ll, nl, cl, (long long)ci->not_after);
+            }
+        }
+    }
+}
+
 int sst__metrics_render(sst_server_t *s, char **out, size_t *len)
 {
     mbuf_t b = {.p = malloc(64 * 1024), .cap = 64 * 1024};
@@ -391,6 +465,7 @@ int sst__metrics_render(sst_server_t *s, char **out, size_t *len)
     render_proxy_protocol(&b, s);
     render_upstreams(&b, s);
     render_health(&b, s);
+    render_tls(&b, s);
     mb_help(&b, "sidestep_reloads_total", "counter", "Config reloads by result.");
     mb_printf(&b, "sidestep_reloads_total{result=\"ok\"} %llu\n",
               (unsigned long long)s->reloads_ok);

@@ -39,6 +39,8 @@ typedef struct config_box_s {
 static void config_free(config_box_t *box)
 {
     sst__cfg_str_t *s = box->strings;
+
+    sst_diag_list_free(&box->cfg.warnings);
     while (s != NULL) {
         sst__cfg_str_t *next = s->next;
         free(s);
@@ -710,8 +712,9 @@ static int config_parse_proxy_protocol(sst__cfg_ctx_t *c, const yaml_node_t *n,
 
 static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_listener_cfg_t *l)
 {
-    static const char *const keys[] = {"address", "proto", "https_redirect", "proxy_protocol",
-                                       "proxy_protocol_from"};
+    static const char *const keys[] = {
+        "address", "proto", "https_redirect", "proxy_protocol", "proxy_protocol_from",
+        "tls",     "hsts"};
     const yaml_node_t *addr = n, *v;
     size_t mark;
 
@@ -751,7 +754,10 @@ static int config_parse_listener(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_li
             return SST_EINVAL;
         sst__cfg_pop(c, mark);
     }
-    return config_parse_proxy_protocol(c, n, l);
+    int rc = config_parse_proxy_protocol(c, n, l);
+    if (rc != 0)
+        return rc;
+    return sst__cfg_parse_listener_tls(c, n, l);
 }
 
 static int config_parse_listen(sst__cfg_ctx_t *c, const yaml_node_t *root)
@@ -781,7 +787,7 @@ static int config_parse_listen(sst__cfg_ctx_t *c, const yaml_node_t *root)
         sst__cfg_pop(c, mark);
     }
     sst__cfg_pop(c, 0);
-    return 0;
+    return sst__cfg_check_listeners_tls(c, n);
 }
 
 static int config_check_token(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_str_t t)
@@ -952,6 +958,7 @@ static const config_num_key_t config_timeouts[] = {
     TIMEOUT(send, send_ms, DURATION, 1, DAY_MS, S(30)),
     TIMEOUT(linger, linger_ms, DURATION, 0, DAY_MS, S(2)),
     TIMEOUT(shutdown, shutdown_ms, DURATION, 0, DAY_MS, S(30)),
+    TIMEOUT(tls_handshake, tls_handshake_ms, DURATION, 1, DAY_MS, S(10)),
 };
 
 #undef LIMIT

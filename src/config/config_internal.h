@@ -102,6 +102,19 @@ int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root);
 /* `routes`, or the default route when the key is absent; needs regions and local_region. */
 int sst__cfg_parse_routes(sst__cfg_ctx_t *c, const yaml_node_t *root);
 
+/* --- TLS keys (config_tls.c): paths and settings only, no OpenSSL ------------------------- */
+
+/* Records a warning at `at` (NULL: no position) under the current key path. Returns 0, or
+ * SST_ENOMEM after recording the failure in the diag. */
+int sst__cfg_warn(sst__cfg_ctx_t *c, const yaml_node_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A listener's `tls` and `hsts` blocks (listener mapping `n`, current path listen[i]). */
+int sst__cfg_parse_listener_tls(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_listener_cfg_t *l);
+/* Checks across listeners once all are parsed (`listen` is the list node). */
+int sst__cfg_check_listeners_tls(sst__cfg_ctx_t *c, const yaml_node_t *listen);
+/* regions[idx].tls (region mapping `n`, current path regions[idx]). */
+int sst__cfg_parse_region_tls(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx);
+
 /* --- text parsers (config_values.c): no YAML, no allocation ------------------------------ */
 
 /* Each returns 0, SST_EINVAL or SST_ERANGE and on failure explains why in `why` (SST__WHY_SIZE

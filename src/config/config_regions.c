@@ -507,7 +507,8 @@ static int region_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
                                        "max_ejection",
                                        "slow_start",
                                        "failback_delay",
-                                       "send_proxy_protocol"};
+                                       "send_proxy_protocol",
+                                       "tls"};
     static const char *const send_proxy[] = {"off", "v1", "v2"}; /* = sst_send_proxy_t */
     sst_region_cfg_t *r = &c->cfg->regions[idx];
     const size_t base = c->path_len;
@@ -590,7 +591,7 @@ static int region_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx,
         r->send_proxy_protocol = (sst_send_proxy_t)mode;
         sst__cfg_pop(c, base);
     }
-    return 0;
+    return sst__cfg_parse_region_tls(c, n, idx);
 }
 
 int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root)

@@ -411,6 +411,9 @@ static uint64_t conn_compute_deadline(const sst_conn_t *c)
     switch (c->state) {
     case SST_CONN_IDLE:
         d = c->first_request ? c->accepted_ms + t->request_head_ms : c->last_progress + t->idle_ms;
+        if (c->first_request && sst__tp_handshaking(&c->tp) &&
+            c->accepted_ms + t->tls_handshake_ms < d)
+            d = c->accepted_ms + t->tls_handshake_ms; /* timeouts.tls_handshake (issue 14) */
         break;
     case SST_CONN_HEAD:
         /* a total deadline, not an inactivity timer: a slowloris trickle does not extend it */
@@ -488,11 +491,16 @@ void sst__conn_on_deadline(sst_dnode_t *n)
     }
     switch (c->state) {
     case SST_CONN_IDLE:
+        /* the PROXY header comes before the TLS handshake: a connection still waiting for
+         * it is counted as a PROXY refusal, not a TLS failure */
         if (sst__tp_pp_waiting(&c->tp)) {
             sst__conn_pp_refuse(c, SST_M_PP_TIMEOUT); /* no whole PROXY header in time */
             return;
         }
-        sst_counter_add(&m->timeouts[SST_M_TIMEOUT_IDLE], 1);
+        if (sst__tp_handshaking(&c->tp))
+            sst__tp_handshake_expired(&c->tp); /* counted as a TLS failure, not an idle close */
+        else
+            sst_counter_add(&m->timeouts[SST_M_TIMEOUT_IDLE], 1);
         sst__conn_close(c); /* nothing was asked: close without an answer */
         return;
     case SST_CONN_HEAD:
@@ -560,6 +568,20 @@ static void conn_on_eof(sst_conn_t *c)
     }
 }
 
+/* Plain HTTP on a TLS port: a 400 in clear text that says so (as nginx does), then the close. */
+static void conn_plain_http_on_tls(sst_conn_t *c)
+{
+    static const char why[] = "The plain HTTP request was sent to HTTPS port";
+    size_t n = sst__error_response(c->w->conns.scratch, sizeof(c->w->conns.scratch), 400, why, 0,
+                                   SST_STR_NULL, true, false, false);
+    uv_buf_t b = uv_buf_init(c->w->conns.scratch, (unsigned)n);
+    if (sst__conn_send(c, &b, 1) != 0) {
+        sst__conn_close(c);
+        return;
+    }
+    conn_begin_close(c);
+}
+
 static void conn_tp_on_read_end(sst_transport_t *t, int status)
 {
     sst_conn_t *c = conn_of(t);
@@ -568,7 +590,9 @@ static void conn_tp_on_read_end(sst_transport_t *t, int status)
         sst__conn_pp_refuse(c, SST_M_PP_EOF); /* gone before its PROXY header was whole */
         return;
     }
-    if (status == UV_EOF)
+    if (status == SST_EPROTO && c->state == SST_CONN_IDLE && sst__tp_clear_text(t))
+        conn_plain_http_on_tls(c);
+    else if (status == UV_EOF)
         conn_on_eof(c);
     else if (c->state == SST_CONN_IDLE || c->state == SST_CONN_LINGER)
         sst__conn_close(c);
@@ -822,10 +846,20 @@ static const sst_tp_cb_t conn_tp_cb = {
 int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
 {
     const sst_config_t *cfg = sst__worker_config(w);
+    /* an HTTPS listener: the context of the config in force (cfg_index follows it) */
+    sst_tls_server_t *tls = l->cfg_index < SST_MAX_LISTENERS
+                                ? sst_tls_set_server(w->cur->view->prep->tls, l->cfg_index)
+                                : NULL;
     sst_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return SST_ENOMEM;
-    int rc = sst__tp_init(&c->tp, &w->loop, SST_TP_TCP, &conn_tp_cb);
+    int rc;
+    if (tls != NULL) {
+        sst_tp_tls_opts_t o = {.server = tls, .metrics = &w->metrics->tls};
+        rc = sst__tp_init_tls(&c->tp, &w->loop, &conn_tp_cb, &o);
+    } else {
+        rc = sst__tp_init(&c->tp, &w->loop, SST_TP_TCP, &conn_tp_cb);
+    }
     if (rc != 0) {
         free(c);
         return rc;
@@ -860,10 +894,15 @@ int sst__conn_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
         return 0; /* closed: a peer not allowed to send the header gets no answer */
     if (reject) {
         /* over limits.connections with no idle connection to reclaim: a quick 503 instead of
-         * a hang, then drain briefly and close */
+         * a hang, then drain briefly and close (over TLS just the close: an answer would cost
+         * a handshake first) */
         sst_counter_add(&w->metrics->conn_rejected, 1);
+        if (tls != NULL) {
+            sst__conn_close(c);
+            return 0;
+        }
         size_t n = sst__error_response(w->conns.scratch, sizeof(w->conns.scratch), 503,
-                                       "too many connections", 1, true, false, false);
+                                       "too many connections", 1, SST_STR_NULL, true, false, false);
         uv_buf_t b = uv_buf_init(w->conns.scratch, (unsigned)n);
         if (sst__conn_send(c, &b, 1) != 0) {
             sst__conn_close(c);

@@ -144,6 +144,17 @@ static inline uint64_t conn_write_since(const sst_conn_t *c)
     return now - (uint32_t)((uint32_t)now - c->write_progress); /* exact for stalls < 49 days */
 }
 
+/* The Strict-Transport-Security line for answers on this connection: its listener's hsts,
+ * over TLS only (RFC 6797 section 7.2); empty otherwise. */
+static inline sst_str_t conn_hsts(const sst_conn_t *c)
+{
+    const sst_req_t *r = c->req;
+    if (c->tp.kind != SST_TP_TLS || r == NULL || r->wv == NULL ||
+        r->listener_index >= SST_MAX_LISTENERS)
+        return SST_STR_NULL;
+    return r->wv->view->prep->hsts[r->listener_index];
+}
+
 static inline void conn_resume_parser(sst_conn_t *c)
 {
     sst_h1_resume(&c->req->h1);

@@ -45,7 +45,7 @@ int sst__conn_send_answer(sst_conn_t *c)
             r->decision.region < cfg->n_regions && cfg->regions[r->decision.region].name != NULL
                 ? sst_str_c(cfg->regions[r->decision.region].name)
                 : SST_STR_NULL;
-        size_t n = sst__preflight_iov(&r->decision, region, sst__conn_tail(c), iov,
+        size_t n = sst__preflight_iov(&r->decision, region, conn_hsts(c), sst__conn_tail(c), iov,
                                       sizeof(iov) / sizeof(iov[0]));
         if (n == 0)
             return SST_EINVAL;
@@ -54,8 +54,8 @@ int sst__conn_send_answer(sst_conn_t *c)
     } else if (r->decision.kind == SST_DECIDE_REDIRECT) {
         uv_buf_t iov[SST_LOCATION_PARTS + 10];
         size_t n =
-            sst__redirect_iov(r->wv->view->prep, &r->decision, r->https_redirect, sst__conn_tail(c),
-                              head_only, iov, sizeof(iov) / sizeof(iov[0]));
+            sst__redirect_iov(r->wv->view->prep, &r->decision, r->https_redirect, conn_hsts(c),
+                              sst__conn_tail(c), head_only, iov, sizeof(iov) / sizeof(iov[0]));
         if (n == 0)
             return SST_EINVAL;
         r->status = r->decision.status;
@@ -65,7 +65,7 @@ int sst__conn_send_answer(sst_conn_t *c)
         size_t n =
             sst__error_response(c->w->conns.scratch, sizeof(c->w->conns.scratch),
                                 r->decision.status, r->decision.reason, r->decision.retry_after_s,
-                                close, !close && r->info.minor == 0, head_only);
+                                conn_hsts(c), close, !close && r->info.minor == 0, head_only);
         uv_buf_t b = uv_buf_init(c->w->conns.scratch, (unsigned)n);
         r->status = r->decision.status;
         rc = sst__conn_send(c, &b, 1);

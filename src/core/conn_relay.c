@@ -100,6 +100,7 @@ int sst__conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_h
         .head = head,
         .client_minor = r->info.minor,
         .tail = sst__conn_tail(c),
+        .hsts = conn_hsts(c),
     };
     size_t need = sst_h1_response_bound(&out);
     sst_chunk_t *ch = NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "http/proxy_proto.h"
+#include "sidestep/tls.h"
 
 #define SST_M_ROUTES      65  /* route ids; the last one collects overflow ("other") */
 #define SST_M_REGIONS     34  /* region ids; id 0 is "none" (no region chosen), the last "other" */
@@ -46,6 +47,15 @@ enum {
 };
 
 typedef atomic_uint_fast64_t sst_counter_t;
+
+/* TLS (issue 14), counted by the TLS transport (core/transport_tls.c). Failures are those that
+ * end a connection before its handshake completes, plus renegotiation attempts after it. */
+typedef struct sst_m_tls_s {
+    sst_counter_t handshakes[2][2]; /* client side: [TLS 1.3][resumed] */
+    sst_counter_t failures[SST_TLS_FAIL__COUNT];
+    sst_counter_t up_handshakes[SST_M_BACKENDS][2]; /* backends: [metric id][resumed] */
+    sst_counter_t up_failures[SST_M_BACKENDS][SST_TLS_FAIL__COUNT];
+} sst_m_tls_t;
 
 /* Single-writer increment: a relaxed load and store, no read-modify-write instruction. */
 static inline void sst_counter_add(sst_counter_t *c, uint64_t n)
@@ -89,6 +99,7 @@ typedef struct sst_wmetrics_s {
      * command (sst_pp_command_t), refused by reason (index SST_PP_OK unused) */
     sst_counter_t pp_accepted[2][3];
     sst_counter_t pp_rejected[SST_M_PP_REASONS];
+    sst_m_tls_t tls;
 } sst_wmetrics_t;
 
 enum { SST_M_TIMEOUT_HEAD = 0, SST_M_TIMEOUT_BODY, SST_M_TIMEOUT_SEND, SST_M_TIMEOUT_IDLE };

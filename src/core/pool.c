@@ -15,7 +15,9 @@
 struct sst_pool_s {
     sst_link_t link; /* pools->all */
     sst_pools_t *set;
-    char key[272]; /* backend address text */
+    char key[640];         /* backend address text, and its TLS settings for a TLS backend */
+    sst_tls_client_t *tls; /* one reference: a TLS backend's client context, else NULL */
+    size_t tls_backend;    /* the backend's index in the config that built `tls` */
     struct sockaddr_storage sa;
     uint16_t metric_id;
     bool retired;    /* not in the current config: close connections as they come back */
@@ -33,6 +35,22 @@ void sst__pools_init(sst_pools_t *ps, sst_wmetrics_t *metrics)
     ps->draining = false;
 }
 
+/* The pool identity of cfg->backends[b]: its address, and for a TLS backend the settings its
+ * connections were verified with (a pooled connection is reused only under the same ones). */
+static void pool_key(const sst_config_t *cfg, size_t b, char *key, size_t size)
+{
+    const sst_backend_cfg_t *bc = &cfg->backends[b];
+    const sst_tls_upstream_cfg_t *t = &cfg->regions[bc->region].tls;
+
+    if (!t->enabled) {
+        snprintf(key, size, "%s", bc->addr.text);
+        return;
+    }
+    snprintf(key, size, "%s tls name=%s verify=%d ca=%s", bc->addr.text,
+             t->server_name != NULL ? t->server_name : bc->addr.host, t->verify,
+             t->ca != NULL ? t->ca : "-");
+}
+
 static sst_pool_t *pool_find(sst_pools_t *ps, const char *key)
 {
     for (sst_link_t *l = ps->all.next; l != &ps->all; l = l->next) {
@@ -43,12 +61,15 @@ static sst_pool_t *pool_find(sst_pools_t *ps, const char *key)
     return NULL;
 }
 
-/* `current`: b comes from the worker's current config, which decides the pool's resolved
- * address and metric slot; a request still on an older config borrows the pool as it is. */
-static sst_pool_t *pool_get(sst_pools_t *ps, const sst_backend_cfg_t *b, uint16_t metric_id,
-                            bool current)
+/* The pool of backend b of cfg (prep is cfg's). `current`: cfg is the worker's current config,
+ * which decides the pool's resolved address, metric slot and TLS context; a request still on
+ * an older config borrows the pool as it is. */
+static sst_pool_t *pool_get(sst_pools_t *ps, const sst_config_t *cfg, const sst_prep_t *prep,
+                            size_t b, bool current)
 {
-    sst_pool_t *p = pool_find(ps, b->addr.text);
+    char key[sizeof(((sst_pool_t *)0)->key)];
+    pool_key(cfg, b, key, sizeof(key));
+    sst_pool_t *p = pool_find(ps, key);
     if (p != NULL && !current)
         return p;
     if (p == NULL) {
@@ -56,13 +77,19 @@ static sst_pool_t *pool_get(sst_pools_t *ps, const sst_backend_cfg_t *b, uint16_
         if (p == NULL)
             return NULL;
         p->set = ps;
-        snprintf(p->key, sizeof(p->key), "%s", b->addr.text);
+        memcpy(p->key, key, sizeof(key));
         sst_list_init(&p->idle);
         sst_list_push(&ps->all, &p->link);
     }
     /* the address may resolve differently after a reload */
-    memcpy(&p->sa, &b->addr.sa, sizeof(p->sa));
-    p->metric_id = metric_id;
+    memcpy(&p->sa, &cfg->backends[b].addr.sa, sizeof(p->sa));
+    p->metric_id = prep->backend_mid[b];
+    sst_tls_client_t *tls = sst_tls_set_client(prep->tls, cfg->backends[b].region);
+    if (tls != p->tls) {
+        sst_tls_client_unref(p->tls);
+        p->tls = sst_tls_client_ref(tls);
+    }
+    p->tls_backend = b;
     return p;
 }
 
@@ -71,12 +98,24 @@ sst_pool_t *sst__pool_for(sst_pools_t *ps, const sst_view_t *view, size_t backen
     if (view->cfg == ps->cfg && ps->by_backend[backend] != NULL)
         return ps->by_backend[backend];
     /* a request still routed with an older config: share pools by address */
-    return pool_get(ps, &view->cfg->backends[backend], view->prep->backend_mid[backend], false);
+    return pool_get(ps, view->cfg, view->prep, backend, false);
 }
 
 const struct sockaddr *sst__pool_addr(const sst_pool_t *p)
 {
     return (const struct sockaddr *)&p->sa;
+}
+
+const char *sst__pool_key(const sst_pool_t *p)
+{
+    return p->key;
+}
+
+sst_tls_client_t *sst__pool_tls(const sst_pool_t *p, size_t *backend)
+{
+    if (backend != NULL)
+        *backend = p->tls_backend;
+    return p->tls;
 }
 
 uint16_t sst__pool_metric_id(const sst_pool_t *p)
@@ -165,6 +204,7 @@ static void pool_maybe_free(sst_pool_t *p)
 {
     if (p->retired && p->n_total == 0) {
         sst_list_remove(&p->link);
+        sst_tls_client_unref(p->tls);
         free(p);
     }
 }
@@ -176,7 +216,7 @@ void sst__pools_update(sst_pools_t *ps, const sst_config_t *cfg, const sst_prep_
     memset(ps->by_backend, 0, sizeof(ps->by_backend));
     ps->cfg = cfg;
     for (size_t b = 0; b < cfg->n_backends; b++) {
-        sst_pool_t *p = pool_get(ps, &cfg->backends[b], prep->backend_mid[b], true);
+        sst_pool_t *p = pool_get(ps, cfg, prep, b, true);
         if (p != NULL)
             p->retired = false;
         ps->by_backend[b] = p; /* NULL on ENOMEM: sst__pool_for retries the allocation */
@@ -204,6 +244,7 @@ void sst__pools_free(sst_pools_t *ps)
     while (!sst_list_empty(&ps->all)) {
         sst_pool_t *p = sst_container_of(ps->all.next, sst_pool_t, link);
         sst_list_remove(&p->link);
+        sst_tls_client_unref(p->tls);
         free(p);
     }
 }

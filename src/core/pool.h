@@ -16,6 +16,7 @@
 #include "core/transport.h"
 #include "core/view.h"
 #include "sidestep/config.h"
+#include "sidestep/tls.h"
 
 typedef struct sst_pool_s sst_pool_t;
 typedef struct sst_upstream_s sst_upstream_t;
@@ -34,7 +35,9 @@ void sst__pools_init(sst_pools_t *ps, sst_wmetrics_t *metrics);
  * request still on an older config. NULL on ENOMEM. */
 sst_pool_t *sst__pool_for(sst_pools_t *ps, const sst_view_t *view, size_t backend);
 /* A new config is in force: pools of addresses it keeps stay warm, the others retire (their
- * idle connections close, busy ones close when they come back). */
+ * idle connections close, busy ones close when they come back). A backend's TLS settings are
+ * part of its pool's identity: a region that turns TLS on or off, or changes its server name,
+ * CA or verification, gets new pools. */
 void sst__pools_update(sst_pools_t *ps, const sst_config_t *cfg, const sst_prep_t *prep);
 /* Closes every idle connection; nothing goes back to a pool afterwards. */
 void sst__pools_close_all(sst_pools_t *ps);
@@ -43,6 +46,11 @@ void sst__pools_free(sst_pools_t *ps);
 
 /* The backend's address and metric series. */
 const struct sockaddr *sst__pool_addr(const sst_pool_t *p);
+/* The pool's identity, for logs: "ADDR", or "ADDR tls name=N verify=V ca=PATH". */
+const char *sst__pool_key(const sst_pool_t *p);
+/* A TLS backend's client context (borrowed from the pool, which references it) and the
+ * backend's index in the config that built it; NULL for a plain backend. */
+sst_tls_client_t *sst__pool_tls(const sst_pool_t *p, size_t *backend);
 uint16_t sst__pool_metric_id(const sst_pool_t *p);
 /* True when `max` connections to this backend are open (limits.upstream_connections). */
 bool sst__pool_full(const sst_pool_t *p, size_t max);

@@ -27,7 +27,7 @@ static inline uv_buf_t iov_c(const char *s, size_t len)
 }
 
 size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool https,
-                         sst_tail_t tail, bool head_only, uv_buf_t *iov, size_t max)
+                         sst_str_t hsts, sst_tail_t tail, bool head_only, uv_buf_t *iov, size_t max)
 {
     size_t n = 0;
     bool cors = d->cors_origin.len > 0;
@@ -44,7 +44,7 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
         for (size_t i = 1; i < d->n_location; i++)
             if (d->location[i].len > 0)
                 iov[n++] = iov_s(d->location[i]);
-        if (!cors && !head_only) {
+        if (!cors && !head_only && hsts.len == 0) {
             iov[n++] = iov_s(prep->redirect_rest[d->region][tail]);
             return n;
         }
@@ -58,6 +58,8 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
         else
             iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
     }
+    if (hsts.len > 0)
+        iov[n++] = iov_s(hsts);
     iov[n++] = iov_s(sst_h1_tails[tail]);
     if (head_only)
         return n;
@@ -81,8 +83,8 @@ static const char pf_cred[] = "Access-Control-Allow-Credentials: true\r\n";
 static const char pf_region[] = "X-Sidestep-Region: ";
 static const char pf_eol[] = "\r\n";
 
-size_t sst__preflight_iov(const sst_decision_t *d, sst_str_t region, sst_tail_t tail, uv_buf_t *iov,
-                          size_t max)
+size_t sst__preflight_iov(const sst_decision_t *d, sst_str_t region, sst_str_t hsts,
+                          sst_tail_t tail, uv_buf_t *iov, size_t max)
 {
     size_t n = 0;
     if (max < SST_PREFLIGHT_IOV || !d->preflight || d->cors_origin.len == 0 ||
@@ -105,13 +107,15 @@ size_t sst__preflight_iov(const sst_decision_t *d, sst_str_t region, sst_tail_t 
         iov[n++] = iov_s(region);
         iov[n++] = iov_c(pf_eol, sizeof(pf_eol) - 1);
     }
+    if (hsts.len > 0)
+        iov[n++] = iov_s(hsts);
     iov[n++] = iov_s(sst_h1_tails[tail]);
     return n;
 }
 
 size_t sst__error_response(char *buf, size_t size, unsigned status, const char *reason,
-                           uint64_t retry_after_s, bool close, bool http10_keepalive,
-                           bool head_only)
+                           uint64_t retry_after_s, sst_str_t hsts, bool close,
+                           bool http10_keepalive, bool head_only)
 {
     char body[320];
     char extra[128] = "";
@@ -128,8 +132,8 @@ size_t sst__error_response(char *buf, size_t size, unsigned status, const char *
         snprintf(extra, sizeof(extra), "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n");
     int n = snprintf(buf, size,
                      "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Cache-Control: no-store\r\nContent-Length: %d\r\n%s%s\r\n%.*s",
-                     status, text, bl, extra,
+                     "Cache-Control: no-store\r\nContent-Length: %d\r\n%s%.*s%s\r\n%.*s",
+                     status, text, bl, extra, (int)hsts.len, hsts.base != NULL ? hsts.base : "",
                      close              ? "Connection: close\r\n"
                      : http10_keepalive ? "Connection: keep-alive\r\n"
                                         : "",

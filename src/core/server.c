@@ -374,6 +374,7 @@ static void server_abort_start(sst_server_t *s)
         s->prober = NULL;
     }
     sst__admin_stop(s);
+    sst__server_tls_stop(s);
     for (unsigned i = 0; i < s->n_workers; i++)
         sst__worker_request_stop(&s->workers[i], SST_STOP_NOW);
     for (unsigned i = 0; i < s->n_workers; i++)
@@ -482,13 +483,15 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
             goto fail_running;
         }
     }
-    rc = sst_prober_start(loop, s->cfg, s->health, sst_rand_next(&s->rng), server_on_probe, s,
-                          &s->prober);
+    rc = sst_prober_start(loop, s->cfg, s->health, s->view->prep->tls, sst_rand_next(&s->rng),
+                          server_on_probe, s, &s->prober);
     if (rc != 0) {
         snprintf(err, err_size, "starting health checks: %s", sst_strerror(rc));
         goto fail_running;
     }
     if (cfg->admin.enabled && (rc = sst__admin_start(s, err, err_size)) != 0)
+        goto fail_running;
+    if ((rc = sst__server_tls_start(s)) != 0)
         goto fail_running;
     server_arm_health_timer(s);
     if (s->ready_file != NULL && (rc = server_write_ready(s)) != 0) {
@@ -573,7 +576,8 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
     if ((rc = server_new_view(s, cfg, h, prep, &v)) != 0)
         goto fail;
     prep = NULL; /* owned by the view now */
-    rc = sst_prober_start(s->loop, cfg, h, sst_rand_next(&s->rng), server_on_probe, s, &prober);
+    rc = sst_prober_start(s->loop, cfg, h, v->prep->tls, sst_rand_next(&s->rng), server_on_probe, s,
+                          &prober);
     if (rc != 0) {
         snprintf(err, err_size, "starting health checks: %s", sst_strerror(rc));
         goto fail;
@@ -650,6 +654,7 @@ void sst_server_stop(sst_server_t *s, bool graceful)
             s->prober = NULL;
         }
         sst__admin_stop(s);
+        sst__server_tls_stop(s);
         if (s->handles_open) {
             uv_timer_stop(&s->health_timer);
             uv_timer_start(&s->stop_timer, server_on_stop_poll, STOP_POLL_MS, STOP_POLL_MS);

@@ -65,6 +65,7 @@ struct sst_server_s {
     uint64_t events_total[SST_REASON__COUNT];
     uint64_t reloads_ok, reloads_failed;
     uint64_t passive_signals[5];
+    uv_timer_t *tls_timer; /* TLS housekeeping (server_tls.c) */
 };
 
 /* For admin.c and metrics.c (control thread only). */
@@ -73,6 +74,11 @@ void sst__server_publish(sst_server_t *s);
  * SST_ENOENT (unknown name) or SST_EINVAL (action does not apply), with err filled. */
 int sst__server_admin_op(sst_server_t *s, bool region, const char *name, sst_admin_op_t op,
                          const char *reason, uint64_t ttl_ms, char *err, size_t err_size);
+
+/* TLS housekeeping (server_tls.c): the ticket-key rotation timer. Start returns 0 or
+ * SST_ENOMEM; stop is idempotent (the timer frees itself once closed). */
+int sst__server_tls_start(sst_server_t *s);
+void sst__server_tls_stop(sst_server_t *s);
 
 /* The admin listener sits a layer above (admin/admin.c); the server starts and stops it
  * through these two entry points, declared here so that core includes nothing above itself.

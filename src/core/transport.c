@@ -1,7 +1,8 @@
 /* The transport (transport.h): every byte between a socket and its owner passes here. The plain
  * TCP kind keeps the fast paths the request path was measured with: send(2) straight to the
  * socket when nothing is queued, no write request (hence no deferred callback) when the kernel
- * takes everything, one uv_write only for the rest. Owns no HTTP knowledge. */
+ * takes everything, one uv_write only for the rest. The TLS kind (transport_tls.c) is reached
+ * from here with one test of `kind` per call. Owns no HTTP knowledge. */
 #include "core/transport.h"
 
 #include <errno.h>
@@ -27,7 +28,7 @@ int sst__tp_init(sst_transport_t *t, uv_loop_t *loop, sst_tp_kind_t kind, const 
     int rc = uv_tcp_init(loop, &t->tcp);
     if (rc != 0)
         return rc;
-    t->tcp.data = NULL; /* reserved for a TLS engine's state */
+    t->tcp.data = NULL; /* the TLS kind's state (transport_tls.c) */
     t->cb = cb;
     t->kind = (uint8_t)kind;
     t->reading = false;
@@ -60,6 +61,8 @@ int sst__tp_connect_pp(sst_transport_t *t, uv_connect_t *req, const struct socka
                        const sst_tp_pp_out_t *pp)
 {
     req->data = pp != NULL && pp->len > 0 ? (void *)(uintptr_t)pp : NULL;
+    if (t->kind == SST_TP_TLS)
+        return sst__tp_tls_connect(t, req, sa);
     return uv_tcp_connect(req, &t->tcp, sa, tp_on_connect);
 }
 
@@ -111,6 +114,8 @@ int sst__tp_read_start(sst_transport_t *t)
 {
     if (t->reading)
         return 0;
+    if (t->kind == SST_TP_TLS)
+        return sst__tp_tls_read_start(t);
     int rc = uv_read_start((uv_stream_t *)&t->tcp, tp_alloc, tp_on_read);
     if (rc == 0)
         t->reading = true;
@@ -121,6 +126,10 @@ void sst__tp_read_stop(sst_transport_t *t)
 {
     if (!t->reading)
         return;
+    if (t->kind == SST_TP_TLS) {
+        sst__tp_tls_read_stop(t);
+        return;
+    }
     uv_read_stop((uv_stream_t *)&t->tcp);
     t->reading = false;
 }
@@ -186,6 +195,8 @@ static int tp_queue(sst_transport_t *t, sst_wreq_t *r)
 
 int sst__tp_write(sst_transport_t *t, sst_wreq_t *r)
 {
+    if (t->kind == SST_TP_TLS)
+        return sst__tp_tls_write(t, r);
     if (sst__tp_queued(t) == 0) {
         /* Nothing queued: write now. When the kernel takes it all, there is no write request
          * for libuv to complete, hence no deferred callback and no epoll_ctl to drop the
@@ -219,6 +230,8 @@ int sst__tp_write(sst_transport_t *t, sst_wreq_t *r)
 int sst__tp_send(sst_transport_t *t, const uv_buf_t *bufs, size_t n, size_t total)
 {
     size_t done = 0;
+    if (t->kind == SST_TP_TLS)
+        return sst__tp_tls_send(t, bufs, n, total);
     if (sst__tp_queued(t) == 0) {
         ssize_t rc = sst__sock_send(t, bufs, n, total);
         if (rc < 0)
@@ -267,6 +280,8 @@ static void tp_on_shutdown(uv_shutdown_t *req, int status)
 
 int sst__tp_shutdown(sst_transport_t *t)
 {
+    if (t->kind == SST_TP_TLS)
+        sst__tp_tls_before_shutdown(t); /* close_notify goes before the FIN */
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (req == NULL)
         return SST_ENOMEM;
@@ -289,6 +304,10 @@ static void tp_on_closed(uv_handle_t *handle)
 void sst__tp_close(sst_transport_t *t, bool reset)
 {
     t->reading = false;
+    if (t->kind == SST_TP_TLS) {
+        sst__tp_tls_close(t, reset);
+        return;
+    }
     if (reset && uv_tcp_close_reset(&t->tcp, tp_on_closed) == 0)
         return;
     uv_close((uv_handle_t *)&t->tcp, tp_on_closed);

@@ -1,7 +1,7 @@
 /* The transport: the one way bytes move between a socket and its owner (a client connection or
  * an upstream connection). Start/stop reading, write buffers, shut down, close, queued bytes for
- * back-pressure, and connect for backends. Plain TCP is the implementation today; TLS and the
- * PROXY protocol header slot in here, beneath the owners, without touching HTTP code.
+ * back-pressure, and connect for backends. Plain TCP and TLS (transport_tls.c) implement it;
+ * the PROXY protocol header slots in here too, beneath the owners, without touching HTTP code.
  *
  * Ownership rule. The owner embeds the transport and outlives it: between sst__tp_init and the
  * owner's on_closed callback the transport is the owner's, and on_closed is the last call the
@@ -10,22 +10,27 @@
  * owner's (one reference); a write request given to sst__tp_write is the transport's until its
  * on_write. Callbacks never run from inside a call the owner made on the transport.
  *
- * How TLS plugs in (the engine of include/sidestep/tls.h, next issue). A TLS transport is a
- * second kind beside SST_TP_TCP: the same functions switch on `kind`, and tcp.data (unused by
- * the plain transport) points at the engine state, which is allocated with the connection.
+ * TLS (SST_TP_TLS, the engine of include/sidestep/tls.h) is a second kind beside SST_TP_TCP:
+ * the same functions switch on `kind`, and tcp.data (unused by the plain transport) points at
+ * the TLS state, allocated for TLS connections only (transport_tls.c says what it holds).
  *  - reads: ciphertext is read into a chunk as today, fed to the engine (borrowed, no copy),
  *    and the plaintext is read out into fresh chunks from the same free lists, each handed to
  *    on_read exactly as a plain read chunk is: the owner's zero-copy relay by chunk reference
- *    keeps working. Handshake output produced by reads leaves with one sst__sock_send.
+ *    keeps working. Handshake output produced by reads leaves with one sst__sock_send. When
+ *    the owner stops reading mid-input, the engine keeps the unread ciphertext and reading
+ *    resumes from it (one loop turn later) before the socket is read again.
  *  - handshake before data: a server connection delivers nothing to on_read until the engine
- *    reports the handshake done; a backend connection calls on_connect only then (a handshake
- *    failure is a connect failure, so the in-flight failover still applies).
+ *    reports the handshake done; a backend connection calls on_handshake once TCP is up and
+ *    on_connect only after the handshake (a handshake failure is a connect failure with
+ *    SST_EPROTO, so the in-flight failover still applies). Deadlines stay the owners': a
+ *    client connection's in the worker's deadline heap (sst__tp_handshaking), a backend's on
+ *    the upstream's timer.
  *  - writes: sst__tp_send / sst__tp_write hand the plaintext iovecs to the engine (one record
  *    for a small answer), release the write request at once (its chunks are copied into the
  *    record) and send the ciphertext with one sst__sock_send; what the socket does not take
  *    moves to a uv_write with output_take, no copy. on_write then reports that write.
- *  - plain HTTP on a TLS port: on_read_end reports SST_EPROTO and the transport switches to
- *    clear text for the owner's 400 before the close.
+ *  - plain HTTP on a TLS port: on_read_end reports SST_EPROTO with sst__tp_clear_text() true:
+ *    the transport has become a plain one for the owner's 400 before the close.
  *  - shutdown: close_notify is queued, then the FIN (uv_shutdown) once it is out.
  * The PROXY protocol header (issue 16, transport_proxy.c) sits below every kind: on a client
  * connection the transport reads and strips it before the first on_read, as a phase that runs
@@ -45,8 +50,10 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/metrics.h"
 #include "http/proxy_proto.h"
 #include "sidestep/str.h"
+#include "sidestep/tls.h"
 
 typedef struct sst_transport_s sst_transport_t;
 typedef struct sst_tp_pp_s sst_tp_pp_t;
@@ -64,6 +71,9 @@ typedef struct sst_tp_cb_s {
     /* Backends: the connection is established (0) or failed (negative; UV_ECANCELED when the
      * transport was closed first). */
     void (*on_connect)(sst_transport_t *t, int status);
+    /* Backends over TLS, optional: TCP is up and the TLS handshake has begun (on_connect
+     * follows when it ends). */
+    void (*on_handshake)(sst_transport_t *t);
     /* The shutdown (FIN after every queued byte) is done (0) or failed / cancelled. */
     void (*on_shutdown)(sst_transport_t *t, int status);
     /* The socket is closed: the last callback. The owner may free itself now. */
@@ -78,6 +88,7 @@ typedef struct sst_tp_cb_s {
 
 typedef enum sst_tp_kind_e {
     SST_TP_TCP = 0, /* plain TCP: bytes go straight between the socket and the owner */
+    SST_TP_TLS,     /* TLS over TCP (transport_tls.c); init with sst__tp_init_tls */
 } sst_tp_kind_t;
 
 /* Where a transport is with the PROXY header (transport_proxy.c). */
@@ -101,7 +112,8 @@ struct sst_transport_s {
 };
 
 /* Sets up a transport on `loop`, whose data must be the worker's sst_bufs_t (reads take their
- * chunks there). Returns 0, or a negative error with nothing to close. */
+ * chunks there). Returns 0, or a negative error with nothing to close. For SST_TP_TLS use
+ * sst__tp_init_tls. */
 int sst__tp_init(sst_transport_t *t, uv_loop_t *loop, sst_tp_kind_t kind, const sst_tp_cb_t *cb);
 /* Takes the connection waiting on `server`. Returns 0 or a negative error (the caller closes). */
 int sst__tp_accept(sst_transport_t *t, uv_stream_t *server);
@@ -208,6 +220,46 @@ size_t sst__tp_pp_read(sst_transport_t *t, sst_chunk_t *ch, size_t len);
 int sst__tp_pp_send(sst_transport_t *t, const sst_tp_pp_out_t *pp);
 void sst__tp_pp_free(sst_transport_t *t);
 bool sst__tp_pp_peer(const sst_transport_t *t, struct sockaddr_storage *out);
+
+/* ---- the TLS kind (transport_tls.c) ------------------------------------------------------- */
+
+typedef struct sst_tp_tls_opts_s {
+    sst_tls_server_t *server; /* a client connection on this HTTPS listener's context, or */
+    sst_tls_client_t *client; /* a backend connection with this region's client context */
+    size_t backend;           /* with client: the backend's index in the client's config */
+    sst_m_tls_t *metrics;     /* the worker's TLS counters */
+    uint16_t backend_mid;     /* with client: the backend's metric id */
+} sst_tp_tls_opts_t;
+
+/* Sets up a TLS transport: the engine is made here (it references the context), the handshake
+ * runs from the first read (server) or the connect (backend). Returns 0, or SST_ENOMEM or a
+ * libuv error with nothing to close. */
+int sst__tp_init_tls(sst_transport_t *t, uv_loop_t *loop, const sst_tp_cb_t *cb,
+                     const sst_tp_tls_opts_t *o);
+bool sst__tp_tls_handshaking(const sst_transport_t *t);
+/* A TLS transport whose handshake has not completed yet (the owner's deadline applies). */
+static inline bool sst__tp_handshaking(const sst_transport_t *t)
+{
+    return t->kind == SST_TP_TLS && sst__tp_tls_handshaking(t);
+}
+/* The owner's handshake deadline passed: counted as a `timeout` failure; the owner closes. */
+void sst__tp_handshake_expired(sst_transport_t *t);
+/* After on_read_end(SST_EPROTO): true when the peer spoke plain HTTP to this TLS port. The
+ * transport is plain TCP from then on, for the owner's clear-text 400. */
+bool sst__tp_clear_text(const sst_transport_t *t);
+/* Why the TLS handshake or connection failed ("bad_certificate", sst_tls_fail_name) and
+ * OpenSSL's words for it; "none" and "" when it did not (or for a plain transport). */
+const char *sst__tp_tls_failure(const sst_transport_t *t, const char **detail);
+
+/* Called by transport.c for the TLS kind; never by owners. */
+int sst__tp_tls_connect(sst_transport_t *t, uv_connect_t *req, const struct sockaddr *sa);
+int sst__tp_tls_read_start(sst_transport_t *t);
+void sst__tp_tls_read_stop(sst_transport_t *t);
+int sst__tp_tls_send(sst_transport_t *t, const uv_buf_t *bufs, size_t n, size_t total);
+int sst__tp_tls_write(sst_transport_t *t, sst_wreq_t *r);
+/* Before the FIN: queues and sends close_notify (nothing before the handshake completed). */
+void sst__tp_tls_before_shutdown(sst_transport_t *t);
+void sst__tp_tls_close(sst_transport_t *t, bool reset);
 
 /* The socket layer under every transport: writes what the socket takes now with send(2) or
  * sendmsg(2), without queueing (call only when nothing is queued). Returns the bytes written

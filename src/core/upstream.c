@@ -43,6 +43,7 @@ struct sst_upstream_s {
     bool resp_done;
     bool keep_alive;
     bool backpressured;  /* the owner paused reading */
+    bool tls_started;    /* TLS: TCP is up, the handshake deadline runs */
     sst_wreq_t *pending; /* the request head, held until the end of the parse pass */
     uint64_t idle_since; /* when it went back to the pool */
     uint32_t writes_pending;
@@ -250,6 +251,11 @@ static void up_on_timer(uv_timer_t *t)
 
     switch (u->state) {
     case SST_UP_CONNECTING:
+        if (sst__tp_handshaking(&u->tp) && u->tls_started) {
+            sst__tp_handshake_expired(&u->tp); /* counted by reason `timeout` */
+            up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT, "backend TLS handshake timeout");
+            return;
+        }
         up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT, "backend connect timeout");
         return;
     case SST_UP_IDLE:
@@ -345,11 +351,32 @@ static void up_reset_response(sst_upstream_t *u)
     u->keep_alive = false;
 }
 
+/* TLS: TCP is up and the handshake runs, bounded by timeouts.tls_handshake from now. */
+static void up_tp_on_handshake(sst_transport_t *t)
+{
+    sst_upstream_t *u = up_of(t);
+    if (u->state != SST_UP_CONNECTING)
+        return;
+    u->tls_started = true;
+    u->deadline = up_now(u) + up_cfg(u)->timeouts.tls_handshake_ms;
+    uv_timer_stop(&u->timer); /* the connect deadline is over: arm the later one */
+    up_arm_timer(u);
+}
+
 static void up_tp_on_connect(sst_transport_t *t, int status)
 {
     sst_upstream_t *u = up_of(t);
     if (u->state == SST_UP_CLOSING)
         return; /* closed while connecting: ECANCELED */
+    if (status == SST_EPROTO && t->kind == SST_TP_TLS) {
+        /* a failed handshake is a failed connect: the request was never sent (the in-flight
+         * failover applies); the reason is counted by the transport */
+        const char *detail;
+        const char *why = sst__tp_tls_failure(t, &detail);
+        sst_warn("backend %s: TLS handshake failed: %s: %s", sst__pool_key(u->pool), why, detail);
+        up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_ERROR, "backend TLS handshake failed");
+        return;
+    }
     if (status < 0) {
         sst_m_upfail_t kind = status == UV_ECONNREFUSED ? SST_M_UP_REFUSED
                               : status == UV_ETIMEDOUT  ? SST_M_UP_CONNECT_TIMEOUT
@@ -387,7 +414,18 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
     u->cb = cb;
     u->cfg = cfg;
     sst_list_init(&u->link);
-    int rc = sst__tp_init(&u->tp, &w->loop, SST_TP_TCP, &up_tp_cb);
+    size_t tls_backend = 0;
+    sst_tls_client_t *tls = sst__pool_tls(pool, &tls_backend);
+    int rc;
+    if (tls != NULL) {
+        sst_tp_tls_opts_t o = {.client = tls,
+                               .backend = tls_backend,
+                               .metrics = &w->metrics->tls,
+                               .backend_mid = sst__pool_metric_id(pool)};
+        rc = sst__tp_init_tls(&u->tp, &w->loop, &up_tp_cb, &o);
+    } else {
+        rc = sst__tp_init(&u->tp, &w->loop, SST_TP_TCP, &up_tp_cb);
+    }
     if (rc != 0) {
         sst__head_put(&w->bufs, u->head);
         free(u);
@@ -720,6 +758,7 @@ static const sst_tp_cb_t up_tp_cb = {
     .on_read_end = up_tp_on_read_end,
     .on_write = up_tp_on_write,
     .on_connect = up_tp_on_connect,
+    .on_handshake = up_tp_on_handshake,
     .on_closed = up_tp_on_closed,
 };
 

@@ -19,6 +19,7 @@
 #include "http/h1_write.h"
 #include "http/http1.h"
 #include "sidestep/error.h"
+#include "sidestep/log.h"
 
 sst_view_t *sst__view_ref(sst_view_t *v)
 {
@@ -229,6 +230,40 @@ void sst__prep_names_free(sst_server_t *s)
 
 static const uint16_t redirect_statuses[SST_REDIRECT_STATUSES] = {301, 302, 303, 307, 308};
 
+/* The TLS contexts of cfg, and the HSTS line of each listener with hsts into storage (room
+ * for SST_MAX_LISTENERS * 96 bytes from *used). */
+static int prep_tls(sst_prep_t *p, const sst_config_t *cfg, sst_server_t *s, size_t *used,
+                    char *err, size_t err_size)
+{
+    const sst_tls_set_t *prev = s->view != NULL ? s->view->prep->tls : NULL;
+    sst_diag_list_t warnings = {0};
+    sst_diag_t diag;
+    char msg[1024];
+
+    memset(&diag, 0, sizeof(diag));
+    int rc = sst_tls_set_build(cfg, prev, NULL, &p->tls, &diag, &warnings);
+    for (size_t i = 0; i < warnings.n; i++) {
+        sst_diag_t where = warnings.items[i];
+        where.msg[0] = '\0';
+        sst_warn("%swarning: %s", sst_diag_format(&where, msg, sizeof(msg)), warnings.items[i].msg);
+    }
+    sst_diag_list_free(&warnings);
+    if (rc != 0) {
+        sst_diag_format(&diag, err, err_size);
+        return rc;
+    }
+    for (size_t l = 0; l < cfg->n_listeners; l++) {
+        const sst_listener_cfg_t *lc = &cfg->listeners[l];
+        /* sent only on connections that are TLS (RFC 6797 section 7.2): conn_hsts */
+        if (!lc->hsts.enabled)
+            continue;
+        size_t n = sst_tls_hsts_header(&lc->hsts, p->storage + *used, 96);
+        p->hsts[l] = sst_str(p->storage + *used, n);
+        *used += n;
+    }
+    return 0;
+}
+
 int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, char *err,
                     size_t err_size)
 {
@@ -239,7 +274,7 @@ int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, 
     if (p == NULL)
         return SST_ENOMEM;
     p->n_workers = s->n_workers;
-    cap = SST_REDIRECT_STATUSES * 64; /* the https status lines */
+    cap = SST_REDIRECT_STATUSES * 64 + SST_MAX_LISTENERS * 96; /* https status lines, HSTS */
     for (size_t r = 0; r < cfg->n_regions; r++) {
         size_t url = cfg->regions[r].url != NULL ? strlen(cfg->regions[r].url) : 0;
         cap += 4 * strlen(cfg->regions[r].name) + SST_REDIRECT_STATUSES * (url + 64) + 1024;
@@ -297,7 +332,9 @@ int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, 
     for (size_t b = 0; b < cfg->n_backends; b++)
         p->backend_mid[b] = prep_register(s->backend_names, &s->n_backend_names, SST_M_BACKENDS, 0,
                                           cfg->backends[b].addr.text);
-    rc = prep_open_listeners(p, cfg, s, err, err_size);
+    rc = prep_tls(p, cfg, s, &used, err, err_size);
+    if (rc == 0)
+        rc = prep_open_listeners(p, cfg, s, err, err_size);
     if (rc != 0) {
         sst__prep_abandon(s, p);
         sst__prep_free(p);
@@ -312,6 +349,7 @@ void sst__prep_free(sst_prep_t *p)
     if (p == NULL)
         return;
     /* the listening sockets belong to the server's table, not to the config */
+    sst_tls_set_free(p->tls);
     free(p->storage);
     free(p);
 }

@@ -16,6 +16,7 @@
 #include "sidestep/config.h"
 #include "sidestep/health.h"
 #include "sidestep/str.h"
+#include "sidestep/tls.h"
 
 struct sst_server_s;
 
@@ -55,6 +56,12 @@ typedef struct sst_prep_s {
     struct sockaddr_storage bound[SST_MAX_LISTENERS];
     struct sst_lsock_s *created; /* entries this config added to the table (see view.c) */
     unsigned n_workers;
+    /* TLS (issue 14): the contexts of this config's HTTPS listeners and TLS regions (owned;
+     * connections and pools hold their own references, so they outlive a reload), and the
+     * Strict-Transport-Security line of each listener with hsts (empty otherwise), which
+     * goes out on TLS connections only */
+    sst_tls_set_t *tls;
+    sst_str_t hsts[SST_MAX_LISTENERS];
 } sst_prep_t;
 
 /* The index of a redirect status in the prepared lines (301 302 303 307 308; 307 for others). */
@@ -93,9 +100,11 @@ int sst__view_new(sst_config_t *cfg, sst_hsnap_t *snap, sst_prep_t *prep,
                   atomic_uint_fast32_t *prep_refs, uint64_t generation, sst_view_t **out);
 
 /* Builds the per-config parts: generated-response pieces, metric ids (registering new names
- * in the server), and the listening sockets of addresses not open yet (new entries of the
- * server's table, made live by sst__prep_commit). Returns 0, or a negative error with *err
- * set to a message naming the listener. */
+ * in the server), the TLS contexts (the current view's set lends its in-memory ticket keys, so
+ * tickets survive a reload; warnings are logged), and the listening sockets of addresses not
+ * open yet (new entries of the server's table, made live by sst__prep_commit). Returns 0, or a
+ * negative error with *err set to a message naming the listener, or the file, line and key of
+ * a bad certificate. Blocking: reads certificate files. */
 int sst__prep_build(const sst_config_t *cfg, struct sst_server_s *s, sst_prep_t **out, char *err,
                     size_t err_size);
 void sst__prep_free(sst_prep_t *p);

@@ -42,4 +42,12 @@ uint16_t sst_demo_port(const sst_demo_t *demo, size_t backend);
  * NULL is ignored; call once. */
 void sst_demo_stop(sst_demo_t *demo);
 
+/* The demo's HTTPS listener certificate, made in-process with OpenSSL (the build's libssl; no
+ * openssl command): a self-signed ECDSA P-256 certificate for localhost and 127.0.0.1, valid
+ * for 30 days, written as DIR/demo.pem and DIR/demo.key (new files, mode 0600; `dir` must
+ * exist). Returns 0 with both paths filled, or a negative SST_E* code with err filled and no
+ * file left behind. */
+int sst_demo_tls_cert(const char *dir, char *cert, size_t cert_size, char *key, size_t key_size,
+                      char *err, size_t err_size);
+
 #endif

@@ -433,11 +433,16 @@ static void probe_text(const sst_probe_result_t *res, char *buf, size_t size)
     case SST_REASON_L7TOUT:
         text_append(buf, size, "probe timeout after %llums", (unsigned long long)res->duration_ms);
         break;
+    case SST_REASON_L6TOUT:
+        text_append(buf, size, "TLS handshake timeout after %llums",
+                    (unsigned long long)res->duration_ms);
+        break;
     case SST_REASON_NONE:
     case SST_REASON_INIT:
     case SST_REASON_L4OK:
     case SST_REASON_L4CON:
     case SST_REASON_L4ERR:
+    case SST_REASON_L6TLS:
     case SST_REASON_L7RSP:
     case SST_REASON_PASSIVE_REFUSED:
     case SST_REASON_PASSIVE_CTOUT:

@@ -1,5 +1,6 @@
 /* Active HTTP probes: per backend one timer (the next probe, then that probe's deadline) and one
- * TCP handle per attempt; responses parsed by sst_h1 (http1.c), the same layer and checks as
+ * TCP handle per attempt, with a TLS connection (the engine of sidestep/tls.h) for a backend of
+ * a region with tls; responses parsed by sst_h1 (http1.c), the same layer and checks as
  * backend responses on the proxy path. Reports results to its owner and decides nothing about
  * health; never blocks the loop. */
 #include "health/probe.h"
@@ -52,9 +53,14 @@ typedef struct probe_target_s {
     size_t body_scanned;
     size_t match; /* bytes of the needle matched so far, carried across reads */
     char send_error[32];
+    sst_tls_conn_t *eng; /* TLS: this attempt's connection (freed when its socket closes) */
+    bool tls_done;       /* TLS: the handshake completed */
     /* Fixed per backend, built at start: */
-    char *request;
-    size_t request_len;
+    sst_tls_client_t *tls; /* one reference: the region's client context, NULL for plain */
+    char *plain;           /* TLS: decrypted bytes, SST_PROBE_TLS_BUF */
+    char *request;         /* the PROXY header (pp_len bytes, sent in clear), then the request */
+    size_t request_len;    /* both */
+    size_t pp_len;
     bool is_head; /* a HEAD response carries no body */
     const char *needle;
     size_t needle_len;
@@ -77,6 +83,14 @@ struct sst_prober_s {
     size_t n_targets;
     probe_target_t targets[];
 };
+
+#define SST_PROBE_TLS_BUF 4096
+
+/* A TLS flight or record on its way: the block is the engine's output, taken without a copy. */
+typedef struct probe_write_s {
+    uv_write_t req;
+    char *block;
+} probe_write_t;
 
 static void probe_on_timer(uv_timer_t *timer);
 
@@ -276,12 +290,138 @@ static void probe_on_eof(probe_target_t *t)
                                                     : NULL);
 }
 
+/* --- TLS ---------------------------------------------------------------------------------- */
+
+static void probe_on_tls_write(uv_write_t *req, int status)
+{
+    probe_write_t *pw = (probe_write_t *)req; /* req is its first member */
+    probe_target_t *t = req->data;
+
+    if (status < 0 && t->phase == PROBE_EXCHANGING)
+        snprintf(t->send_error, sizeof(t->send_error), "send: %s", uv_err_name(status));
+    free(pw->block);
+    free(pw);
+}
+
+/* Sends what the engine produced (ClientHello, Finished and the request, alerts). */
+static int probe_tls_flush(probe_target_t *t)
+{
+    size_t len;
+    char *block = sst_tls_conn_output_take(t->eng, &len);
+    if (block == NULL)
+        return 0;
+    probe_write_t *pw = malloc(sizeof(*pw));
+    if (pw == NULL) {
+        free(block);
+        return SST_ENOMEM;
+    }
+    pw->block = block;
+    pw->req.data = t;
+    uv_buf_t b = uv_buf_init(block, (unsigned)len);
+    int rc = uv_write(&pw->req, (uv_stream_t *)&t->tcp, &b, 1, probe_on_tls_write);
+    if (rc != 0) {
+        free(block);
+        free(pw);
+    }
+    return rc;
+}
+
+/* "unknown_ca: unable to get local issuer certificate": the reason, then OpenSSL's words. */
+static void probe_tls_failed(probe_target_t *t)
+{
+    const char *why = sst_tls_fail_name(sst_tls_conn_fail_reason(t->eng));
+    const char *detail = sst_tls_conn_verify_result(t->eng) != 0 ? sst_tls_conn_verify_error(t->eng)
+                                                                 : sst_tls_conn_fail_detail(t->eng);
+    (void)probe_tls_flush(t); /* the alert, for the backend's log */
+    if (t->tls_done)
+        probe_fail(t, SST_REASON_L7RSP, "TLS error", why);
+    else
+        probe_fail(t, SST_REASON_L6TLS, why, detail);
+}
+
+/* Drives the engine over what was fed: the handshake, then the response's plaintext. */
+static void probe_tls_pump(probe_target_t *t)
+{
+    for (;;) {
+        size_t n = 0;
+        int ev = sst_tls_conn_read(t->eng, t->plain, SST_PROBE_TLS_BUF, &n);
+        switch (ev) {
+        case SST_TLS_DATA:
+            probe_feed(t, t->plain, n);
+            if (t->phase != PROBE_EXCHANGING)
+                return;
+            continue;
+        case SST_TLS_HANDSHAKE_DONE:
+            t->tls_done = true;
+            continue;
+        case SST_TLS_WANT_INPUT:
+            if (probe_tls_flush(t) != 0)
+                probe_fail(t, SST_REASON_L4ERR, "send", "out of memory");
+            return;
+        case SST_TLS_CLOSED:
+            probe_on_eof(t);
+            return;
+        case SST_TLS_FAILED:
+            probe_tls_failed(t);
+            return;
+        default: /* SST_ENOMEM (HTTP_REQUEST is a server's event) */
+            probe_fail(t, t->tls_done ? SST_REASON_L7RSP : SST_REASON_L6TLS, "out of memory", NULL);
+            return;
+        }
+    }
+}
+
+static void probe_tls_read(probe_target_t *t, ssize_t nread)
+{
+    if (nread > 0) {
+        /* rbuf is borrowed until the pump ends: all of it is used, or the attempt is over */
+        (void)sst_tls_conn_feed(t->eng, t->rbuf, (size_t)nread);
+        probe_tls_pump(t);
+    } else if (nread == UV_EOF) {
+        sst_tls_conn_feed_eof(t->eng);
+        probe_tls_pump(t); /* CLOSED (the response ends here), or a cut handshake */
+    } else if (!t->tls_done) {
+        probe_fail(t, SST_REASON_L6TLS, "read error", sst_strerror((int)nread));
+    } else {
+        probe_fail(t, SST_REASON_L7RSP, "read error", sst_strerror((int)nread));
+    }
+}
+
+static void probe_on_write(uv_write_t *req, int status);
+
+/* Connected: the request is handed to the engine at once (it leaves after the handshake),
+ * which makes the ClientHello. */
+static int probe_tls_start(probe_target_t *t)
+{
+    struct iovec iov = {t->request + t->pp_len, t->request_len - t->pp_len};
+    int rc = 0;
+    if (t->pp_len > 0) {
+        /* the PROXY header goes in clear before the ClientHello (libuv keeps writes in order) */
+        uv_buf_t pp = uv_buf_init(t->request, (unsigned)t->pp_len);
+        t->write_req.data = t;
+        rc = uv_write(&t->write_req, (uv_stream_t *)&t->tcp, &pp, 1, probe_on_write);
+        if (rc != 0)
+            return rc;
+    }
+    rc = sst_tls_conn_new_client(t->tls, t->index, &t->eng);
+    t->tls_done = false;
+    if (rc == 0)
+        rc = sst_tls_conn_writev(t->eng, &iov, 1);
+    if (rc == 0)
+        rc = probe_tls_flush(t);
+    return rc;
+}
+
 static void probe_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     probe_target_t *t = stream->data;
 
     if (t->phase != PROBE_EXCHANGING || nread == 0)
         return; /* 0 is EAGAIN, not EOF */
+    if (t->eng != NULL) {
+        probe_tls_read(t, nread);
+        return;
+    }
     if (nread == UV_EOF) {
         probe_on_eof(t);
         return;
@@ -329,9 +469,14 @@ static void probe_on_connect(uv_connect_t *req, int status)
         return;
     }
     t->phase = PROBE_EXCHANGING;
-    uv_buf_t buf = uv_buf_init(t->request, (unsigned)t->request_len);
-    t->write_req.data = t;
-    int rc = uv_write(&t->write_req, (uv_stream_t *)&t->tcp, &buf, 1, probe_on_write);
+    int rc;
+    if (t->tls != NULL) {
+        rc = probe_tls_start(t);
+    } else {
+        uv_buf_t buf = uv_buf_init(t->request, (unsigned)t->request_len);
+        t->write_req.data = t;
+        rc = uv_write(&t->write_req, (uv_stream_t *)&t->tcp, &buf, 1, probe_on_write);
+    }
     if (rc == 0)
         rc = uv_read_start((uv_stream_t *)&t->tcp, probe_on_alloc, probe_on_read);
     if (rc != 0)
@@ -393,7 +538,10 @@ static void probe_on_timer(uv_timer_t *timer)
         probe_fail(t, SST_REASON_L4TOUT, NULL, NULL);
         break;
     case PROBE_EXCHANGING:
-        probe_fail(t, SST_REASON_L7TOUT, t->head_done ? "waiting for the body" : NULL, NULL);
+        if (t->eng != NULL && !t->tls_done)
+            probe_fail(t, SST_REASON_L6TOUT, NULL, NULL);
+        else
+            probe_fail(t, SST_REASON_L7TOUT, t->head_done ? "waiting for the body" : NULL, NULL);
         break;
     case PROBE_CLOSING:
         break;
@@ -407,6 +555,9 @@ static void prober_free(sst_prober_t *p)
     for (size_t i = 0; i < p->n_targets; i++) {
         free(p->targets[i].request);
         free(p->targets[i].kmp);
+        free(p->targets[i].plain);
+        sst_tls_conn_free(p->targets[i].eng);
+        sst_tls_client_unref(p->targets[i].tls);
         sst_head_free(p->targets[i].head);
     }
     free(p);
@@ -428,6 +579,8 @@ static void probe_on_tcp_closed(uv_handle_t *handle)
     probe_target_t *t = handle->data;
     sst_prober_t *p = t->p;
 
+    sst_tls_conn_free(t->eng); /* its borrowed input is rbuf, read no more */
+    t->eng = NULL;
     t->phase = PROBE_IDLE;
     if (p->stopping) {
         prober_release(p); /* counted by sst_prober_stop; the result is dropped */
@@ -580,6 +733,7 @@ static int probe_prepare(probe_target_t *t)
     if (snprintf(t->request + pp_len, (size_t)len + 1, fmt, hc->method, hc->path, host) != len)
         return SST_EINVAL;
     t->request_len = (size_t)pp_len + (size_t)len;
+    t->pp_len = (size_t)pp_len;
     t->is_head = strcmp(hc->method, "HEAD") == 0;
     t->head = sst_head_new();
     if (t->head == NULL)
@@ -604,8 +758,9 @@ static int probe_prepare(probe_target_t *t)
     return 0;
 }
 
-int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h, uint64_t seed,
-                     sst_probe_cb cb, void *opaque, sst_prober_t **out)
+int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h,
+                     const sst_tls_set_t *tls, uint64_t seed, sst_probe_cb cb, void *opaque,
+                     sst_prober_t **out)
 {
     if (loop == NULL || cfg == NULL || h == NULL || cb == NULL || out == NULL ||
         cfg->n_backends > SST_MAX_BACKENDS)
@@ -634,6 +789,11 @@ int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_
         t->index = b;
         t->bc = &cfg->backends[b];
         int rc = probe_prepare(t);
+        if (rc == 0 && cfg->regions[t->bc->region].tls.enabled) {
+            t->tls = sst_tls_client_ref(sst_tls_set_client(tls, t->bc->region));
+            t->plain = malloc(SST_PROBE_TLS_BUF);
+            rc = t->tls == NULL ? SST_EINVAL : t->plain == NULL ? SST_ENOMEM : 0;
+        }
         if (rc != 0) {
             prober_free(p);
             return rc;

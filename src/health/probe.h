@@ -1,6 +1,6 @@
 /* Active HTTP/1.1 health probes on a libuv loop: one timer per backend schedules probes and
- * bounds each one, one TCP handle per attempt. Results go to a callback; the prober never
- * changes health state and never blocks the loop. */
+ * bounds each one, one TCP handle per attempt (with the TLS engine for a region with tls).
+ * Results go to a callback; the prober never changes health state and never blocks the loop. */
 #ifndef SST_PROBE_H
 #define SST_PROBE_H
 
@@ -11,6 +11,7 @@
 
 #include "sidestep/config.h"
 #include "sidestep/health.h"
+#include "sidestep/tls.h"
 
 /* Body bytes searched for expect_body; a substring not found within them is a mismatch. */
 #define SST_PROBE_BODY_SCAN_MAX (64 * 1024)
@@ -30,16 +31,21 @@ typedef void (*sst_prober_done_cb)(void *arg);
  *   METHOD PATH HTTP/1.1 / Host: HOST / User-Agent: sidestep-health / Connection: close
  * and judges the response head (status within health.expect) and, with expect_body, the first
  * SST_PROBE_BODY_SCAN_MAX body bytes; connect and the whole exchange are bounded by
- * health.timeout_ms. After each result the callback runs and the next probe is scheduled with
+ * health.timeout_ms. A backend of a region with tls is probed over TLS with the region's
+ * client context from `tls` (the contexts built for cfg; a reference is taken): a failed
+ * handshake is L6TLS (the detail names the reason: "unknown_ca: ..."), one that does not
+ * finish in time L6TOUT. After each result the callback runs and the next probe is scheduled with
  * sst_health_probe_delay(h, ...), so `h` should have been fed the result by then; the first
  * probe of each backend is spread with first=true. `seed` seeds the xorshift64 RNG (0 picks a
  * fixed non-zero seed).
  * `loop`, `cfg` and `h` are borrowed: `cfg` and `h` must describe the same config and stay
  * valid until sst_prober_stop returns (the prober reads neither afterwards).
  * Returns 0 and sets *out, or SST_EINVAL (NULL argument, malformed method/path/host, backend
- * without an address) or SST_ENOMEM; on failure nothing was started and no callback runs. */
-int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h, uint64_t seed,
-                     sst_probe_cb cb, void *opaque, sst_prober_t **out);
+ * without an address, a TLS region without its context in `tls`) or SST_ENOMEM; on failure nothing
+ * was started and no callback runs. */
+int sst_prober_start(uv_loop_t *loop, const sst_config_t *cfg, const sst_health_t *h,
+                     const sst_tls_set_t *tls, uint64_t seed, sst_probe_cb cb, void *opaque,
+                     sst_prober_t **out);
 
 /* Carries the probe schedule over a reload. For every backend `p` probes that `prev` probed
  * too (the same address in a region of the same name, which is how sst_health_create carries

@@ -186,9 +186,14 @@ size_t sst_h1_write_response(const sst_h1w_response_t *in, char *buf, size_t siz
             via_prev = value;
             continue;
         }
+        /* RFC 6797 section 8.1: a client heeds the first one only: ours, set at the edge */
+        if (in->hsts.len > 0 && sst_str_ieq_c(name, "strict-transport-security"))
+            continue;
         w_field(&w, name, value);
     }
     w_via(&w, via_prev, resp->minor);
+    if (in->hsts.len > 0)
+        w_str(&w, in->hsts);
     if (resp->has_length && resp->status != 204) {
         W_LIT(&w, "Content-Length: ");
         w_u64(&w, resp->content_length);
@@ -207,6 +212,6 @@ size_t sst_h1_write_response(const sst_h1w_response_t *in, char *buf, size_t siz
 
 size_t sst_h1_response_bound(const sst_h1w_response_t *in)
 {
-    /* the status line, every field at most once, Via, the framing and the tail */
-    return (size_t)in->head->len + 4 * (size_t)in->head->n_hdrs + 256;
+    /* the status line, every field at most once, Via, HSTS, the framing and the tail */
+    return (size_t)in->head->len + 4 * (size_t)in->head->n_hdrs + in->hsts.len + 256;
 }

@@ -63,12 +63,16 @@ typedef struct sst_h1w_response_s {
     const sst_head_t *head;        /* its reason phrase and fields */
     unsigned client_minor;         /* the client's HTTP/1.minor */
     sst_tail_t tail;               /* how the head ends */
+    /* A Strict-Transport-Security line ("...\r\n") for an answer over TLS with hsts, which
+     * replaces the backend's own; empty: the backend's goes through as it is */
+    sst_str_t hsts;
 } sst_h1w_response_t;
 
-/* Writes "HTTP/1.1 STATUS REASON", the backend's end-to-end fields (no hop-by-hop field),
- * Via (after the backend's), the framing for the client (Content-Length, except on a 204;
- * Transfer-Encoding: chunked when re-chunked, or on a body-less answer to a chunked HEAD or
- * 304 for a 1.1 client), then `tail`. Returns the length, or 0 when it does not fit. */
+/* Writes "HTTP/1.1 STATUS REASON", the backend's end-to-end fields (no hop-by-hop field, and
+ * no Strict-Transport-Security when `hsts` is set), Via (after the backend's), `hsts`, the
+ * framing for the client (Content-Length, except on a 204; Transfer-Encoding: chunked when
+ * re-chunked, or on a body-less answer to a chunked HEAD or 304 for a 1.1 client), then `tail`.
+ * Returns the length, or 0 when it does not fit. */
 size_t sst_h1_write_response(const sst_h1w_response_t *in, char *buf, size_t size);
 /* A size that sst_h1_write_response never exceeds for `in`. */
 size_t sst_h1_response_bound(const sst_h1w_response_t *in);

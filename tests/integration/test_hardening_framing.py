@@ -5,7 +5,8 @@ shape, Transfer-Encoding that does not end in chunked or is repeated, obfuscated
 HTTP/1.0 client, bad chunk sizes, bare CR/LF in chunk lines, chunk data longer than its size,
 huge or control-laden chunk extensions, framing fields in trailers, an unbounded trailer
 section, and bodies over limits.body (413 before reading when Content-Length says so, at the
-crossing when chunked).
+crossing when chunked). The framing, chunk and body-limit classes run again over an HTTPS
+listener (the *OverTls classes, issue 14).
 
 The backend is tests/support/badbackend.py, which records every byte it receives: the tests
 assert what reached it, not only what the client saw.
@@ -21,10 +22,14 @@ from sst import Conn, Sidestep, scaled
 BODY_LIMIT = 64 * 1024
 
 
-def config(backend, limits=None, timeouts=None):
+def config(backend, limits=None, timeouts=None, tls=False):
+    listener = {"address": "127.0.0.1:0"}
+    if tls:
+        leaf = sst.tls_certs()["files"]["selfsigned"]
+        listener["tls"] = {"certificates": [{"cert": leaf["cert"], "key": leaf["key"]}]}
     cfg = {
         "workers": 1,
-        "listen": [{"address": "127.0.0.1:0"}],
+        "listen": [listener],
         "regions": [{"name": "us-east", "url": "http://us-east.example",
                      "backends": [backend.addr],
                      "health": {"enabled": False, "initial": "up", "passive_fall": 0,
@@ -43,12 +48,18 @@ STATUS_TEXT = {400: "Bad Request", 413: "Content Too Large", 431: "Request Heade
 
 class FramingBase(unittest.TestCase):
     limits = None
+    tls = False  # the same tests over an HTTPS listener
 
     @classmethod
     def setUpClass(cls):
         cls.backend = BadBackend(respond(ok(), then="keep"))
-        cls.sst = Sidestep(config(cls.backend, limits=cls.limits))
+        cls.sst = Sidestep(config(cls.backend, limits=cls.limits, tls=cls.tls))
         cls.sentinels = 0
+
+    def conn(self):
+        if self.tls:
+            return Conn.tls(self.sst.port, cafile=sst.tls_certs()["files"]["selfsigned"]["cert"])
+        return Conn(self.sst.port)
 
     @classmethod
     def tearDownClass(cls):
@@ -66,7 +77,9 @@ class FramingBase(unittest.TestCase):
         going to forward for an earlier request has been forwarded."""
         type(self).sentinels += 1
         target = "/sentinel/%d" % self.sentinels
-        r = sst.http(self.sst.port, "GET", target)
+        with self.conn() as c:
+            c.request("GET", target)
+            r = c.recv_response()
         self.assertEqual(r.status, 200)
         return target
 
@@ -75,7 +88,7 @@ class FramingBase(unittest.TestCase):
         reason phrase, Connection: close, a body naming the status, and then the close.
         Returns the backend requests seen meanwhile (the barrier's excluded)."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(data)
             r = c.recv_response()
             self.assertEqual((r.status, r.reason), (status, STATUS_TEXT[status]), data[:120])
@@ -190,7 +203,7 @@ class ContentLengthAndTransferEncoding(FramingBase):
                                      b"z")):
             with self.subTest(headers=headers):
                 before = len(self.backend.requests)
-                with Conn(self.sst.port) as c:
+                with self.conn() as c:
                     c.send(post(headers, body))
                     self.assertEqual(c.recv_response().status, 200)
                 q = self.backend.requests[before]
@@ -244,7 +257,7 @@ class ChunkFraming(FramingBase):
 
     def test_small_chunk_extensions_are_dropped_not_forwarded(self):
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(self.chunked(b"3;name=value\r\nabc\r\n2;flag\r\nde\r\n"
                                 b"1;q=\"x;y\"\r\nf\r\n0;last=1\r\n\r\n"))
             self.assertEqual(c.recv_response().status, 200)
@@ -268,7 +281,7 @@ class Trailers(FramingBase):
                         b"Connection: close\r\n", b"Expect: 100-continue\r\n"):
             with self.subTest(trailer=trailer):
                 before = len(self.backend.requests)
-                with Conn(self.sst.port) as c:
+                with self.conn() as c:
                     c.send(post(CHUNKED, b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n") +
                            b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
                     self.assertEqual(c.recv_response().status, 200)
@@ -308,7 +321,7 @@ class Trailers(FramingBase):
         # within every limit: accepted, and still not forwarded
         fine = b"".join(b"T%d: %s\r\n" % (i, b"v" * 100) for i in range(100))
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(post(CHUNKED, b"1\r\na\r\n0\r\n" + fine + b"\r\n"))
             self.assertEqual(c.recv_response().status, 200)
         self.assertEqual(self.backend.requests[before].trailers, [])
@@ -321,7 +334,7 @@ class BodyLimit(FramingBase):
         """The answer comes before any body byte is sent, and the backend is never contacted."""
         conns_before = len(self.backend.conns)
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(post(b"Content-Length: %d\r\n" % (BODY_LIMIT + 1)))
             r = c.recv_response(timeout=2)
             self.assertEqual((r.status, r.reason), (413, "Content Too Large"))
@@ -332,7 +345,7 @@ class BodyLimit(FramingBase):
         self.assertFalse(any(q.method == "POST" for q in self.backend.requests[before:]))
 
     def test_expect_100_continue_over_the_limit_gets_413_not_100(self):
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(post(b"Expect: 100-continue\r\nContent-Length: %d\r\n" % (10 * BODY_LIMIT)))
             r = c.recv_response(skip_interim=False)
             self.assertEqual(r.status, 413)
@@ -341,7 +354,7 @@ class BodyLimit(FramingBase):
     def test_content_length_at_the_limit_is_forwarded(self):
         body = sst.pattern(BODY_LIMIT)
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(post(b"Content-Length: %d\r\n" % len(body), body))
             self.assertEqual(c.recv_response().status, 200)
         self.assertEqual(self.backend.requests[before].body, body)
@@ -351,7 +364,7 @@ class BodyLimit(FramingBase):
         answers 413, closes, and aborts the backend request (no final chunk reaches it)."""
         piece = b"a" * 16384
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(post(CHUNKED))
             sent = 0
             for _ in range(3):  # 48k: under the limit
@@ -376,7 +389,7 @@ class BodyLimit(FramingBase):
     def test_chunked_body_at_the_limit_is_forwarded(self):
         body = sst.pattern(BODY_LIMIT)
         before = len(self.backend.requests)
-        with Conn(self.sst.port) as c:
+        with self.conn() as c:
             c.send(post(CHUNKED, sst.chunked([body[:1000], body[1000:]])))
             self.assertEqual(c.recv_response().status, 200)
         q = self.backend.requests[before]
@@ -552,6 +565,21 @@ class StreamedBodyErrors(unittest.TestCase):
         self.assert_incomplete(q)
         self.sst.wait_stderr('"POST /early HTTP/1.1" 200 ')
         self.assert_no_passive_failure()
+
+
+# --- the same over TLS (issue 14) ------------------------------------------------------------
+
+
+class ContentLengthAndTransferEncodingOverTls(ContentLengthAndTransferEncoding):
+    tls = True
+
+
+class ChunkFramingOverTls(ChunkFraming):
+    tls = True
+
+
+class BodyLimitOverTls(BodyLimit):
+    tls = True
 
 
 if __name__ == "__main__":

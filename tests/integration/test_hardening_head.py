@@ -8,7 +8,9 @@ forwarding fields (Via included) with and without trusted_proxies. The same limi
 the config (ConfiguredLimits) give the same answers. The whole catalogue runs once more through
 a listener with proxy_protocol (the Proxied* classes, issue 16): every connection opens with a
 PROXY v2 header declaring another client, and every answer must be the same, the forwarding
-fields naming the declared client.
+fields naming the declared client. A representative subset (the limits, malformed heads,
+forwarding fields) runs again over TLS (the *OverTls classes, issue 14): the catalogue that
+holds on plain listeners holds over TLS, with X-Forwarded-Proto https there.
 """
 
 import unittest
@@ -16,7 +18,7 @@ import unittest
 import proxy_header
 import sst
 from badbackend import BadBackend, ok, respond
-from sst import Conn, Sidestep, raw
+from sst import Conn, Sidestep
 
 #: The client a PROXY header declares in the Proxied* classes (TEST-NET-3, never the peer).
 PROXY_CLIENT = "203.0.113.7"
@@ -26,13 +28,16 @@ REASONS = {400: "Bad Request", 405: "Method Not Allowed", 414: "URI Too Long",
            505: "HTTP Version Not Supported"}
 
 
-def config(backend, trusted=None, limits=None, proxy=False):
-    listen = {"address": "127.0.0.1:0"}
+def config(backend, trusted=None, limits=None, proxy=False, tls=False):
+    listener = {"address": "127.0.0.1:0"}
     if proxy:
-        listen.update(proxy_protocol=True, proxy_protocol_from=["127.0.0.1"])
+        listener.update(proxy_protocol=True, proxy_protocol_from=["127.0.0.1"])
+    if tls:
+        leaf = sst.tls_certs()["files"]["selfsigned"]
+        listener["tls"] = {"certificates": [{"cert": leaf["cert"], "key": leaf["key"]}]}
     cfg = {
         "workers": 1,
-        "listen": [listen],
+        "listen": [listener],
         "regions": [{"name": "us-east", "url": "http://us-east.example",
                      "backends": [backend.addr],
                      "health": {"enabled": False, "initial": "up"}}],
@@ -51,14 +56,26 @@ class HeadBase(unittest.TestCase):
     limits = None
     proxy = False          # every connection opens with a PROXY header (issue 16)
     client = "127.0.0.1"   # the client sidestep sees: the peer, or the declared one
+    tls = False  # the same tests over an HTTPS listener
+    proto = "http"  # the X-Forwarded-Proto sidestep sends
 
     @classmethod
     def setUpClass(cls):
         cls.backend = BadBackend(respond(ok(), then="keep"))
-        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits, cls.proxy))
+        cls.sst = Sidestep(config(cls.backend, cls.trusted, cls.limits, cls.proxy, cls.tls))
         cls.preamble = (proxy_header.v2(PROXY_CLIENT, "127.0.0.1", 40000, cls.sst.port)
                         if cls.proxy else b"")
         cls.n = 0
+
+    def conn(self):
+        if self.tls:
+            return Conn.tls(self.sst.port, cafile=sst.tls_certs()["files"]["selfsigned"]["cert"])
+        return Conn(self.sst.port, preamble=self.preamble)
+
+    def get(self, target):
+        with self.conn() as c:
+            c.request("GET", target)
+            return c.recv_response()
 
     @classmethod
     def tearDownClass(cls):
@@ -70,7 +87,7 @@ class HeadBase(unittest.TestCase):
     def forwarded_by(self, data):
         """Sends `data` (one request) and returns (response, the request the backend got)."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port, preamble=self.preamble) as c:
+        with self.conn() as c:
             c.send(data)
             r = c.recv_response()
         self.assertEqual(r.status, 200, data[:200])
@@ -82,7 +99,7 @@ class HeadBase(unittest.TestCase):
         """The exact answer (status, reason phrase, Connection: close, then the close) and
         nothing forwarded: a valid request sent afterwards is the only one the backend sees."""
         before = len(self.backend.requests)
-        with Conn(self.sst.port, preamble=self.preamble) as c:
+        with self.conn() as c:
             c.send(data)
             r = c.recv_response()
             self.assertEqual((r.status, r.reason), (status, REASONS[status]), data[:200])
@@ -91,8 +108,7 @@ class HeadBase(unittest.TestCase):
             self.assertTrue(c.closed(timeout=3), "connection left open after %d" % status)
         type(self).n += 1
         target = "/barrier/%d" % self.n
-        self.assertEqual(sst.http(self.sst.port, "GET", target, preamble=self.preamble).status,
-                         200)
+        self.assertEqual(self.get(target).status, 200)
         seen = [q.target for q in self.backend.requests[before:]]
         self.assertEqual(seen, [target], "forwarded: %r" % seen)
         return r
@@ -161,7 +177,9 @@ class ConfiguredLimits(HeadBase):
     limits = {"request_line": "1k", "header_field": "1k", "header_bytes": "4k", "headers": 20}
 
     def expect(self, data, status):
-        out = raw(self.sst.port, data, preamble=self.preamble)
+        with self.conn() as c:
+            c.send(data)
+            out = c.recv_some(2.0)
         self.assertTrue(out.startswith(b"HTTP/1.1 %d " % status), out[:200])
         self.assertIn(b"Connection: close", out)
         return out
@@ -287,7 +305,7 @@ class MalformedHead(HeadBase):
         ])
 
     def test_connect_answer_lists_allowed_methods(self):
-        with Conn(self.sst.port, preamble=self.preamble) as c:
+        with self.conn() as c:
             c.send(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
             r = c.recv_response()
         self.assertEqual(r.status, 405)
@@ -338,7 +356,7 @@ class UntrustedByDefault(HeadBase):
     def test_client_forwarding_fields_are_replaced(self):
         r, q = self.forwarded_by(XFF_REQUEST)
         self.assertEqual(q.header_all("X-Forwarded-For"), [self.client])
-        self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
+        self.assertEqual(q.header_all("X-Forwarded-Proto"), [self.proto])
         self.assertEqual(q.header_all("X-Forwarded-Host"), ["a"])
         self.assertIsNone(q.header("Forwarded"))
         self.assertEqual(q.header("Via"), "1.0 other, 1.1 sidestep")
@@ -361,7 +379,30 @@ class TrustedProxy(HeadBase):
     def test_trusted_peer_without_fields_gets_ours(self):
         r, q = self.forwarded_by(get())
         self.assertEqual(q.header_all("X-Forwarded-For"), [self.client])
-        self.assertEqual(q.header_all("X-Forwarded-Proto"), ["http"])
+        self.assertEqual(q.header_all("X-Forwarded-Proto"), [self.proto])
+
+
+# --- the same over TLS (issue 14) ------------------------------------------------------------
+
+
+class LimitsOverTls(Limits):
+    tls, proto = True, "https"
+
+
+class MalformedHeadOverTls(MalformedHead):
+    tls, proto = True, "https"
+
+
+class ForwardingOverTls(Forwarding):
+    tls, proto = True, "https"
+
+
+class UntrustedByDefaultOverTls(UntrustedByDefault):
+    tls, proto = True, "https"
+
+
+class TrustedProxyOverTls(TrustedProxy):
+    tls, proto = True, "https"
 
 
 def _through_a_proxy_listener(cls, name=None, **attrs):

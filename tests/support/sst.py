@@ -26,6 +26,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -673,15 +674,15 @@ class Conn:
     protocol header, as a balancer sends it); `source` binds the client's own address first
     (another loopback address, such as "127.0.0.2")."""
 
-    def __init__(self, port, host=LOOPBACK, timeout=5.0, sock=None, preamble=b"", source=None):
+    def __init__(self, port, host=LOOPBACK, timeout=5.0, sock=None, preamble=b"", source=None,
+                 host_header=None):
         self.timeout = scaled(timeout)
+        self.host_header = host_header or ("%s:%d" % (host, port) if sock is None
+                                           else "localhost")
         if sock is None:
             src = (source, 0) if source is not None else None
             sock = socket.create_connection((host, port), timeout=self.timeout,
                                             source_address=src)
-            self.host_header = "%s:%d" % (host, port)
-        else:
-            self.host_header = "localhost"
         self.sock = sock
         self.buf = bytearray()
         self.close_kind = None
@@ -691,6 +692,13 @@ class Conn:
     @classmethod
     def from_socket(cls, sock, timeout=5.0):
         return cls(0, timeout=timeout, sock=sock)
+
+    @classmethod
+    def tls(cls, port, sni="localhost", cafile=None, host=LOOPBACK, timeout=5.0, context=None,
+            session=None):
+        """A connection over TLS (tls_connect): the same strict parsing of what comes back."""
+        sock = tls_connect(port, sni, cafile, host, timeout, context, session)
+        return cls(port, host, timeout, sock=sock, host_header="%s:%d" % (sni or host, port))
 
     # -- sending
 
@@ -722,6 +730,10 @@ class Conn:
             raise TimeoutError("no data from peer in time") from None
         except ConnectionResetError:
             self.close_kind = "reset"
+            return False
+        except ssl.SSLError as e:
+            # a TLS peer that ends with an alert, or cuts a record: the connection is over
+            self.close_kind = "tls: %s" % e.reason
             return False
         if not chunk:
             self.close_kind = "fin"
@@ -939,6 +951,60 @@ def raw(port, data, timeout=2.0, host=LOOPBACK, half_close=False, preamble=b""):
         if half_close:
             c.shutdown_write()
         return c.recv_some(timeout)
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+_certs = None
+
+
+def tls_certs():
+    """The test certificates of tests/support/certs.py (the manifest: {"ca", "files": {NAME:
+    {"cert", "key", ...}}, ...}), made once per process into a temporary directory that is
+    removed at exit."""
+    global _certs
+    if _certs is None:
+        import certs  # tests/support/certs.py, beside this file
+        d = tempfile.mkdtemp(prefix="sst-certs-")
+        atexit.register(shutil.rmtree, d, True)
+        _certs = certs.make(d)
+    return _certs
+
+
+def tls_context(cafile=None, alpn=("http/1.1",), minimum=None, maximum=None):
+    """A client context: verification against `cafile` (the test CA by default), TLS 1.2+."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile or tls_certs()["ca"])
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def tls_connect(port, sni="localhost", cafile=None, host=LOOPBACK, timeout=5.0, context=None,
+                session=None):
+    """A TLS socket to host:port with SNI `sni` (None: no SNI, and no name check), its
+    handshake done. Raises ssl.SSLError when the handshake fails."""
+    ctx = context or tls_context(cafile)
+    if sni is None:
+        ctx.check_hostname = False
+    raw_sock = socket.create_connection((host, port), timeout=scaled(timeout))
+    try:
+        return ctx.wrap_socket(raw_sock, server_hostname=sni, session=session)
+    except BaseException:
+        raw_sock.close()
+        raise
+
+
+def https(port, method="GET", target="/", headers=None, body=None, sni="localhost",
+          cafile=None, host=LOOPBACK, timeout=5.0, version="HTTP/1.1"):
+    """One request over TLS on a fresh connection; returns the Response."""
+    with Conn.tls(port, sni, cafile, host, timeout) as c:
+        c.request(method, target, headers, body, version)
+        return c.recv_response(method=method)
 
 
 def http(port, method="GET", target="/", headers=None, body=None, host=LOOPBACK, timeout=5.0,

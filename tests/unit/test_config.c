@@ -24,8 +24,12 @@
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The smallest valid config; tests append keys to it. */
-#define BASE    "listen: [127.0.0.1:0]\n"
-#define REGIONS "regions: [{name: a, backends: [127.0.0.1:9001]}]\n"
+#define BASE       "listen: [127.0.0.1:0]\n"
+#define REGIONS    "regions: [{name: a, backends: [127.0.0.1:9001]}]\n"
+/* A listener written as a mapping (line 3 continues it), and one with a tls block whose
+ * line 5 continues it. */
+#define TLS_LISTEN "listen:\n  - address: 127.0.0.1:0\n"
+#define TLS_HEAD   TLS_LISTEN "    tls:\n      certificates: [{cert: a.pem, key: a.key}]\n"
 
 static int load(const char *yaml, sst_config_t **out, sst_diag_t *d)
 {
@@ -212,6 +216,12 @@ static void test_defaults(void **state)
     assert_int_equal(t->send_ms, 30000);
     assert_int_equal(t->linger_ms, 2000);
     assert_int_equal(t->shutdown_ms, 30000);
+    assert_int_equal(t->tls_handshake_ms, 10000);
+
+    assert_false(l->tls.enabled);
+    assert_false(l->hsts.enabled);
+    assert_false(r->tls.enabled);
+    assert_int_equal(cfg->warnings.n, 0);
 
     assert_string_equal(cfg->log.access, "stderr");
     assert_int_equal(cfg->log.format, SST_LOG_TEXT);
@@ -579,6 +589,173 @@ static void test_default_route(void **state)
     sst_config_unref(cfg);
 }
 
+/* --- TLS keys and warnings ---------------------------------------------------------------- */
+
+static void test_tls_keys(void **state)
+{
+    sst_config_t *cfg = load_ok(
+        "listen:\n"
+        "  - address: 127.0.0.1:8443\n"
+        "    tls:\n"
+        "      certificates:\n"
+        "        - {cert: /etc/sidestep/api.pem, key: /etc/sidestep/api.key}\n"
+        "        - cert: /etc/sidestep/www.pem\n"
+        "          key: /etc/sidestep/www.key\n"
+        "      min_version: \"1.3\"\n"
+        "      ciphers: \"ECDHE-ECDSA-AES128-GCM-SHA256\"\n"
+        "      session_tickets: true\n"
+        "      ticket_key_file: /etc/sidestep/ticket.key\n"
+        "    hsts: {max_age: 31536000, include_subdomains: true, preload: true}\n"
+        "  - address: 127.0.0.1:8444\n"
+        "    proto: h\n"
+        "    tls: {certificates: [{cert: c, key: k}], ciphers: modern, session_tickets: no}\n"
+        "    hsts:\n"
+        "  - address: 127.0.0.1:8080\n"
+        "    https_redirect: {port: 8443}\n"
+        "  - address: 127.0.0.1:8081\n"
+        "    https_redirect: {port: 8080}\n"
+        "    hsts: {max_age: 0}\n"
+        "regions:\n"
+        "  - name: a\n"
+        "    url: http://a.example\n"
+        "    backends: [\"localhost:9443\", 127.0.0.1:9442]\n"
+        "    tls: {ca: /etc/ssl/ca.pem, server_name: API.Internal, verify: true}\n"
+        "  - name: b\n"
+        "    url: https://b.example\n"
+        "    backends: [127.0.0.1:9444]\n"
+        "    tls: {verify: false, ca: /x}\n"
+        "  - name: c\n"
+        "    url: https://c.example\n"
+        "    backends: [127.0.0.1:9445]\n"
+        "    tls:\n"
+        "timeouts: {tls_handshake: 3s}\n");
+    const sst_listener_cfg_t *l = cfg->listeners;
+    const sst_tls_listen_cfg_t *t = &l[0].tls;
+
+    (void)state;
+    assert_true(t->enabled);
+    assert_int_equal(t->pos.line, 4);
+    assert_int_equal(t->pos.column, 7);
+    assert_int_equal(t->n_certs, 2);
+    assert_string_equal(t->certs[0].cert, "/etc/sidestep/api.pem");
+    assert_string_equal(t->certs[0].key, "/etc/sidestep/api.key");
+    assert_int_equal(t->certs[0].cert_pos.line, 5);
+    assert_int_equal(t->certs[0].cert_pos.column, 18);
+    assert_int_equal(t->certs[0].key_pos.line, 5);
+    assert_int_equal(t->certs[0].key_pos.column, 46);
+    assert_string_equal(t->certs[1].cert, "/etc/sidestep/www.pem");
+    assert_int_equal(t->certs[1].cert_pos.line, 6);
+    assert_int_equal(t->certs[1].cert_pos.column, 17);
+    assert_int_equal(t->certs[1].key_pos.line, 7);
+    assert_int_equal(t->certs[1].key_pos.column, 16);
+    assert_int_equal(t->min_version, SST_TLS_1_3);
+    assert_string_equal(t->ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert_int_equal(t->ciphers_pos.line, 9);
+    assert_int_equal(t->ciphers_pos.column, 16);
+    assert_true(t->session_tickets);
+    assert_string_equal(t->ticket_key_file, "/etc/sidestep/ticket.key");
+    assert_int_equal(t->ticket_key_file_pos.line, 11);
+    assert_int_equal(t->ticket_key_file_pos.column, 24);
+    assert_string_equal(l[0].proto, "https"); /* a TLS listener forwards https by default */
+    assert_true(l[0].hsts.enabled);
+    assert_int_equal(l[0].hsts.max_age_s, 31536000);
+    assert_true(l[0].hsts.include_subdomains);
+    assert_true(l[0].hsts.preload);
+
+    t = &l[1].tls;
+    assert_true(t->enabled);
+    assert_string_equal(t->ciphers, "modern");
+    assert_int_equal(t->min_version, SST_TLS_1_3); /* the modern profile is TLS 1.3 only */
+    assert_false(t->session_tickets);
+    assert_null(t->ticket_key_file);
+    assert_string_equal(l[1].proto, "h"); /* written: kept */
+    assert_true(l[1].hsts.enabled);       /* an empty block: the defaults */
+    assert_int_equal(l[1].hsts.max_age_s, 63072000);
+    assert_false(l[1].hsts.include_subdomains);
+    assert_false(l[1].hsts.preload);
+
+    assert_false(l[2].tls.enabled);
+    assert_string_equal(l[2].proto, "http");
+    assert_int_equal(l[2].https_port, 8443);
+    assert_false(l[2].hsts.enabled);
+    assert_int_equal(l[3].hsts.max_age_s, 0);
+
+    const sst_tls_upstream_cfg_t *r = &cfg->regions[0].tls;
+    assert_true(r->enabled);
+    assert_string_equal(r->ca, "/etc/ssl/ca.pem");
+    assert_int_equal(r->ca_pos.line, 26);
+    assert_int_equal(r->ca_pos.column, 15);
+    assert_string_equal(r->server_name, "api.internal");
+    assert_true(r->verify);
+    assert_false(cfg->regions[1].tls.verify);
+    assert_true(cfg->regions[2].tls.enabled); /* tls: with no value: the defaults */
+    assert_true(cfg->regions[2].tls.verify);
+    assert_null(cfg->regions[2].tls.ca);
+    assert_null(cfg->regions[2].tls.server_name);
+    assert_int_equal(cfg->timeouts.tls_handshake_ms, 3000);
+
+    /* what loads but is likely a mistake: warnings, in the order the sections are read
+     * (regions before listeners) */
+    static const struct {
+        unsigned line, column;
+        const char *key, *msg;
+    } want[] = {
+        {30, 19, "regions[1].tls.verify", "backend certificates are not checked"},
+        {9, 16, "listen[0].tls.ciphers", "with min_version \"1.3\" it has no effect"},
+        {21, 11, "listen[3].hsts", "hsts takes effect only on answers sent over TLS"},
+        {20, 21, "listen[3].https_redirect",
+         "redirects to https on port 8080, which listen[2] (127.0.0.1:8080) serves as plain"},
+    };
+    char buf[600];
+    if (cfg->warnings.n != COUNT_OF(want)) {
+        for (size_t i = 0; i < cfg->warnings.n; i++)
+            print_error("warning: %s\n", sst_diag_format(&cfg->warnings.items[i], buf, sizeof buf));
+        fail_msg("%zu warnings, expected %zu", cfg->warnings.n, COUNT_OF(want));
+    }
+    for (size_t i = 0; i < COUNT_OF(want); i++) {
+        const sst_diag_t *w = &cfg->warnings.items[i];
+        assert_string_equal(w->file, "t.yaml");
+        assert_int_equal(w->line, want[i].line);
+        assert_int_equal(w->column, want[i].column);
+        assert_string_equal(w->key, want[i].key);
+        if (strstr(w->msg, want[i].msg) == NULL)
+            fail_msg("warning %zu: \"%s\" lacks \"%s\"", i, w->msg, want[i].msg);
+    }
+    assert_non_null(strstr(cfg->warnings.items[0].msg, "(ca is unused)"));
+    sst_config_unref(cfg);
+
+    /* an https_redirect listener may point at sidestep's own TLS port: no warning */
+    cfg = load_ok("listen:\n"
+                  "  - address: 127.0.0.1:8443\n"
+                  "    tls: {certificates: [{cert: c, key: k}]}\n"
+                  "    hsts: {}\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "    https_redirect: {port: 8443}\n"
+                  "  - address: 127.0.0.1:443\n"
+                  "    tls: {certificates: [{cert: c, key: k}]}\n"
+                  "  - address: 127.0.0.1:80\n"
+                  "    https_redirect: true\n" REGIONS);
+    assert_int_equal(cfg->warnings.n, 0);
+    assert_true(cfg->listeners[1].https_redirect);
+    assert_int_equal(cfg->listeners[1].https_port, 8443);
+    sst_config_unref(cfg);
+
+    /* the diag list on its own */
+    sst_diag_list_t list = {0};
+    sst_diag_t d;
+    memset(&d, 0, sizeof d);
+    for (int i = 0; i < 10; i++) {
+        d.line = (unsigned)i;
+        assert_int_equal(sst_diag_list_add(&list, &d), 0);
+    }
+    assert_int_equal(list.n, 10);
+    assert_int_equal(list.items[9].line, 9);
+    sst_diag_list_free(&list);
+    assert_int_equal(list.n, 0);
+    assert_null(list.items);
+    sst_diag_list_free(NULL);
+}
+
 /* --- validation errors: position, key path, message -------------------------------------- */
 
 typedef struct bad_case_s {
@@ -905,6 +1082,63 @@ static const bad_case_t bad_cases[] = {
      "t.yaml:2:70: regions[0].send_proxy_protocol: ", "(did you mean \"v2\"?)"},
     {BASE "regions: [{name: a, backends: [127.0.0.1:9001], send_proxy_protocol: [v1]}]\n",
      "t.yaml:2:70: regions[0].send_proxy_protocol: ", "found a list"},
+    /* TLS: the listener's tls block (certificate files are read by src/tls, not here) */
+    {TLS_LISTEN "    tls: [a]\n" REGIONS,
+     "t.yaml:3:10: listen[0].tls: ", "expected a mapping with certificates"},
+    {TLS_LISTEN "    tls: {}\n" REGIONS,
+     "t.yaml:3:10: listen[0].tls.certificates: ", "required: at least one {cert: FILE, key: FILE}"},
+    {TLS_LISTEN "    tls:\n      certificates: []\n" REGIONS,
+     "t.yaml:4:21: listen[0].tls.certificates: ", "needs at least 1 entry"},
+    {TLS_LISTEN "    tls:\n      certificates: [a.pem]\n" REGIONS,
+     "t.yaml:4:22: listen[0].tls.certificates[0]: ", "expected {cert: FILE, key: FILE}"},
+    {TLS_LISTEN "    tls:\n      certificates: [{cert: a.pem}]\n" REGIONS,
+     "t.yaml:4:22: listen[0].tls.certificates[0].key: ", "required: the PEM file with the private"},
+    {TLS_LISTEN "    tls:\n      certificates: [{cert: \"\", key: k}]\n" REGIONS,
+     "t.yaml:4:29: listen[0].tls.certificates[0].cert: ", "must not be empty"},
+    {TLS_LISTEN "    tls:\n      certificates: [{cert: a, key: b, chain: c}]\n" REGIONS,
+     "t.yaml:4:40: listen[0].tls.certificates[0].chain: ", "unknown key \"chain\""},
+    {TLS_HEAD "      min_version: \"1.1\"\n" REGIONS, "t.yaml:5:20: listen[0].tls.min_version: ",
+     "TLS 1.1 is refused: TLS 1.0 and 1.1 are deprecated"},
+    {TLS_HEAD "      min_version: 1.4\n" REGIONS,
+     "t.yaml:5:20: listen[0].tls.min_version: ", "invalid min_version \"1.4\""},
+    {TLS_HEAD "      ciphers: old\n" REGIONS,
+     "t.yaml:5:16: listen[0].tls.ciphers: ", "the Mozilla \"old\" profile exists for TLS 1.0"},
+    {TLS_HEAD "      ciphers: \"a\\tb\"\n" REGIONS,
+     "t.yaml:5:16: listen[0].tls.ciphers: ", "printable ASCII"},
+    {TLS_HEAD "      ciphers: modern\n      min_version: \"1.2\"\n" REGIONS,
+     "t.yaml:6:20: listen[0].tls.min_version: ", "ciphers: modern is TLS 1.3 only"},
+    {TLS_HEAD "      session_tickets: false\n      ticket_key_file: /k\n" REGIONS,
+     "t.yaml:6:24: listen[0].tls.ticket_key_file: ", "needs session_tickets: true"},
+    {TLS_HEAD "      session_tickets: maybe\n" REGIONS,
+     "t.yaml:5:24: listen[0].tls.session_tickets: ", "invalid boolean"},
+    {TLS_HEAD "      ciphrs: x\n" REGIONS,
+     "t.yaml:5:7: listen[0].tls.ciphrs: ", "did you mean \"ciphers\""},
+    {"listen:\n  - address: 127.0.0.1:443\n    tls: {certificates: [{cert: a, key: b}]}\n"
+     "    https_redirect: true\n" REGIONS,
+     "t.yaml:4:21: listen[0].https_redirect: ", "serves TLS on port 443 itself"},
+    /* hsts */
+    {TLS_LISTEN "    hsts: true\n" REGIONS, "t.yaml:3:11: listen[0].hsts: ", "expected a mapping"},
+    {TLS_LISTEN "    hsts: {preload: true}\n" REGIONS,
+     "t.yaml:3:21: listen[0].hsts.preload: ", "requires include_subdomains: true and max_age"},
+    {TLS_LISTEN "    hsts: {max_age: 1, include_subdomains: true, preload: true}\n" REGIONS,
+     "t.yaml:3:59: listen[0].hsts.preload: ", "at least 31536000 (one year)"},
+    {TLS_LISTEN "    hsts: {max_age: -1}\n" REGIONS,
+     "t.yaml:3:21: listen[0].hsts.max_age: ", "out of range (0..2147483647)"},
+    {TLS_LISTEN "    hsts: {max_age: 1, subdomains: true}\n" REGIONS,
+     "t.yaml:3:24: listen[0].hsts.subdomains: ", "unknown key"},
+    /* regions[].tls */
+    {BASE "regions: [{name: a, backends: [127.0.0.1:1], tls: {server_name: \"a b\"}}]\n",
+     "t.yaml:2:65: regions[0].tls.server_name: ", "invalid server_name \"a b\""},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:1], tls: {server_name: -a.b}}]\n",
+     "t.yaml:2:65: regions[0].tls.server_name: ", "expected a host name"},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:1], tls: {verfy: false}}]\n",
+     "t.yaml:2:52: regions[0].tls.verfy: ", "did you mean \"verify\""},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:1], tls: [x]}]\n",
+     "t.yaml:2:51: regions[0].tls: ", "expected a mapping: {ca: FILE"},
+    {BASE "regions: [{name: a, backends: [127.0.0.1:1], tls: {ca: \"\"}}]\n",
+     "t.yaml:2:56: regions[0].tls.ca: ", "must not be empty"},
+    {BASE REGIONS "timeouts: {tls_handshake: 0}\n",
+     "t.yaml:3:27: timeouts.tls_handshake: ", "out of range (1ms..24h)"},
 };
 
 static void test_bad_configs(void **state)
@@ -1610,6 +1844,7 @@ int main(void)
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_health_merge),
         cmocka_unit_test(test_default_route),
+        cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_unknown_key_suggestion),
         cmocka_unit_test(test_table_bounds),

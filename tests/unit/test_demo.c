@@ -17,12 +17,15 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "cfg_fixture.h"
 #include "demo/demo.h"
+#include "sidestep/error.h"
+#include "sidestep/tls.h"
 
 #define RECV_TIMEOUT_S 5 /* the watchdog of every read */
 
@@ -342,9 +345,54 @@ static int fx_teardown_if_up(void **state)
     return *state != NULL ? fx_teardown(state) : 0;
 }
 
+/* The demo's HTTPS certificate, made in-process: it passes every check sidestep makes of a
+ * certificate (the TLS contexts of the demo config build), serves localhost, is readable by
+ * its owner only, and is never written over an existing file. */
+static void test_tls_certificate(void **state)
+{
+    char dir[] = "/tmp/sst-demo-test-XXXXXX", cert[256], key[256], err[256] = "";
+    sst_config_t *cfg = NULL;
+    sst_tls_set_t *set = NULL;
+    sst_diag_t diag;
+    struct stat st;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(sst_demo_tls_cert(dir, cert, sizeof(cert), key, sizeof(key), err, sizeof(err)),
+                     0);
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    memset(&diag, 0, sizeof(diag));
+    assert_int_equal(sst_config_demo_tls(cert, key, &cfg, &diag), 0);
+    assert_true(cfg->demo);
+    assert_int_equal(cfg->n_listeners, 2);
+    assert_string_equal(cfg->listeners[1].addr.text, "127.0.0.1:8443");
+    assert_string_equal(cfg->listeners[1].proto, "https");
+    if (sst_tls_set_build(cfg, NULL, NULL, &set, &diag, NULL) != 0)
+        fail_msg("the demo certificate fails a check: %s: %s", diag.key, diag.msg);
+    const sst_tls_cert_info_t *ci = sst_tls_server_cert(sst_tls_set_server(set, 1), 0);
+    assert_non_null(ci);
+    assert_int_equal(ci->n_names, 1);
+    assert_string_equal(ci->names[0], "localhost");
+    assert_string_equal(ci->key_type, "ECDSA P-256");
+    assert_true(ci->not_after - ci->not_before > 29 * 86400);
+    sst_tls_set_free(set);
+    sst_config_unref(cfg);
+    /* never over an existing file: the second run fails and leaves the first one's files */
+    assert_int_equal(sst_demo_tls_cert(dir, cert, sizeof(cert), key, sizeof(key), err, sizeof(err)),
+                     SST_EEXIST);
+    assert_non_null(strstr(err, "demo.key"));
+    assert_int_equal(stat(cert, &st), 0);
+    unlink(cert);
+    unlink(key);
+    assert_int_equal(rmdir(dir), 0);
+    /* a path that cannot be quoted into the config is refused, never spliced in */
+    assert_int_equal(sst_config_demo_tls("/tmp/a\nb.pem", key, &cfg, &diag), SST_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tls_certificate),
         cmocka_unit_test_setup_teardown(test_exchanges, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_and_keep_alive_10, fx_setup, fx_teardown),

@@ -375,7 +375,7 @@ static void hx_run(harness_t *hx)
         assert_int_equal(uv_timer_start(&hx->stopper, hx_on_stopper, hx->stop_after_ms, 0), 0);
     }
     assert_int_equal(
-        sst_prober_start(&hx->loop, hx->cfg, hx->h, 12345, hx_on_probe, hx, &hx->prober), 0);
+        sst_prober_start(&hx->loop, hx->cfg, hx->h, NULL, 12345, hx_on_probe, hx, &hx->prober), 0);
     assert_int_equal(uv_run(&hx->loop, UV_RUN_DEFAULT), 0);
     assert_false(hx->timed_out);
     assert_int_equal(hx->done_calls, 1);
@@ -710,20 +710,20 @@ static void test_start_rejects_bad_input(void **state)
     cfx_route(cfg, r, NULL, 0);
     assert_int_equal(sst_health_create(cfg, NULL, 0, NULL, NULL, &h), 0);
 
-    assert_int_equal(sst_prober_start(NULL, cfg, h, 1, hx_on_probe, NULL, &p), SST_EINVAL);
-    assert_int_equal(sst_prober_start(&loop, cfg, h, 1, NULL, NULL, &p), SST_EINVAL);
+    assert_int_equal(sst_prober_start(NULL, cfg, h, NULL, 1, hx_on_probe, NULL, &p), SST_EINVAL);
+    assert_int_equal(sst_prober_start(&loop, cfg, h, NULL, 1, NULL, NULL, &p), SST_EINVAL);
     sst_health_cfg_t *hc = &cfg->backends[0].health;
     snprintf(hc->method, sizeof(hc->method), "GE T");
-    assert_int_equal(sst_prober_start(&loop, cfg, h, 1, hx_on_probe, NULL, &p), SST_EINVAL);
+    assert_int_equal(sst_prober_start(&loop, cfg, h, NULL, 1, hx_on_probe, NULL, &p), SST_EINVAL);
     snprintf(hc->method, sizeof(hc->method), "GET");
     snprintf(hc->path, sizeof(hc->path), "/x\r\nX-Injected: 1");
-    assert_int_equal(sst_prober_start(&loop, cfg, h, 1, hx_on_probe, NULL, &p), SST_EINVAL);
+    assert_int_equal(sst_prober_start(&loop, cfg, h, NULL, 1, hx_on_probe, NULL, &p), SST_EINVAL);
     snprintf(hc->path, sizeof(hc->path), "/x");
     snprintf(hc->host, sizeof(hc->host), "a b");
-    assert_int_equal(sst_prober_start(&loop, cfg, h, 1, hx_on_probe, NULL, &p), SST_EINVAL);
+    assert_int_equal(sst_prober_start(&loop, cfg, h, NULL, 1, hx_on_probe, NULL, &p), SST_EINVAL);
     hc->host[0] = '\0';
     cfg->backends[0].addr.salen = 0;
-    assert_int_equal(sst_prober_start(&loop, cfg, h, 1, hx_on_probe, NULL, &p), SST_EINVAL);
+    assert_int_equal(sst_prober_start(&loop, cfg, h, NULL, 1, hx_on_probe, NULL, &p), SST_EINVAL);
     assert_null(p);
     sst_prober_stop(NULL, NULL, NULL);
 
@@ -743,8 +743,8 @@ static void test_stop_with_nothing_enabled(void **state)
     size_t b = hx_backend(hx, 9);
     hx->cfg->backends[b].health.enabled = false;
     assert_int_equal(sst_health_create(hx->cfg, NULL, 0, NULL, NULL, &hx->h), 0);
-    assert_int_equal(sst_prober_start(&hx->loop, hx->cfg, hx->h, 1, hx_on_probe, hx, &hx->prober),
-                     0);
+    assert_int_equal(
+        sst_prober_start(&hx->loop, hx->cfg, hx->h, NULL, 1, hx_on_probe, hx, &hx->prober), 0);
     sst_prober_stop(hx->prober, hx_on_done, hx);
     assert_int_equal(hx->done_calls, 0); /* never from inside the call */
     assert_int_equal(uv_run(&hx->loop, UV_RUN_DEFAULT), 0);
@@ -805,7 +805,7 @@ static void test_first_probe_and_reload_carry(void **state)
     bool wide = false;
     for (uint64_t seed = 1; seed <= 64 && !wide; seed++) {
         sst_prober_stop(p1, NULL, NULL);
-        assert_int_equal(sst_prober_start(&loop, c1, h1, seed, carry_on_probe, NULL, &p1), 0);
+        assert_int_equal(sst_prober_start(&loop, c1, h1, NULL, seed, carry_on_probe, NULL, &p1), 0);
         assert_true(due(p1, 1) < SST_HEALTH_FIRST_WINDOW_MS);
         assert_true(due(p1, 0) < 10000);
         wide = due(p1, 0) >= SST_HEALTH_FIRST_WINDOW_MS;
@@ -817,7 +817,7 @@ static void test_first_probe_and_reload_carry(void **state)
     sst_health_t *h2 = NULL;
     assert_int_equal(sst_health_create(c2, h1, uv_now(&loop), NULL, NULL, &h2), 0);
     sst_prober_t *p2 = NULL;
-    assert_int_equal(sst_prober_start(&loop, c2, h2, 777, carry_on_probe, NULL, &p2), 0);
+    assert_int_equal(sst_prober_start(&loop, c2, h2, NULL, 777, carry_on_probe, NULL, &p2), 0);
     sst_prober_carry(p2, p1);
     assert_int_equal(due(p2, 0), due(p1, 0));
     assert_int_equal(due(p2, 1), due(p1, 1));
@@ -828,7 +828,7 @@ static void test_first_probe_and_reload_carry(void **state)
     sst_health_t *h3 = NULL;
     assert_int_equal(sst_health_create(c3, h1, uv_now(&loop), NULL, NULL, &h3), 0);
     sst_prober_t *p3 = NULL;
-    assert_int_equal(sst_prober_start(&loop, c3, h3, 777, carry_on_probe, NULL, &p3), 0);
+    assert_int_equal(sst_prober_start(&loop, c3, h3, NULL, 777, carry_on_probe, NULL, &p3), 0);
     sst_prober_carry(p3, p1);
     assert_int_equal(due(p3, 0), 300);
     assert_int_equal(due(p3, 1), due(p1, 1) < 300 ? due(p1, 1) : 300);
@@ -865,7 +865,8 @@ static void inflight_on_accept(server_t *srv)
     inflight_t *t = srv->data;
     harness_t *hx = t->hx;
     assert_int_equal(sst_health_create(t->c2, hx->h, uv_now(&hx->loop), NULL, NULL, &t->h2), 0);
-    assert_int_equal(sst_prober_start(&hx->loop, t->c2, t->h2, 5, carry_on_probe, NULL, &t->p2), 0);
+    assert_int_equal(
+        sst_prober_start(&hx->loop, t->c2, t->h2, NULL, 5, carry_on_probe, NULL, &t->p2), 0);
     sst_prober_carry(t->p2, hx->prober);
     t->due_after_carry = due(t->p2, 0);
     sst_prober_stop(t->p2, NULL, NULL);

@@ -243,7 +243,7 @@ static void test_redirects(void **state)
         fill_decision(&d, c->status, c->region, f->cfg->regions[c->region].url, c->parts, 4);
         d.cors_origin = sst_str_c(c->cors_origin);
         d.cors_credentials = c->cors_credentials;
-        size_t n = sst__redirect_iov(f->prep, &d, false, c->tail, c->head_only, iov,
+        size_t n = sst__redirect_iov(f->prep, &d, false, SST_STR_NULL, c->tail, c->head_only, iov,
                                      sizeof(iov) / sizeof(iov[0]));
         expect_iov(iov, n, c->want, c->name);
     }
@@ -266,7 +266,7 @@ static void test_https_redirects(void **state)
                  "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n"
                  "Connection: close\r\n\r\nRedirecting to HTTPS.\n",
                  statuses[i], sst_h1_status_text(statuses[i]));
-        size_t n = sst__redirect_iov(f->prep, &d, true, SST_TAIL_CLOSE, false, iov,
+        size_t n = sst__redirect_iov(f->prep, &d, true, SST_STR_NULL, SST_TAIL_CLOSE, false, iov,
                                      sizeof(iov) / sizeof(iov[0]));
         expect_iov(iov, n, want, "https");
     }
@@ -280,14 +280,17 @@ static void test_redirect_refusals(void **state)
     uv_buf_t iov[SST_LOCATION_PARTS + 10];
     fill_decision(&d, 307, 0, "http://a.example", parts, 1);
     /* too few buffers */
-    assert_int_equal(sst__redirect_iov(f->prep, &d, false, SST_TAIL_PLAIN, false, iov, 8), 0);
+    assert_int_equal(
+        sst__redirect_iov(f->prep, &d, false, SST_STR_NULL, SST_TAIL_PLAIN, false, iov, 8), 0);
     /* no region */
     d.region = SST_MAX_REGIONS;
-    assert_int_equal(sst__redirect_iov(f->prep, &d, false, SST_TAIL_PLAIN, false, iov, 16), 0);
+    assert_int_equal(
+        sst__redirect_iov(f->prep, &d, false, SST_STR_NULL, SST_TAIL_PLAIN, false, iov, 16), 0);
     /* no Location */
     d.region = 0;
     d.n_location = 0;
-    assert_int_equal(sst__redirect_iov(f->prep, &d, false, SST_TAIL_PLAIN, false, iov, 16), 0);
+    assert_int_equal(
+        sst__redirect_iov(f->prep, &d, false, SST_STR_NULL, SST_TAIL_PLAIN, false, iov, 16), 0);
 }
 
 /* ---- CORS preflights ------------------------------------------------------------------------ */
@@ -329,7 +332,8 @@ static void test_preflights(void **state)
         d.cors_method = sst_str_c(c->methods);
         d.cors_headers = sst_str_c(c->headers);
         d.cors_credentials = c->credentials;
-        size_t n = sst__preflight_iov(&d, sst_str_c(c->region), c->tail, iov, SST_PREFLIGHT_IOV);
+        size_t n = sst__preflight_iov(&d, sst_str_c(c->region), SST_STR_NULL, c->tail, iov,
+                                      SST_PREFLIGHT_IOV);
         expect_iov(iov, n, c->want, c->name);
     }
 }
@@ -342,20 +346,27 @@ static void test_preflight_refusals(void **state)
     d.preflight = true;
     d.cors_origin = SST_STR_LIT("https://app.example");
     d.cors_method = SST_STR_LIT("GET");
-    assert_true(sst__preflight_iov(&d, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV) > 0);
-    assert_int_equal(sst__preflight_iov(&d, SST_STR_NULL, SST_TAIL_PLAIN, iov, 11), 0);
-    assert_int_equal(sst__preflight_iov(&d, SST_STR_NULL, SST_TAILS, iov, SST_PREFLIGHT_IOV), 0);
-    d.cors_method = SST_STR_NULL;
-    assert_int_equal(sst__preflight_iov(&d, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV),
+    assert_true(sst__preflight_iov(&d, SST_STR_NULL, SST_STR_NULL, SST_TAIL_PLAIN, iov,
+                                   SST_PREFLIGHT_IOV) > 0);
+    assert_int_equal(sst__preflight_iov(&d, SST_STR_NULL, SST_STR_NULL, SST_TAIL_PLAIN, iov,
+                                        SST_PREFLIGHT_IOV - 1),
                      0);
+    assert_int_equal(
+        sst__preflight_iov(&d, SST_STR_NULL, SST_STR_NULL, SST_TAILS, iov, SST_PREFLIGHT_IOV), 0);
+    d.cors_method = SST_STR_NULL;
+    assert_int_equal(
+        sst__preflight_iov(&d, SST_STR_NULL, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV),
+        0);
     d.cors_method = SST_STR_LIT("GET");
     d.cors_origin = SST_STR_NULL;
-    assert_int_equal(sst__preflight_iov(&d, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV),
-                     0);
+    assert_int_equal(
+        sst__preflight_iov(&d, SST_STR_NULL, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV),
+        0);
     d.cors_origin = SST_STR_LIT("https://app.example");
     d.preflight = false;
-    assert_int_equal(sst__preflight_iov(&d, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV),
-                     0);
+    assert_int_equal(
+        sst__preflight_iov(&d, SST_STR_NULL, SST_STR_NULL, SST_TAIL_PLAIN, iov, SST_PREFLIGHT_IOV),
+        0);
 }
 
 /* ---- error answers ----------------------------------------------------------------------------
@@ -400,7 +411,7 @@ static void test_errors(void **state)
     for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
         const error_case_t *c = &error_cases[i];
         size_t n = sst__error_response(buf, sizeof(buf), c->status, c->reason, c->retry_after_s,
-                                       c->close, c->keepalive10, c->head_only);
+                                       SST_STR_NULL, c->close, c->keepalive10, c->head_only);
         if (n != strlen(c->want) || memcmp(buf, c->want, n) != 0)
             fail_msg("%s:\n got [%.*s]\nwant [%s]", c->name, (int)n, buf, c->want);
     }
@@ -413,14 +424,69 @@ static void test_error_bounds(void **state)
     char reason[1000], buf[2048], small[40];
     memset(reason, 'r', sizeof(reason) - 1);
     reason[sizeof(reason) - 1] = 0;
-    size_t n = sst__error_response(buf, sizeof(buf), 400, reason, 0, true, false, false);
+    size_t n =
+        sst__error_response(buf, sizeof(buf), 400, reason, 0, SST_STR_NULL, true, false, false);
     assert_true(n < sizeof(buf));
     const char *body = strstr(buf, "\r\n\r\n") + 4;
     assert_int_equal(strlen(body), strlen("400 Bad Request: ") + 240 + 1);
     memset(small, 'x', sizeof(small));
-    n = sst__error_response(small, sizeof(small), 400, "x", 0, true, false, false);
+    n = sst__error_response(small, sizeof(small), 400, "x", 0, SST_STR_NULL, true, false, false);
     assert_int_equal(n, sizeof(small) - 1);
     assert_memory_equal(small, "HTTP/1.1 400 Bad Request\r\n", 26);
+}
+
+/* ---- HSTS (issue 14): one line before the tail of every kind of answer ------------------ */
+
+#define HSTS_LINE "Strict-Transport-Security: max-age=300; includeSubDomains\r\n"
+
+static void test_hsts_in_every_answer(void **state)
+{
+    fixture_t *f = *state;
+    const sst_str_t hsts = SST_STR_LIT(HSTS_LINE);
+    const char *parts[] = {"/p"};
+    sst_decision_t d;
+    uv_buf_t iov[SST_LOCATION_PARTS + 10];
+    char buf[2048];
+
+    /* a region's redirect: the prepared rest is split around the line */
+    fill_decision(&d, 307, 0, f->cfg->regions[0].url, parts, 1);
+    size_t n = sst__redirect_iov(f->prep, &d, false, hsts, SST_TAIL_PLAIN, false, iov,
+                                 sizeof(iov) / sizeof(iov[0]));
+    expect_iov(iov, n,
+               "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://a.example/p" MID_A HSTS_LINE
+               "\r\n" BODY_A,
+               "redirect");
+    /* with CORS and for a HEAD */
+    d.cors_origin = SST_STR_LIT("https://app.example");
+    n = sst__redirect_iov(f->prep, &d, false, hsts, SST_TAIL_CLOSE, true, iov,
+                          sizeof(iov) / sizeof(iov[0]));
+    expect_iov(iov, n,
+               "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://a.example/p" MID_A
+               "Access-Control-Allow-Origin: https://app.example\r\nVary: Origin\r\n" HSTS_LINE
+               "Connection: close\r\n\r\n",
+               "redirect, CORS, HEAD");
+    /* a preflight with every optional part: the buffers still fit */
+    memset(&d, 0, sizeof(d));
+    d.kind = SST_DECIDE_REDIRECT;
+    d.preflight = true;
+    d.cors_origin = SST_STR_LIT("https://app.example");
+    d.cors_method = SST_STR_LIT("PUT");
+    d.cors_headers = SST_STR_LIT("x-token");
+    d.cors_credentials = true;
+    n = sst__preflight_iov(&d, SST_STR_LIT("eu-west"), hsts, SST_TAIL_PLAIN, iov,
+                           SST_PREFLIGHT_IOV);
+    expect_iov(iov, n,
+               PF_HEAD "PUT\r\nAccess-Control-Allow-Headers: x-token\r\n"
+                       "Access-Control-Max-Age: 5\r\nAccess-Control-Allow-Credentials: true\r\n"
+                       "X-Sidestep-Region: eu-west\r\n" HSTS_LINE "\r\n",
+               "preflight");
+    /* an error */
+    n = sst__error_response(buf, sizeof(buf), 404, "no route", 0, hsts, true, false, false);
+    const char *want =
+        ERR_HEAD("404 Not Found") "Cache-Control: no-store\r\nContent-Length: 24\r\n" HSTS_LINE
+                                  "Connection: close\r\n\r\n404 Not Found: no route\n";
+    if (n != strlen(want) || memcmp(buf, want, n) != 0)
+        fail_msg("error:\n got [%.*s]\nwant [%s]", (int)n, buf, want);
 }
 
 int main(void)
@@ -433,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_preflight_refusals),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_error_bounds),
+        cmocka_unit_test_setup_teardown(test_hsts_in_every_answer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
