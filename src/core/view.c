@@ -117,9 +117,24 @@ static void lsock_close_untaken(sst_lsock_t *e)
     }
 }
 
+/* The table key of listener `idx`: its address text, and for the second and later listeners
+ * with the same text (only port 0 may repeat: the loader refuses other duplicates) "#N" after
+ * it, so that each gets its own sockets instead of sharing the first one's. */
+static void lsock_key(const sst_config_t *cfg, size_t idx, char *key, size_t size)
+{
+    const char *text = cfg->listeners[idx].addr.text;
+    unsigned same = 0;
+    for (size_t j = 0; j < idx; j++)
+        same += strcmp(cfg->listeners[j].addr.text, text) == 0;
+    if (same == 0)
+        snprintf(key, size, "%s", text);
+    else
+        snprintf(key, size, "%s#%u", text, same);
+}
+
 /* Opens one socket per worker for a new address; the entry joins p->created. */
-static int lsock_open(sst_prep_t *p, const sst_config_t *cfg, size_t idx, sst_lsock_t **out,
-                      char *err, size_t err_size)
+static int lsock_open(sst_prep_t *p, const sst_config_t *cfg, size_t idx, const char *key,
+                      sst_lsock_t **out, char *err, size_t err_size)
 {
     const sst_addr_t *a = &cfg->listeners[idx].addr;
     sst_lsock_t *e = calloc(1, sizeof(*e));
@@ -127,7 +142,7 @@ static int lsock_open(sst_prep_t *p, const sst_config_t *cfg, size_t idx, sst_ls
         return SST_ENOMEM;
     for (unsigned w = 0; w < SST_MAX_WORKERS; w++)
         atomic_init(&e->fds[w], -1);
-    snprintf(e->key, sizeof(e->key), "%s", a->text);
+    snprintf(e->key, sizeof(e->key), "%s", key);
     e->next = p->created;
     p->created = e;
     struct sockaddr_storage sa = a->sa;
@@ -158,10 +173,11 @@ static int prep_open_listeners(sst_prep_t *p, const sst_config_t *cfg, sst_serve
                                size_t err_size)
 {
     for (size_t l = 0; l < cfg->n_listeners; l++) {
-        const sst_addr_t *a = &cfg->listeners[l].addr;
-        sst_lsock_t *e = lsock_find(s, a->text);
+        char key[sizeof(((sst_lsock_t *)NULL)->key)];
+        lsock_key(cfg, l, key, sizeof(key));
+        sst_lsock_t *e = lsock_find(s, key);
         if (e == NULL) {
-            int rc = lsock_open(p, cfg, l, &e, err, err_size);
+            int rc = lsock_open(p, cfg, l, key, &e, err, err_size);
             if (rc != 0)
                 return rc;
         }

@@ -31,7 +31,7 @@ struct sst_server_s;
  * (two reloads before it woke) still finds the sockets of a listener added by the skipped one. */
 typedef struct sst_lsock_s {
     struct sst_lsock_s *next;
-    char key[272]; /* the configured address text */
+    char key[280]; /* the configured address text, "#N" after a repeated one (port 0) */
     struct sockaddr_storage bound;
     bool live; /* in the config in force */
     atomic_int fds[SST_MAX_WORKERS];

@@ -240,11 +240,13 @@ static void worker_resume_listeners(sst_worker_t *w)
     }
 }
 
-static sst_listener_t *worker_find_listener(sst_worker_t *w, const char *key)
+/* The open listener of a table entry (entries outlive every view that points at them, so a
+ * pointer is an exact match: two port-0 listeners with the same text have two entries). */
+static sst_listener_t *worker_find_listener(sst_worker_t *w, const sst_lsock_t *ls)
 {
     for (sst_link_t *k = w->listeners.next; k != &w->listeners; k = k->next) {
         sst_listener_t *l = sst_container_of(k, sst_listener_t, link);
-        if (strcmp(l->key, key) == 0)
+        if (l->lsock == ls)
             return l;
     }
     return NULL;
@@ -260,7 +262,7 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
     /* (a closed listener keeps cfg_index SIZE_MAX: its connections then use defaults) */
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const char *key = cfg->listeners[i].addr.text;
-        sst_listener_t *l = worker_find_listener(w, key);
+        sst_listener_t *l = prep->lsock[i] != NULL ? worker_find_listener(w, prep->lsock[i]) : NULL;
         if (l != NULL) {
             l->cfg_index = i;
             continue;
@@ -277,6 +279,7 @@ static int worker_sync_listeners(sst_worker_t *w, const sst_config_t *cfg, sst_p
         }
         l->w = w;
         l->cfg_index = i;
+        l->lsock = prep->lsock[i];
         snprintf(l->key, sizeof(l->key), "%s", key);
         int e = uv_tcp_init(&w->loop, &l->tcp);
         if (e != 0) {

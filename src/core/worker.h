@@ -34,8 +34,9 @@ typedef struct sst_wview_s {
 typedef struct sst_listener_s {
     uv_tcp_t tcp;
     sst_worker_t *w;
-    size_t cfg_index; /* in the config it was opened for; SIZE_MAX once closed */
-    char key[280];    /* configured address text: matched across reloads */
+    size_t cfg_index;                /* in the config it was opened for; SIZE_MAX once closed */
+    const struct sst_lsock_s *lsock; /* the server's table entry: matched across reloads */
+    char key[280];                   /* configured address text, for messages */
     struct sockaddr_storage bound;
     bool closing;
     bool paused;        /* a connection is waiting in libuv until capacity returns */

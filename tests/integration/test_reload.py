@@ -2,7 +2,8 @@
 actions, a broken file or one that cannot be applied keeps the old config (file:line:col: key
 in the error), SIGHUP under steady traffic loses no request, the access log is reopened for
 rotation; listeners across reloads (an address added is served even when the workers never saw
-that config, one removed stops accepting, an unchanged one keeps its port and connections);
+that config, one removed stops accepting, an unchanged one keeps its port and connections, two on
+127.0.0.1:0 are two sockets);
 a graceful stop lets a slow request finish."""
 
 import json
@@ -79,6 +80,41 @@ class ListenersAcrossReloads(unittest.TestCase):
             kept.request("GET", "/after")  # an established connection is not disturbed
             self.assertEqual(kept.recv_response().echo().target, "/after")
         self.assertEqual(http(self.p1, "GET", "/").status, 200)
+
+
+class RepeatedEphemeralListeners(unittest.TestCase):
+    """Two listeners on 127.0.0.1:0 are two sockets with their own settings (the loader allows
+    repeating a port-0 address); before, both were keyed by the address text and the second one
+    shared the first one's socket, so its own settings were never served."""
+
+    def setUp(self):
+        self.stub = Stub("us-east")
+        cfg = config(self.stub, [])
+        cfg["listen"] = [{"address": "127.0.0.1:0"},
+                         {"address": "127.0.0.1:0", "https_redirect": {"port": 8443}}]
+        self.sst = Sidestep(cfg)
+
+    def tearDown(self):
+        self.sst.stop()
+        self.stub.stop()
+
+    def check(self):
+        plain, https = self.sst.ports
+        self.assertNotEqual(plain, https)
+        for _ in range(4):  # both workers
+            self.assertEqual(http(plain, "GET", "/a").status, 200)
+            resp = http(https, "GET", "/a", headers={"Host": "example.test"})
+            self.assertEqual(resp.status, 301)
+            self.assertEqual(resp.header("Location"), "https://example.test:8443/a")
+        return plain, https
+
+    def test_each_has_its_own_socket_across_a_reload(self):
+        before = self.check()
+        marker = self.sst.stderr_text().count("reloaded ")
+        os.kill(self.sst.pid, signal.SIGHUP)
+        sst.wait_until(lambda: self.sst.stderr_text().count("reloaded ") > marker,
+                       timeout=5, what="reload")
+        self.assertEqual(self.check(), before)  # kept, with their ports
 
 
 class AccessLogAcrossReloads(unittest.TestCase):
