@@ -396,7 +396,7 @@ int sst__etcd_decode(sst__etcd_call_t call, unsigned http_status, const char *bo
     rc = sst__etcd_parse_json(body, len, &root, d);
     if (http_status != 200) {
         if (rc != 0) {
-            diag_set(d, "etcd answered HTTP %u without an error body", http_status);
+            diag_set(d, "etcd answered HTTP %u without an etcd error body", http_status);
             return SST_EPROTO;
         }
         rc = decode_error(root, http_status, d);
