@@ -888,6 +888,9 @@ static int call_start(sst_etcd_t *e, sst__etcd_call_t kind, json_object *body, s
     c->cb = cb;
     c->wcb = wcb;
     c->arg = arg;
+    /* The loop's cached time may be old when the caller ran long since the loop last woke;
+     * timeouts counted from it would fire at once. */
+    uv_update_time(e->loop);
     c->deadline_ms = uv_now(e->loop) + e->request_timeout_ms;
     c->first_endpoint = e->preferred;
     link_append(&e->calls, &c->link);
