@@ -599,7 +599,8 @@ int sst__etcd_json_watch(const sst_etcd_watch_opts_t *w, json_object **out)
 int sst__etcd_json_text(json_object *obj, size_t max, char **out, size_t *len)
 {
     size_t n = 0;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &n);
+    const char *s = json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     if (s == NULL)
         return SST_ENOMEM;
     if (n > max)
