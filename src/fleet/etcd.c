@@ -164,8 +164,8 @@ static void etcd_on_done_timer(uv_timer_t *t);
 int sst_etcd_new(uv_loop_t *loop, const sst_etcd_opts_t *o, sst_etcd_t **out)
 {
     if (loop == NULL || o == NULL || out == NULL || o->endpoints == NULL || o->n_endpoints == 0 ||
-        o->n_endpoints > SST_ETCD_MAX_ENDPOINTS)
-        return SST_EINVAL;
+        o->n_endpoints > SST_ETCD_MAX_ENDPOINTS || o->max_message > (1u << 30))
+        return SST_EINVAL; /* json-c takes lengths as int */
     for (size_t i = 0; i < o->n_endpoints; i++)
         if (o->endpoints[i].salen == 0 || o->endpoints[i].port == 0)
             return SST_EINVAL; /* unresolved: names are resolved at config time, never here */
@@ -365,6 +365,7 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int conn_on_body(void *opaque, const char *at, size_t len);
+static void conn_on_eof(etcd_conn_t *conn, int err);
 
 /* Arms the connection's timer for the call's deadline (a watch past creation has none). */
 static void conn_on_timer(uv_timer_t *t);
@@ -381,13 +382,9 @@ static void conn_on_written(uv_write_t *req, int status)
     etcd_write_t *w = req->data;
     etcd_conn_t *conn = w->conn;
     free(w);
-    if (status < 0 && conn->state == CONN_BUSY && conn->call != NULL) {
-        etcd_call_t *c = conn->call;
-        diag_printf(&c->diag, "sending to etcd %s: %s", conn->e->endpoints[conn->endpoint].text,
-                    sst_strerror(status));
-        etcd_endpoint_failed(conn->e, conn->endpoint);
-        call_fail(c, SST_ECONNRESET, true);
-    }
+    /* as a read error would: a pooled connection etcd closed is retried the same way */
+    if (status < 0 && conn->state == CONN_BUSY && conn->call != NULL)
+        conn_on_eof(conn, status);
 }
 
 /* Writes the call's request: the head (Host is the endpoint) and the JSON body. */
@@ -624,8 +621,9 @@ static bool watch_on_message(etcd_call_t *c, json_object *obj)
             diag_printf(&c->diag, "malformed watch stream: a second creation message");
         }
         c->created = true;
-        if (c->last_revision == 0)
-            c->last_revision = msg.revision; /* watching from now: the next change is later */
+        /* Watching from now, the creation's header revision is no bound: etcd reads it after
+         * registering the watcher, so a write in between is both at or below it and delivered
+         * as an event. last_revision stays unknown (0) until an event or a progress message. */
         if (c->conn != NULL)
             uv_timer_stop(&c->conn->timer); /* confirmed: no deadline from here on */
     } else if (rc == 0 && !c->created) {

@@ -32,7 +32,7 @@ typedef struct sst_etcd_opts_s {
     uint64_t dial_timeout_ms;    /* one connect attempt; 0: 2000 */
     uint64_t request_timeout_ms; /* a whole unary call (connects included), and a watch until
                                     etcd confirmed it; 0: 5000 */
-    size_t max_message;          /* 0: SST_ETCD_MAX_MESSAGE */
+    size_t max_message;          /* 0: SST_ETCD_MAX_MESSAGE; at most 1 GiB */
     unsigned max_idle;           /* keep-alive connections kept idle for reuse; 0: 4 */
     unsigned watch_keepalive_s;  /* TCP keep-alive idle time on watch connections; 0: 10 */
 } sst_etcd_opts_t;
@@ -49,7 +49,8 @@ int sst_etcd_new(uv_loop_t *loop, const sst_etcd_opts_t *opts, sst_etcd_t **out)
 
 typedef void (*sst_etcd_close_cb)(void *arg);
 
-/* Cancels every call and watch (their callbacks run with SST_ECANCELED, later, from the loop),
+/* Cancels every call not yet answered and every watch (their callbacks run with SST_ECANCELED,
+ * later, from the loop; answers already received are still delivered as they are),
  * closes every handle and frees the client after the last close callback; then `cb` (may be
  * NULL) runs once. Safe from inside any callback of this client. Further calls on `e` after
  * sst_etcd_close are not allowed, except that calls made from callbacks still being delivered
@@ -251,8 +252,10 @@ typedef struct sst_etcd_watch_msg_s {
     const sst_etcd_event_t *events;
     size_t n_events;
     /* Every event up to last_revision has been delivered: resume with start_revision =
-     * last_revision + 1 (start_revision - 1 before any event when one was given, else the
-     * revision at creation). 0 until known. Set in every message. */
+     * last_revision + 1. Before any event it is start_revision - 1 when one was given; a watch
+     * from now leaves it 0 (unknown) until an event or a progress message, so a watcher that
+     * must lose nothing reads first and watches from the read's revision + 1. Set in every
+     * message. */
     int64_t last_revision;
     /* END: why. SST_ECANCELED (sst_etcd_watch_cancel, sst_etcd_close); SST_ERANGE with
      * compact_revision set (start_revision was compacted: read again, watch from the read's
