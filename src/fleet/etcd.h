@@ -53,8 +53,8 @@ typedef void (*sst_etcd_close_cb)(void *arg);
  * later, from the loop; answers already received are still delivered as they are),
  * closes every handle and frees the client after the last close callback; then `cb` (may be
  * NULL) runs once. Safe from inside any callback of this client. Further calls on `e` after
- * sst_etcd_close are not allowed, except that calls made from callbacks still being delivered
- * return SST_ECANCELED. A second sst_etcd_close is ignored. */
+ * sst_etcd_close return SST_ECANCELED (and a second sst_etcd_close is ignored) until `cb` runs;
+ * after that `e` is gone. */
 void sst_etcd_close(sst_etcd_t *e, sst_etcd_close_cb cb, void *arg);
 
 /* ---- values ----------------------------------------------------------------------------- */
