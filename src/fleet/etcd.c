@@ -144,19 +144,8 @@ static void conn_close(etcd_conn_t *conn);
 
 int sst_etcd_parse_endpoint(const char *url, size_t len, bool resolve, sst_addr_t *out)
 {
-    if (url == NULL || out == NULL)
-        return SST_EINVAL;
-    sst_str_t s = sst_str(url, len);
-    if (sst_str_has_prefix(s, SST_STR_LIT("http://"))) {
-        s.base += 7;
-        s.len -= 7;
-    }
-    if (s.len > 0 && s.base[s.len - 1] == '/')
-        s.len--;
-    /* "https://..." and other schemes keep a '/' here: there is no TLS client yet */
-    if (s.len == 0 || memchr(s.base, '/', s.len) != NULL)
-        return SST_EINVAL;
-    return sst_parse_addr(s.base, s.len, false, resolve, out);
+    /* one rule for the config loader and the client: the loader sits below fleet/ */
+    return sst_parse_endpoint(url, len, resolve, out);
 }
 
 static void etcd_on_done_timer(uv_timer_t *t);

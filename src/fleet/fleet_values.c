@@ -35,8 +35,8 @@ static bool all_name_chars(sst_str_t s)
 
 bool sst_fleet_valid_name(sst_str_t s)
 {
-    return s.len >= 1 && s.len <= SST_FLEET_NAME_MAX && is_alnum((unsigned char)s.base[0]) &&
-           all_name_chars(s);
+    /* the config loader checks fleet.name and fleet.instance with the same rule */
+    return sst_config_fleet_name_ok(s.base, s.len);
 }
 
 bool sst_fleet_valid_region(sst_str_t s)
