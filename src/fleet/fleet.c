@@ -487,7 +487,7 @@ static void fleet_on_startup(uv_timer_t *t)
     if (f->stopping || f->startup != SST_FLEET_STARTUP_WAITING)
         return;
     f->startup = SST_FLEET_STARTUP_TIMED_OUT;
-    fleet_event(f, SST_FLEET_EV_DISCONNECTED,
+    fleet_event(f, SST_FLEET_EV_STARTUP,
                 "serving without the fleet's overrides: not read within startup_wait (%s)%s%s",
                 fleet_ms(f->cfg->fleet.startup_wait_ms, wait, sizeof(wait)),
                 f->last_error[0] ? ": " : "", f->last_error);
@@ -741,6 +741,7 @@ int sst_fleet_start(uv_loop_t *loop, const sst_fleet_opts_t *o, const sst_fleet_
         f->retry_max_ms = f->retry_min_ms;
     f->rng = o->seed ? o->seed : (uv_hrtime() ^ (uint64_t)(uintptr_t)f) | 1;
     f->next_expiry = UINT64_MAX;
+    f->expiry_checked = f->self.started_at; /* keys that expired before this start: no event */
     uint64_t request = o->request_timeout_ms;
     if (request == 0) {
         /* a keepalive must be answered before the next one is due */
@@ -973,6 +974,8 @@ const char *sst_fleet_event_name(sst_fleet_event_t e)
         return "fleet_agree";
     case SST_FLEET_EV_EXPIRED:
         return "fleet_expired";
+    case SST_FLEET_EV_STARTUP:
+        return "fleet_startup";
     case SST_FLEET_EV_BAD_VALUE:
         return "fleet_bad_value";
     }

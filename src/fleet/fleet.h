@@ -41,6 +41,8 @@ typedef enum sst_fleet_event_e {
                                    the fleet */
     SST_FLEET_EV_AGREE,         /* ... agrees again */
     SST_FLEET_EV_EXPIRED,       /* a fleet override reached its expires_at (enforced locally) */
+    SST_FLEET_EV_STARTUP,       /* startup_wait passed before the first read: serving without
+                                   the fleet's overrides */
     SST_FLEET_EV_BAD_VALUE,     /* a key or value in etcd was refused and ignored */
 } sst_fleet_event_t;
 

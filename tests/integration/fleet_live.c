@@ -56,6 +56,7 @@ typedef struct inst_s {
     sst_fleet_startup_t startup;
     int n_ovr_at_startup;
     bool a_forced_at_startup;
+    int64_t skew;
 } inst_t;
 
 typedef struct act_s {
@@ -202,7 +203,13 @@ typedef struct inst_opts_s {
     const char *endpoint; /* NULL: etcd */
     const char *lease_ttl;
     const char *startup_wait;
+    int64_t clock_skew_ms; /* this instance's wall clock runs ahead by this much */
 } inst_opts_t;
+
+static uint64_t skewed_clock(void *arg)
+{
+    return wall_ms() + (uint64_t)(*(int64_t *)arg);
+}
 
 static void inst_start(fx_t *fx, int i, const char *name, const inst_opts_t *o)
 {
@@ -242,6 +249,11 @@ static void inst_start(fx_t *fx, int i, const char *name, const inst_opts_t *o)
                              .version = "0.1.0-test",
                              .config_hash = "0123abcd",
                              .seed = (uint64_t)i + 1};
+    in->skew = o ? o->clock_skew_ms : 0;
+    if (in->skew != 0) {
+        opts.wall_ms = skewed_clock;
+        opts.clock_arg = &in->skew;
+    }
     sst_fleet_hooks_t hooks = {.arg = in,
                                .overrides = on_overrides,
                                .quorum = on_quorum,
@@ -579,6 +591,28 @@ static void test_ttl_expiry(void **state)
     assert_int_equal(etcd_count(fx, key), 0);
 }
 
+/* expires_at is wall-clock time shared between machines: an instance whose clock runs 3 s
+ * ahead reverts 3 s early (the skew adds to or takes from the TTL; docs/fleet.md). */
+static void test_clock_skew(void **state)
+{
+    fx_t *fx = *state;
+    start_n(fx, 1, -1);
+    inst_opts_t o = {.clock_skew_ms = 3000};
+    inst_start(fx, 1, "lb-ahead", &o);
+    RUN_UNTIL(fx, all_ready(fx, 2));
+    uint64_t t0 = now_ms(fx);
+    act_ok(fx, 0, SST_FLEET_OP_FORCE_DOWN, "a", 6000, NULL);
+    RUN_UNTIL(fx, all_forced_down(fx, 2, REGION_A));
+    RUN_UNTIL(fx, region_clear(&fx->inst[1], REGION_A));
+    uint64_t ahead = fx->inst[1].table_at - t0;
+    RUN_UNTIL(fx, region_clear(&fx->inst[0], REGION_A));
+    uint64_t on_time = fx->inst[0].table_at - t0;
+    printf("  reverted after %llu ms (3 s ahead) and %llu ms\n", (unsigned long long)ahead,
+           (unsigned long long)on_time);
+    assert_true(ahead >= 2900 && ahead <= 3600);
+    assert_true(on_time >= 6000 && on_time <= 6600);
+}
+
 /* etcd killed after a TTL write: every instance still reverts at expires_at, by itself; after
  * etcd comes back (which restarts leases with their full TTL), none applies the key again. */
 static void test_local_expiry_without_etcd(void **state)
@@ -841,6 +875,7 @@ static void test_startup(void **state)
     assert_true(now_ms(fx) - t0 >= 290);
     assert_int_equal(fx->inst[2].n_ovr, 0);
     assert_true(fx->inst[2].ev_count[SST_FLEET_EV_DISCONNECTED] >= 1);
+    assert_int_equal(fx->inst[2].ev_count[SST_FLEET_EV_STARTUP], 1);
     assert_false(inst_status(fx, 2).connected);
     inst_stop(fx, 2);
     inst_stop(fx, 1);
@@ -928,6 +963,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_propagation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_expiry_without_etcd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_heals, setup, teardown),
