@@ -269,6 +269,16 @@ static void act_check(sst__fleet_act_t *a, int64_t revision, const sst_etcd_kv_t
     }
     sst_fleet_store_overrides(&store, f->cfg, now, &f->scratch, NULL);
     sst_fleet_store_clear(&store);
+    /* a reload may have come since act_prepare: indices are the current config's */
+    int idx = a->backend ? sst_config_backend_index(f->cfg, a->target, strlen(a->target))
+                         : sst_config_region_index(f->cfg, a->target, strlen(a->target));
+    if (idx < 0) {
+        act_fail(a, SST_ENOENT, "no %s \"%s\" in this instance's config any more", act_what(a),
+                 a->target);
+        act_abandon(a);
+        return;
+    }
+    a->prop.index = (size_t)idx;
     int rc = sst_fleet_safety_check(f->cfg, &f->scratch, &a->prop, now, &route);
     if (rc == SST_EBUSY) {
         const char *name = route < f->cfg->n_routes ? f->cfg->routes[route].name : "?";

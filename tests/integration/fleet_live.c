@@ -824,7 +824,9 @@ static void test_quorum_majority(void **state)
     fx_t *fx = *state;
     const uint32_t a = 1u << REGION_A;
     start_n(fx, 3, -1);
+    int calls = fx->inst[0].n_quorum;
     set_view(fx, 0, a);
+    assert_int_equal(fx->inst[0].n_quorum, calls); /* never inside the call */
     set_view(fx, 1, 0);
     set_view(fx, 2, 0);
     /* the hook runs when the decision changes; the status has the counts as they are */
@@ -851,6 +853,67 @@ static void test_quorum_majority(void **state)
     s = inst_status(fx, 2);
     assert_int_equal(s.quorum.down_votes[REGION_A], 2);
     assert_int_equal(s.own_down, 0);
+}
+
+static bool member_config(fx_t *fx, int i, const char *name, uint64_t version, const char *hash)
+{
+    const sst_fleet_member_t *m;
+    size_t n = sst_fleet_members(fx->inst[i].f, &m);
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(m[k].name, name) == 0)
+            return m[k].has_heartbeat && m[k].heartbeat.config_version == version &&
+                   strcmp(m[k].heartbeat.config_hash, hash) == 0;
+    return false;
+}
+
+/* A reload: the table is rebuilt for the new config's indices at once and handed over again;
+ * the heartbeat carries the new config version and hash; fleet identity needs a restart. */
+static void test_reload(void **state)
+{
+    fx_t *fx = *state;
+    char yaml[1024];
+    sst_config_t *cfg = NULL, *other = NULL;
+    sst_diag_t d;
+    int64_t rev;
+    start_n(fx, 1, -1);
+    act_ok(fx, 0, SST_FLEET_OP_FORCE_DOWN, "b", 0, NULL);
+    RUN_UNTIL(fx, region_forced_down(&fx->inst[0], REGION_B));
+    for (int pass = 0; pass < 2; pass++) {
+        snprintf(yaml, sizeof(yaml),
+                 "listen: [127.0.0.1:0]\n"
+                 "admin: {address: 127.0.0.1:0}\n"
+                 "regions:\n"
+                 "  - {name: b, url: http://b.example, backends: [127.0.0.1:9002]}\n"
+                 "  - {name: a, backends: [127.0.0.1:9001]}\n"
+                 "  - {name: c, url: http://c.example, backends: [127.0.0.1:9003]}\n"
+                 "routes:\n"
+                 "  - {name: web, primary: a, failover: [b], match: {host: web.example}}\n"
+                 "  - {name: api, primary: c}\n"
+                 "fleet:\n"
+                 "  name: %s\n"
+                 "  instance: lb-1\n"
+                 "  etcd: {endpoints: [\"%s\"], dial_timeout: 500ms, lease_ttl: 5s}\n"
+                 "  health_quorum: off\n",
+                 pass == 0 ? fx->fleet : "another-fleet", etcd_url);
+        assert_int_equal(
+            sst_config_load_string("r.yaml", yaml, strlen(yaml), pass == 0 ? &cfg : &other, &d), 0);
+    }
+    cfg->version = 2;
+    int calls = fx->inst[0].n_ovr;
+    assert_int_equal(sst_fleet_set_config(fx->inst[0].f, cfg, "beef"), 0);
+    assert_int_equal(fx->inst[0].n_ovr, calls); /* the hook runs later, from the loop */
+    const sst_fleet_overrides_t *t = sst_fleet_overrides(fx->inst[0].f, &rev);
+    assert_true(t->region_force[0].set); /* b is region 0 now */
+    assert_false(t->region_force[1].set);
+    RUN_UNTIL(fx, fx->inst[0].n_ovr == calls + 1);
+    assert_true(fx->inst[0].table->region_force[0].set);
+    RUN_UNTIL(fx, member_config(fx, 0, "lb-1", 2, "beef"));
+    assert_int_equal(sst_fleet_set_config(fx->inst[0].f, other, "beef"), SST_ENOTSUP);
+    assert_int_equal(sst_fleet_set_config(fx->inst[0].f, cfg, "NotHex"), SST_EINVAL);
+    sst_config_unref(cfg); /* the runtime holds its own reference */
+    sst_config_unref(other);
+    act_ok(fx, 0, SST_FLEET_OP_CLEAR, "b", 0, NULL);
+    RUN_UNTIL(fx, region_clear(&fx->inst[0], 0));
 }
 
 /* A new instance started during an override has it before it reports ready; one that cannot
@@ -972,6 +1035,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_safety_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_racing_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_majority, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_action_validation, setup, teardown),
