@@ -618,6 +618,7 @@ static void test_clock_skew(void **state)
 static void test_local_expiry_without_etcd(void **state)
 {
     fx_t *fx = *state;
+    char key[128];
     start_n(fx, 3, -1);
     uint64_t w0 = wall_ms();
     act_ok(fx, 0, SST_FLEET_OP_FORCE_DOWN, "a", 6000, NULL);
@@ -638,6 +639,9 @@ static void test_local_expiry_without_etcd(void **state)
     assert_true(all_connected(fx, 3, false));
     ctl("restart");
     RUN_UNTIL(fx, all_connected(fx, 3, true));
+    /* etcd restarted the lease with its full TTL: the key is still there, and ignored */
+    snprintf(key, sizeof(key), "/sidestep/%s/overrides/region/a/force", fx->fleet);
+    assert_int_equal(etcd_count(fx, key), 1);
     run_for(fx, 300);
     assert_true(all_clear(fx, 3, REGION_A));
 }
