@@ -102,6 +102,9 @@ int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root);
 /* `routes`, or the default route when the key is absent; needs regions and local_region. */
 int sst__cfg_parse_routes(sst__cfg_ctx_t *c, const yaml_node_t *root);
 
+/* `fleet` (config_fleet.c); needs admin, parsed after it. */
+int sst__cfg_parse_fleet(sst__cfg_ctx_t *c, const yaml_node_t *root);
+
 /* --- text parsers (config_values.c): no YAML, no allocation ------------------------------ */
 
 /* Each returns 0, SST_EINVAL or SST_ERANGE and on failure explains why in `why` (SST__WHY_SIZE
