@@ -4,7 +4,7 @@
 Layers, low to high (docs/architecture.md draws the same graph); a file may include headers of
 its own layer and of lower ones, never a higher one nor a peer on the same rank:
 
-    base < {http, config} < health < route < tls < core < {admin, fleet} < {tools, demo} < main
+    base < {http, config} < health < route < tls < fleet < core < admin < {tools, demo} < main
     < tests
 
 A source file's layer is its folder under src/ (src/main.c is main); a public header's layer is
@@ -25,8 +25,9 @@ RANKS = [
     ("health",),  # health.h holds the snapshot types route decides on
     ("route",),
     ("tls",),
+    ("fleet",),  # the server drives the fleet runtime as it drives the prober
     ("core",),
-    ("admin", "fleet"),
+    ("admin",),
     ("tools", "demo"),
     ("main",),
     ("tests",),

@@ -489,7 +489,7 @@ static void fleet_on_startup(uv_timer_t *t)
     f->startup = SST_FLEET_STARTUP_TIMED_OUT;
     fleet_event(f, SST_FLEET_EV_STARTUP,
                 "serving without the fleet's overrides: not read within startup_wait (%s)%s%s",
-                fleet_ms(f->cfg->fleet.startup_wait_ms, wait, sizeof(wait)),
+                fleet_ms(f->start_cfg->fleet.startup_wait_ms, wait, sizeof(wait)),
                 f->last_error[0] ? ": " : "", f->last_error);
     if (!f->stopping && f->hooks.startup != NULL)
         f->hooks.startup(f->hooks.arg, SST_FLEET_STARTUP_TIMED_OUT);
@@ -760,6 +760,7 @@ int sst_fleet_start(uv_loop_t *loop, const sst_fleet_opts_t *o, const sst_fleet_
         return rc;
     }
     f->cfg = sst_config_ref(o->cfg);
+    f->start_cfg = sst_config_ref(o->cfg);
     for (int i = 0; i < FLEET_TIMERS; i++) {
         uv_timer_t *t = fleet_timer(f, i);
         uv_timer_init(loop, t); /* cannot fail for a timer */
@@ -784,6 +785,7 @@ static void fleet_maybe_free(sst_fleet_t *f)
     void *arg = f->stop_arg;
     sst_fleet_store_clear(&f->store);
     sst_config_unref(f->cfg);
+    sst_config_unref(f->start_cfg);
     free(f);
     if (cb != NULL)
         cb(arg);
@@ -866,8 +868,8 @@ int sst_fleet_set_config(sst_fleet_t *f, sst_config_t *cfg, const char *config_h
         return SST_EINVAL;
     if (f->stopping)
         return SST_ECANCELED;
-    if (!fleet_same_identity(&f->cfg->fleet, &cfg->fleet))
-        return SST_ENOTSUP;
+    /* against the identity the runtime started with, which it keeps whatever reloads say */
+    bool same = fleet_same_identity(&f->start_cfg->fleet, &cfg->fleet);
     sst_config_ref(cfg);
     sst_config_unref(f->cfg);
     f->cfg = cfg;
@@ -885,7 +887,7 @@ int sst_fleet_set_config(sst_fleet_t *f, sst_config_t *cfg, const char *config_h
     f->kick_overrides = f->kick_quorum = true;
     sst__fleet_kick(f);
     fleet_publish(f);
-    return 0;
+    return same ? 0 : SST_ENOTSUP;
 }
 
 int sst_fleet_set_view(sst_fleet_t *f, const sst_fleet_view_t *view)

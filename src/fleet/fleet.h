@@ -99,11 +99,13 @@ int sst_fleet_start(uv_loop_t *loop, const sst_fleet_opts_t *opts, const sst_fle
  * a hook or an action callback; a second call is ignored. */
 void sst_fleet_stop(sst_fleet_t *f, void (*cb)(void *arg), void *arg);
 
-/* A reload: the new config (referenced; the old one released) and its hash. fleet.name,
- * instance, the etcd settings and advertise_admin cannot change without a restart
- * (SST_ENOTSUP: keep running with the old ones). health_quorum and the regions may change: the
- * override table is rebuilt for the new config at once (sst_fleet_overrides) and the hooks run
- * again from the loop. Returns 0, SST_EINVAL or SST_ENOTSUP. */
+/* A reload: the new config (referenced; the old one released) and its hash. health_quorum and
+ * the regions may change: the override table is rebuilt for the new config at once
+ * (sst_fleet_overrides) and the hooks run again from the loop. fleet.name, instance, the etcd
+ * settings and advertise_admin keep the values the runtime started with: when the new config
+ * changes them (or drops the fleet section), the config is adopted all the same for the rest
+ * and SST_ENOTSUP says that a restart is needed to apply them. Returns 0, SST_ENOTSUP, or
+ * SST_EINVAL (a bad hash: nothing changed). */
 int sst_fleet_set_config(sst_fleet_t *f, sst_config_t *cfg, const char *config_hash);
 
 /* This instance's health view of its regions (UP or DOWN from probes and passive checks, before

@@ -31,6 +31,7 @@ struct sst_fleet_s {
     uv_loop_t *loop;
     sst_etcd_t *etcd;
     sst_config_t *cfg;
+    sst_config_t *start_cfg; /* the fleet identity in force: a reload cannot change it */
     sst_fleet_hooks_t hooks;
     char name[SST_FLEET_NAME_MAX + 1];
     char instance[SST_FLEET_NAME_MAX + 1];
