@@ -10,6 +10,9 @@ forwards every connection to 127.0.0.1:target_port, one thread per direction. A 
                      forwards again; with hold_after=N, the first N new connections are
                      forwarded and later ones are accepted but held unconnected until release()
     release()        connects and forwards the held connections
+    block(prefix)    resets every new connection whose first bytes from the client start with
+                     prefix (b"GET /healthz": health probes fail, other requests pass)
+    unblock()        forwards them again
     close()          stops everything; every thread ends within a second
 
 Every wait is bounded. Nothing is sent anywhere but to the target on 127.0.0.1.
@@ -46,6 +49,7 @@ class Relay:
         self.held = []  # client sockets accepted in hold mode
         self.flowing = threading.Event()
         self.flowing.set()
+        self.blocked = None  # a prefix of the first client bytes that makes block() reset
         self.closed = False
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -93,6 +97,14 @@ class Relay:
             self.mode = PASS
         for client in held:
             self._forward(client)
+
+    def block(self, prefix):
+        with self.lock:
+            self.blocked = bytes(prefix)
+
+    def unblock(self):
+        with self.lock:
+            self.blocked = None
 
     def close(self):
         self.closed = True
@@ -145,15 +157,29 @@ class Relay:
                 _reset(upstream)
                 return
             self.conns.append(pair)
-        for src, dst in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
+        for src, dst, first in ((client, upstream, True), (upstream, client, False)):
+            threading.Thread(target=self._pump, args=(src, dst, pair, first),
+                             daemon=True).start()
 
-    def _pump(self, src, dst, pair):
+    def _is_blocked(self, data):
+        with self.lock:
+            return self.blocked is not None and data.startswith(self.blocked)
+
+    def _pump(self, src, dst, pair, check_first=False):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if check_first:
+                    check_first = False
+                    if self._is_blocked(data):
+                        with self.lock:
+                            if pair in self.conns:
+                                self.conns.remove(pair)
+                        for s in pair:
+                            _reset(s)
+                        return
                 # a frozen relay keeps what it read until thawed (or cut)
                 while not self.flowing.wait(0.2):
                     if self.closed:
