@@ -98,9 +98,10 @@ typedef struct sst_drill_s {
     uint64_t t0_ns;
     uint64_t start_epoch_ms;
     uint64_t t_force_us, t_clear_us, t_end_us;
-    bool forced;     /* a force-down of ours may be in place */
-    bool cleared;    /* ... and was cleared */
-    uint64_t stable; /* consecutive matching answers that count as "switched" */
+    uint64_t t_forced_us; /* the force-down's answer came (fleet: etcd acknowledged it) */
+    bool forced;          /* a force-down of ours may be in place */
+    bool cleared;         /* ... and was cleared */
+    uint64_t stable;      /* consecutive matching answers that count as "switched" */
     sst_traffic_t *traffic;
     char problems[8][256];
     size_t n_problems;

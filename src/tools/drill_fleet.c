@@ -197,6 +197,7 @@ static void fleet_steps(fleet_drill_t *fd)
         d->t_clear_us = sst__drill_now_us(d);
         return;
     }
+    d->t_forced_us = sst__drill_now_us(d);
     if (!fleet_wait_all(fd, d->t_force_us, SST_DRILL_KIND_EXPECTED, d->o.failover_timeout_ms,
                         "failover to the expected region")) {
         d->t_clear_us = sst__drill_now_us(d);
@@ -360,6 +361,9 @@ static json_object *fleet_report_json(const fleet_drill_t *fd, const fleet_stats
     json_object_object_add(o, "started_at", json_object_new_string(ts));
     json_object_object_add(o, "duration_ms", fleet_ms(true, d->t_end_us));
     json_object_object_add(o, "force_down_at_ms", fleet_ms(d->forced, d->t_force_us));
+    /* the force-down's 200: etcd has the write; the instances apply it from their watches */
+    json_object_object_add(o, "force_down_acked_ms",
+                           fleet_ms(d->t_forced_us != 0, d->t_forced_us - d->t_force_us));
     json_object_object_add(o, "clear_at_ms", fleet_ms(d->t_clear_us != 0, d->t_clear_us));
     for (size_t i = 0; i < fd->n; i++)
         json_object_array_add(ins, fleet_target_json(fd, &fd->t[i]));
