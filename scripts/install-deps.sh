@@ -10,9 +10,10 @@ BENCH="wrk nginx haproxy gnuplot-nox procps util-linux linux-perf"
 want="$BUILD"
 case "${1:-all}" in
     build) ;;
+    fleet) want="$BUILD etcd-server" ;;
     test) want="$BUILD $TEST $BENCH" ;;
     all) want="$BUILD $TEST $BENCH" ;;
-    *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|fleet|test|all]" >&2; exit 2 ;;
 esac
 
 missing=""
