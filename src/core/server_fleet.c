@@ -18,9 +18,9 @@
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 
-#define SFLEET_RECHECK_MS 10000 /* the wall clock may be stepped: look again at least this often   \
-                                 */
-#define SFLEET_HASH_MAX   (16u << 20)
+/* the wall clock may be stepped: expiry is looked at again at least this often */
+#define SFLEET_RECHECK_MS 10000
+#define SFLEET_HASH_MAX   (16u << 20) /* bytes of config file hashed */
 
 /* ---- pure parts ----------------------------------------------------------------------------- */
 
@@ -269,7 +269,7 @@ static void sfleet_local_set(sst_sfleet_t *sf, sst_fleet_slot_t *slot, sst_fleet
     o->state = state;
     snprintf(o->reason, sizeof(o->reason), "%s", reason);
     snprintf(o->by_instance, sizeof(o->by_instance), "%s",
-             sf->s->cfg->fleet.instance ? sf->s->cfg->fleet.instance : "");
+             sf->start_cfg->fleet.instance ? sf->start_cfg->fleet.instance : "");
     snprintf(o->by_client, sizeof(o->by_client), "%s", client ? client : "");
     o->created_at = sst_log_epoch_ms();
     o->ttl_ms = ttl_ms;

@@ -372,6 +372,12 @@ static int drill_discover(drill_t *d)
                 "sidestep drill: warning: %s is not the primary of route %s (%s); the drill "
                 "expects traffic to be proxied there before and after\n",
                 d->region, d->route, primary);
+    d->in_fleet = sst__json_has(st, "fleet");
+    if (d->in_fleet && !d->o.fleet)
+        fprintf(stderr,
+                "sidestep drill: %s runs in fleet mode: the drill forces this instance "
+                "alone (scope local); --fleet drills the whole fleet\n",
+                d->admin_addr.text);
     json_object *v = sst__json_get(reg, "failback_delay_ms");
     d->failback_delay_ms = v != NULL ? json_object_get_uint64(v) : 0;
     v = sst__json_get(reg, "force");
@@ -392,9 +398,13 @@ int sst__drill_region_op(drill_t *d, const char *op, uint64_t ttl_ms, char *err,
     sst__cli_encode(d->region, enc, sizeof(enc));
     snprintf(target, sizeof(target), "/regions/%s/%s", enc, op);
     snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)ttl_ms);
-    /* a fleet drill's force is fleet-wide: the server's default, said all the same */
+    /* a fleet drill's force is fleet-wide; a drill of one instance in fleet mode forces that
+     * instance alone (the server's default there would be the whole fleet) */
     char *body = sst__cli_action_body_ex("drill", ttl_ms != 0 ? ttl : NULL,
-                                         d->o.fleet ? "fleet" : NULL, false);
+                                         d->o.fleet    ? "fleet"
+                                         : d->in_fleet ? "local"
+                                                       : NULL,
+                                         false);
     if (body == NULL) {
         snprintf(err, size, "out of memory");
         return SST_ENOMEM;

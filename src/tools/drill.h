@@ -102,6 +102,7 @@ typedef struct sst_drill_s {
     bool forced;          /* a force-down of ours may be in place */
     bool cleared;         /* ... and was cleared */
     uint64_t stable;      /* consecutive matching answers that count as "switched" */
+    bool in_fleet;        /* the instance at --admin runs in fleet mode */
     sst_traffic_t *traffic;
     char problems[8][256];
     size_t n_problems;

@@ -403,6 +403,21 @@ class Fleet(unittest.TestCase):
         self.assertIn("p50", p.stdout)
         self.assertEqual(get_json(a, "/fleet")["overrides"], [])
 
+    def test_plain_drill_on_a_fleet_instance_forces_it_alone(self):
+        b = self.insts[1]
+        local_ok = 'sidestep_fleet_actions_total{scope="local",result="ok"}'
+        fleet_ok = 'sidestep_fleet_actions_total{scope="fleet",result="ok"}'
+        before = (metric(b, local_ok), metric(b, fleet_ok))
+        p = subprocess.run([sst.SST_BIN, "drill", "--admin", "127.0.0.1:%d" % b.admin_port,
+                            "--url", "http://127.0.0.1:%d/drill" % b.port, "--rate", "40",
+                            "--hold", "200ms"],
+                           capture_output=True, text=True, timeout=sst.scaled(60))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("scope local", p.stderr)
+        # its force-down and its clear, both on this instance only
+        self.assertEqual((metric(b, local_ok), metric(b, fleet_ok)),
+                         (before[0] + 2, before[1]))
+
     def test_ctl_fleet_and_scope(self):
         a, b, _ = self.insts
         ctl = [sst.SST_BIN, "ctl", "--admin", "127.0.0.1:%d" % a.admin_port]
