@@ -1,6 +1,7 @@
 #!/bin/sh
 # The two commands of the README.
 #   ./run.sh demo   install what is missing, build, start sidestep on its embedded demo default
+#                   (--fleet: etcd and three instances in one fleet, scripts/demo-fleet.sh)
 #   ./run.sh test   install what is missing, build (normal, ASan+UBSan, fuzz), run every test
 set -eu
 cd "$(dirname "$0")"
@@ -15,6 +16,11 @@ build() { # dir, cmake args...
 
 case "${1:-}" in
 demo)
+    if [ "${2:-}" = "--fleet" ]; then
+        ./scripts/install-deps.sh fleet
+        build build -DSST_TESTS=OFF
+        exec ./scripts/demo-fleet.sh
+    fi
     ./scripts/install-deps.sh build
     build build -DSST_TESTS=OFF
     exec ./build/sidestep
@@ -36,7 +42,7 @@ test)
     exit $status
     ;;
 *)
-    echo "usage: $0 demo|test" >&2
+    echo "usage: $0 demo [--fleet] | test" >&2
     exit 2
     ;;
 esac

@@ -4,7 +4,7 @@
 Layers, low to high (docs/architecture.md draws the same graph); a file may include headers of
 its own layer and of lower ones, never a higher one nor a peer on the same rank:
 
-    base < {http, config} < tls < health < route < core < {admin, fleet} < {tools, demo} < main
+    base < {http, config} < tls < health < route < fleet < core < admin < {tools, demo} < main
     < tests
 
 (tls sits below health because the health probes speak TLS to TLS backends: issue 14.)
@@ -27,8 +27,9 @@ RANKS = [
     ("tls",),  # the probes (health/probe.c) speak TLS too
     ("health",),  # health.h holds the snapshot types route decides on
     ("route",),
+    ("fleet",),  # the server drives the fleet runtime as it drives the prober
     ("core",),
-    ("admin", "fleet"),
+    ("admin",),
     ("tools", "demo"),
     ("main",),
     ("tests",),

@@ -4,15 +4,16 @@
 set -eu
 
 BUILD="cmake make gcc pkg-config libuv1-dev node-llhttp libyaml-dev libjson-c-dev libssl-dev"
-TEST="libcmocka-dev openssl python3 curl clang clang-format libclang-rt-14-dev valgrind chromium"
+TEST="libcmocka-dev openssl python3 curl clang clang-format libclang-rt-14-dev valgrind chromium etcd-server"
 BENCH="wrk nginx haproxy gnuplot-nox procps util-linux linux-perf"
 
 want="$BUILD"
 case "${1:-all}" in
     build) ;;
+    fleet) want="$BUILD etcd-server" ;;
     test) want="$BUILD $TEST $BENCH" ;;
     all) want="$BUILD $TEST $BENCH" ;;
-    *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|fleet|test|all]" >&2; exit 2 ;;
 esac
 
 missing=""

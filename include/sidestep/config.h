@@ -278,6 +278,33 @@ typedef struct sst_admin_cfg_s {
     char *token;     /* bearer token; required when addr is not loopback */
 } sst_admin_cfg_t;
 
+/* fleet: many instances share overrides and health views through etcd (docs/fleet.md). The
+ * names and bounds are the key layout's (src/fleet/fleet_state.h). */
+#define SST_FLEET_MAX_ENDPOINTS 16
+#define SST_FLEET_MIN_TTL_MS    5000 /* etcd's minimum lease TTL is about 5 s */
+
+typedef enum sst_quorum_cfg_e {
+    SST_QUORUM_CFG_OFF = 0, /* every instance routes by its own health view (the default) */
+    SST_QUORUM_CFG_MAJORITY,
+    SST_QUORUM_CFG_COUNT, /* health_quorum_count instances must see a region DOWN */
+} sst_quorum_cfg_t;
+
+typedef struct sst_fleet_cfg_s {
+    bool enabled;                 /* the fleet key is present */
+    char *name;                   /* keys live under /sidestep/<name>/ */
+    char *instance;               /* unique in the fleet; default: the host name */
+    sst_addr_t advertise_admin;   /* not resolved; default: admin.address */
+    bool advertise_admin_default; /* taken from admin.address: when its port is 0, the server
+                                     advertises the port it bound */
+    sst_addr_t endpoints[SST_FLEET_MAX_ENDPOINTS]; /* etcd, tried in turn; resolved at load */
+    size_t n_endpoints;
+    uint64_t dial_timeout_ms; /* default 2s */
+    uint64_t lease_ttl_ms;    /* whole seconds, 5s..10m; default 10s */
+    sst_quorum_cfg_t health_quorum;
+    uint32_t health_quorum_count; /* SST_QUORUM_CFG_COUNT: 1..256 */
+    uint64_t startup_wait_ms;     /* default 5s; 0: serve at once */
+} sst_fleet_cfg_t;
+
 typedef struct sst_config_s {
     atomic_uint_fast32_t refcount;
     char *source;        /* file path, or "<embedded demo>" */
@@ -298,6 +325,7 @@ typedef struct sst_config_s {
     sst_admin_cfg_t admin;
     sst_cidr_t trusted_proxies[SST_MAX_TRUSTED]; /* whose X-Forwarded-For/Forwarded is kept */
     size_t n_trusted_proxies;
+    sst_fleet_cfg_t fleet;
     bool demo;                /* the embedded demo: main.c also starts the stub regions */
     sst_diag_list_t warnings; /* found while loading; owned by the config */
 } sst_config_t;
@@ -334,6 +362,11 @@ int sst_parse_duration_ms(const char *s, size_t len, uint64_t *out);
 int sst_parse_size(const char *s, size_t len, uint64_t *out);
 /* "host:port" or "[v6]:port"; resolves names when `resolve` is true. Returns 0 or SST_EINVAL. */
 int sst_parse_addr(const char *s, size_t len, bool allow_port0, bool resolve, sst_addr_t *out);
+/* An etcd endpoint: "http://host:port" (a trailing '/' allowed) or "host:port"; https:// is
+ * refused (no TLS to etcd yet). Resolves names when `resolve` is true. Returns 0 or SST_EINVAL. */
+int sst_parse_endpoint(const char *url, size_t len, bool resolve, sst_addr_t *out);
+/* A fleet or instance name: 1..63 bytes of [A-Za-z0-9_.-] starting with a letter or a digit. */
+bool sst_config_fleet_name_ok(const char *s, size_t len);
 /* True for 127.0.0.0/8 and ::1. */
 bool sst_addr_is_loopback(const sst_addr_t *addr);
 /* True when `sa` is inside one of cfg->trusted_proxies. */

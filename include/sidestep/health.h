@@ -155,6 +155,10 @@ static inline bool sst_hsnap_region_usable(const sst_hsnap_t *s, size_t r, uint6
     return reg->state == SST_UP && !reg->drained && now_ms >= reg->hold_until_ms;
 }
 
+/* Backends that must be UP for region `rc` to be UP: min_healthy, or that percentage of its
+ * backends rounded up. */
+uint32_t sst_health_region_need(const sst_region_cfg_t *rc);
+
 /* Effective weight of backend b at now_ms, 0 when DOWN: cfg weight * 16, ramped linearly from
  * 10% during slow start. */
 uint32_t sst_hsnap_backend_weight(const sst_hsnap_t *s, const sst_config_t *cfg, size_t b,

@@ -1,7 +1,8 @@
 /* The admin listener on the control loop: one request per connection (answered with
  * Connection: close), parsed by http1.c with tight limits, checked for the bearer token, then
- * GET /status, GET /metrics, POST /reload or an operator action. Never on the request path;
- * the state it changes goes through server.c (sst__server_admin_op, sst_server_reload). */
+ * GET /status, GET /metrics, GET /fleet, POST /reload or an operator action. Never on the
+ * request path; the state it changes goes through server.c (sst__server_admin_op,
+ * sst_server_reload) or, in fleet mode, the fleet runtime (admin_fleet.c). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "admin/admin.h"
+#include "core/server_fleet.h"
 #include "core/server_int.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
@@ -41,10 +43,13 @@ typedef struct sst_admin_s {
 
 typedef enum admin_conn_state_e {
     ADMIN_READING = 0, /* parsing the request */
+    ADMIN_WAITING,     /* a fleet action waits for etcd; input is dropped */
     ADMIN_WRITING,     /* the answer is queued; input is dropped */
     ADMIN_LINGER,      /* answer written and FIN sent: reading until the peer closes */
     ADMIN_CLOSING,
 } admin_conn_state_t;
+
+typedef struct admin_pending_s admin_pending_t;
 
 typedef struct admin_conn_s {
     uv_tcp_t tcp;
@@ -64,12 +69,18 @@ typedef struct admin_conn_s {
     sst_head_t *head;
     sst_h1_request_t info;
     sst_admin_target_t target;
+    admin_pending_t *pending; /* ADMIN_WAITING: the fleet action's answer comes through it */
     char *body;
     size_t body_len, body_cap;
     char *out;
     char peer[80];
     char buf[ADMIN_READ_BUF];
 } admin_conn_t;
+
+/* A fleet action in flight: the connection may close before its answer comes. */
+struct admin_pending_s {
+    admin_conn_t *c; /* NULL once the connection is gone */
+};
 
 static void admin_conn_close(admin_conn_t *c);
 static void admin_accept(admin_t *a);
@@ -109,6 +120,10 @@ static void admin_conn_close(admin_conn_t *c)
 {
     if (c->state == ADMIN_CLOSING)
         return;
+    if (c->pending != NULL) {
+        c->pending->c = NULL; /* the answer, when it comes, is dropped */
+        c->pending = NULL;
+    }
     c->state = ADMIN_CLOSING;
     c->pending_closes = 2;
     uv_close((uv_handle_t *)&c->tcp, admin_conn_on_closed);
@@ -173,7 +188,7 @@ static void admin_send(admin_conn_t *c, unsigned status, const char *ctype, cons
                        const char *body, size_t len)
 {
     char head[512];
-    if (c->state != ADMIN_READING)
+    if (c->state != ADMIN_READING && c->state != ADMIN_WAITING)
         return;
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -317,21 +332,92 @@ static int admin_backend_answer(sst_server_t *s, const char *addr, json_object *
     return SST_ENOENT;
 }
 
+static void admin_do_fleet(admin_conn_t *c)
+{
+    json_object *o = NULL;
+    int rc = sst__admin_fleet_json(c->a->s, &o);
+    if (rc == SST_ENOENT)
+        admin_error(c, 404, NULL, "not in fleet mode: the config has no fleet section");
+    else if (rc != 0)
+        admin_error(c, 500, NULL, "out of memory");
+    else
+        admin_send_json(c, 200, NULL, o);
+}
+
+static void admin_on_fleet_done(void *arg, unsigned status, json_object *body)
+{
+    admin_pending_t *p = arg;
+    admin_conn_t *c = p->c;
+    free(p);
+    if (c == NULL) {
+        json_object_put(body);
+        return;
+    }
+    c->pending = NULL;
+    if (body == NULL)
+        admin_error(c, 500, NULL, "out of memory building the answer");
+    else
+        admin_send_json(c, status, NULL, body);
+}
+
+/* A fleet action: the answer comes once etcd has acknowledged it (or failed to). */
+static void admin_fleet_action(admin_conn_t *c, const sst_admin_action_t *act)
+{
+    admin_pending_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        admin_error(c, 500, NULL, "out of memory");
+        return;
+    }
+    p->c = c;
+    int rc = sst__admin_fleet_action(c->a->s, &c->target, act, c->peer, admin_on_fleet_done, p);
+    if (rc != 0) {
+        free(p);
+        sst__sfleet_count(c->a->s, SST_SFLEET_FLEET, rc == SST_ENOMEM ? 500 : 503);
+        admin_error(c, rc == SST_ENOMEM ? 500 : 503, NULL, "%s",
+                    rc == SST_ENOMEM ? "out of memory" : "fleet mode is stopping");
+        return;
+    }
+    c->pending = p;
+    c->state = ADMIN_WAITING;
+    /* every etcd call of the action is bounded by the runtime's request timeout */
+    uv_timer_stop(&c->timer);
+}
+
 static void admin_do_action(admin_conn_t *c)
 {
     sst_server_t *s = c->a->s;
     const sst_admin_target_t *t = &c->target;
     bool region = t->res == SST_ARES_REGION;
+    bool fleet_mode = sst__admin_fleet_mode(s);
     sst_admin_action_t act;
     char err[512];
     json_object *o = NULL;
+    int rc;
 
     if (sst__admin_parse_action(c->body, c->body_len, t->op, &act, err, sizeof(err)) != 0) {
+        if (fleet_mode) /* counted under the default scope: the body did not say */
+            sst__sfleet_count(s, SST_SFLEET_FLEET, 400);
         admin_error(c, 400, NULL, "%s", err);
         return;
     }
-    int rc =
-        sst__server_admin_op(s, region, t->name, t->op, act.reason, act.ttl_ms, err, sizeof(err));
+    if (!fleet_mode && (act.scope == SST_ADMIN_SCOPE_FLEET || act.override_safety)) {
+        admin_error(c, 400, NULL,
+                    "%s applies in fleet mode only: this instance's config has no fleet section",
+                    act.scope == SST_ADMIN_SCOPE_FLEET ? "scope \"fleet\"" : "override_safety");
+        return;
+    }
+    if (fleet_mode && act.scope != SST_ADMIN_SCOPE_LOCAL) {
+        admin_fleet_action(c, &act);
+        return;
+    }
+    if (fleet_mode)
+        rc = sst__sfleet_local_op(s, region, t->name, t->op, act.reason, act.ttl_ms, c->peer, err,
+                                  sizeof(err));
+    else
+        rc = sst__server_admin_op(s, region, t->name, t->op, act.reason, act.ttl_ms, err,
+                                  sizeof(err));
+    if (fleet_mode)
+        sst__sfleet_count(s, SST_SFLEET_LOCAL, rc == 0 ? 200 : rc == SST_ENOENT ? 404 : 400);
     if (rc == SST_ENOENT) {
         admin_error(c, 404, NULL, "%s", err);
         return;
@@ -340,8 +426,8 @@ static void admin_do_action(admin_conn_t *c)
         admin_error(c, 400, NULL, "%s", err);
         return;
     }
-    sst_info("admin: %s %s %s from %s", sst__admin_op_word(t->op), region ? "region" : "backend",
-             t->name, c->peer);
+    sst_info("admin: %s%s %s %s from %s", fleet_mode ? "local " : "", sst__admin_op_word(t->op),
+             region ? "region" : "backend", t->name, c->peer);
     if (region) {
         int r = sst_config_region_index(s->cfg, t->name, strlen(t->name));
         rc = r < 0 ? SST_ENOENT : sst__admin_region_json(s, (size_t)r, &o);
@@ -349,6 +435,11 @@ static void admin_do_action(admin_conn_t *c)
         rc = admin_backend_answer(s, t->name, &o);
     }
     if (rc != 0) {
+        admin_error(c, 500, NULL, "applied, but out of memory building the answer");
+        return;
+    }
+    if (fleet_mode && json_object_object_add(o, "scope", json_object_new_string("local")) != 0) {
+        json_object_put(o);
         admin_error(c, 500, NULL, "applied, but out of memory building the answer");
         return;
     }
@@ -370,6 +461,9 @@ static void admin_dispatch(admin_conn_t *c)
     case SST_ARES_REGION:
     case SST_ARES_BACKEND:
         admin_do_action(c);
+        return;
+    case SST_ARES_FLEET:
+        admin_do_fleet(c);
         return;
     }
 }
@@ -513,7 +607,7 @@ static void admin_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        if (nread == UV_EOF && c->state == ADMIN_WRITING) {
+        if (nread == UV_EOF && (c->state == ADMIN_WRITING || c->state == ADMIN_WAITING)) {
             /* a client that half-closes after its request still reads the answer */
             c->read_eof = true;
             uv_read_stop(st);

@@ -29,6 +29,7 @@ typedef enum sst_admin_res_e {
     SST_ARES_RELOAD,
     SST_ARES_REGION,
     SST_ARES_BACKEND,
+    SST_ARES_FLEET, /* GET /fleet */
 } sst_admin_res_t;
 
 /* A parsed admin request-target. */
@@ -51,15 +52,26 @@ bool sst__admin_method_ok(const sst_admin_target_t *t, sst_str_t method);
  * case-insensitive). The comparison takes the same time whatever the candidate holds. */
 bool sst__admin_auth_ok(sst_str_t authorization, const char *token);
 
-/* An action body: {"reason": "...", "ttl": "10m"}. */
+/* Where an action applies (fleet mode, docs/fleet.md): "scope" in the body. */
+typedef enum sst_admin_scope_e {
+    SST_ADMIN_SCOPE_DEFAULT = 0, /* not given: fleet in fleet mode, else this instance */
+    SST_ADMIN_SCOPE_FLEET,       /* every instance, through etcd */
+    SST_ADMIN_SCOPE_LOCAL,       /* this instance only (wins over the fleet's here) */
+} sst_admin_scope_t;
+
+/* An action body: {"reason": "...", "ttl": "10m", "scope": "fleet", "override_safety": true}. */
 typedef struct sst_admin_action_s {
     char reason[SST_ADMIN_MAX_REASON + 1];
     uint64_t ttl_ms; /* 0: none */
+    sst_admin_scope_t scope;
+    bool override_safety; /* fleet force-down and drain: skip the safety rule */
 } sst_admin_action_t;
 
 /* Parses and validates an action body for `op`: a JSON object with a required, non-empty
- * "reason" string (at most SST_ADMIN_MAX_REASON bytes, no control characters) and an optional
- * "ttl" duration string above zero, which undrain and clear refuse. Unknown keys are errors.
+ * "reason" string (at most SST_ADMIN_MAX_REASON bytes, no control characters), an optional
+ * "ttl" duration string above zero, which undrain and clear refuse, an optional "scope"
+ * ("fleet" or "local") and an optional boolean "override_safety" (which a local scope refuses).
+ * Whether the instance is in fleet mode is the caller's to check. Unknown keys are errors.
  * Returns 0, or SST_EINVAL with a message in err (the caller answers 400). */
 int sst__admin_parse_action(const char *body, size_t len, sst_admin_op_t op,
                             sst_admin_action_t *out, char *err, size_t err_size);
@@ -78,5 +90,34 @@ int sst__admin_backend_json(struct sst_server_s *s, size_t b, struct json_object
 /* metrics.c: Prometheus text exposition of every worker's counters plus health. Returns 0 and
  * a malloc'd buffer, or SST_ENOMEM. */
 int sst__metrics_render(struct sst_server_s *s, char **out, size_t *len);
+
+/* ---- fleet mode (admin_fleet.c, control thread only) ------------------------------------ */
+
+/* True when the server runs in fleet mode. */
+bool sst__admin_fleet_mode(const struct sst_server_s *s);
+
+/* The answer of a fleet action: its HTTP status and JSON body (the callee owns it). */
+typedef void (*sst_admin_fleet_cb)(void *arg, unsigned status, struct json_object *body);
+
+/* Starts the fleet action `t` (a region or backend action) with body `a`, from admin client
+ * `client`. 200 comes only once etcd acknowledged the write, with its revision; 400, 404, 409
+ * (naming the route the safety rule protects) and 503 with the reason otherwise. `cb` runs
+ * exactly once, from the loop, never inside this call. Returns 0, or SST_ECANCELED (stopping)
+ * or SST_ENOMEM, with no callback. */
+int sst__admin_fleet_action(struct sst_server_s *s, const sst_admin_target_t *t,
+                            const sst_admin_action_t *a, const char *client, sst_admin_fleet_cb cb,
+                            void *arg);
+/* The body of GET /fleet. Returns 0 and a new object, SST_ENOENT outside fleet mode, or
+ * SST_ENOMEM. */
+int sst__admin_fleet_json(struct sst_server_s *s, struct json_object **out);
+/* The "fleet" member of /status (fleet mode only); NULL on ENOMEM. */
+struct json_object *sst__admin_fleet_status(struct sst_server_s *s);
+/* In fleet mode, a region's or backend's "force" and "drain" in /status say which override is
+ * in force (source, who, expiry, a fleet one shadowed), and a region gains "fleet" (its own
+ * view, the fleet's decision, what routing uses). *oom is set when json-c ran out of memory. */
+void sst__admin_fleet_region(const struct sst_server_s *s, size_t r, struct json_object *o,
+                             bool *oom);
+void sst__admin_fleet_backend(const struct sst_server_s *s, size_t b, struct json_object *o,
+                              bool *oom);
 
 #endif

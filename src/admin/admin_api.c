@@ -107,6 +107,8 @@ int sst__admin_parse_target(sst_str_t target, sst_admin_target_t *out, const cha
             out->res = SST_ARES_METRICS;
         else if (admin_seg_is(seg[0], "reload"))
             out->res = SST_ARES_RELOAD;
+        else if (admin_seg_is(seg[0], "fleet"))
+            out->res = SST_ARES_FLEET;
         else
             return 404;
         out->allow = out->res == SST_ARES_RELOAD ? "POST" : "GET, HEAD";
@@ -141,6 +143,7 @@ bool sst__admin_method_ok(const sst_admin_target_t *t, sst_str_t method)
     switch (t->res) {
     case SST_ARES_STATUS:
     case SST_ARES_METRICS:
+    case SST_ARES_FLEET:
         return sst_str_eq(method, SST_STR_LIT("GET")) || sst_str_eq(method, SST_STR_LIT("HEAD"));
     case SST_ARES_RELOAD:
     case SST_ARES_REGION:
@@ -232,6 +235,18 @@ static int admin_parse_ttl(json_object *v, sst_admin_op_t op, sst_admin_action_t
     return 0;
 }
 
+static int admin_parse_scope(json_object *v, sst_admin_action_t *out, char *err, size_t size)
+{
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    if (s != NULL && strcmp(s, "fleet") == 0)
+        out->scope = SST_ADMIN_SCOPE_FLEET;
+    else if (s != NULL && strcmp(s, "local") == 0)
+        out->scope = SST_ADMIN_SCOPE_LOCAL;
+    else
+        return admin_fail(err, size, "%s must be \"fleet\" or \"local\"", "scope");
+    return 0;
+}
+
 int sst__admin_parse_action(const char *body, size_t len, sst_admin_op_t op,
                             sst_admin_action_t *out, char *err, size_t err_size)
 {
@@ -284,15 +299,30 @@ int sst__admin_parse_action(const char *body, size_t len, sst_admin_op_t op,
         } else if (strcmp(key, "ttl") == 0) {
             if (admin_parse_ttl(val, op, out, err, err_size) != 0)
                 goto done;
+        } else if (strcmp(key, "scope") == 0) {
+            if (admin_parse_scope(val, out, err, err_size) != 0)
+                goto done;
+        } else if (strcmp(key, "override_safety") == 0) {
+            if (!json_object_is_type(val, json_type_boolean)) {
+                admin_fail(err, err_size, "%s must be true or false", "override_safety");
+                goto done;
+            }
+            out->override_safety = json_object_get_boolean(val);
         } else {
             char q[48];
             snprintf(q, sizeof(q), "%.40s", key);
-            admin_fail(err, err_size, "unknown key \"%s\" (expected reason, ttl)", q);
+            admin_fail(err, err_size,
+                       "unknown key \"%s\" (expected reason, ttl, scope, override_safety)", q);
             goto done;
         }
     }
     if (!have_reason) {
         snprintf(err, err_size, "reason is required");
+        goto done;
+    }
+    if (out->override_safety && out->scope == SST_ADMIN_SCOPE_LOCAL) {
+        snprintf(err, err_size,
+                 "override_safety applies to fleet actions: a local action has no safety rule");
         goto done;
     }
     rc = 0;

@@ -190,6 +190,7 @@ static json_object *backend_json(jb_t *b, size_t i)
     jb_u64(b, passive, "ejections", bi.passive_ejections);
     jb_u64(b, passive, "ejections_refused", bi.passive_ejections_refused);
     jb_add(b, o, "passive", passive);
+    sst__admin_fleet_backend(s, i, o, &b->oom);
     return o;
 }
 
@@ -226,6 +227,7 @@ static json_object *region_json(jb_t *b, size_t r)
         jb_add(b, o, "drain", jb_action(b, NULL, ri.drain_reason, ri.drain_expires_ms));
     else
         jb_null(b, o, "drain");
+    sst__admin_fleet_region(s, r, o, &b->oom);
     backends = jb_arr(b);
     for (size_t i = 0; i < rc->n_backends; i++)
         jb_push(b, backends, backend_json(b, rc->first_backend + i));
@@ -517,5 +519,9 @@ int sst__admin_status_json(sst_server_t *s, json_object **out)
     for (size_t i = 0; i < s->view->cfg->n_routes; i++)
         jb_push(&b, ro, route_json(&b, i));
     jb_add(&b, o, "routes", ro);
+    if (sst__admin_fleet_mode(s))
+        jb_add(&b, o, "fleet", sst__admin_fleet_status(s));
+    else
+        jb_null(&b, o, "fleet");
     return jb_finish(&b, o, out);
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "core/server_fleet.h"
 #include "core/server_int.h"
+#include "fleet/fleet.h"
 #include "sidestep/error.h"
 #include "sidestep/tls.h"
 
@@ -454,6 +456,68 @@ static void render_tls(mbuf_t *b, sst_server_t *s)
     }
 }
 
+/* Fleet mode's block: the runtime's connection and revisions, the quorum, admin actions. */
+static void render_fleet(mbuf_t *b, sst_server_t *s)
+{
+    static const char *const scopes[SST_SFLEET_SCOPES] = {"fleet", "local"};
+    static const char *const results[SST_SFLEET_RESULTS] = {"ok", "invalid", "not_found",
+                                                            "conflict", "unavailable"};
+    const sst_sfleet_t *sf = s->fleet;
+    const sst_config_t *cfg = s->cfg;
+    sst_fleet_status_t st;
+    const sst_fleet_member_t *members;
+    char gl[256];
+    if (sf == NULL)
+        return;
+    sst_fleet_status(sf->f, &st);
+    size_t n = sst_fleet_members(sf->f, &members), live = 0;
+    for (size_t i = 0; i < n; i++)
+        live += members[i].has_heartbeat;
+    mb_help(b, "sidestep_fleet_connected", "gauge",
+            "1 while etcd is read and watched, 0 while the last overrides are kept without it.");
+    mb_printf(b, "sidestep_fleet_connected %d\n", st.connected);
+    mb_help(b, "sidestep_fleet_revision", "gauge", "The last etcd revision seen.");
+    mb_printf(b, "sidestep_fleet_revision %lld\n", (long long)st.revision);
+    mb_help(b, "sidestep_fleet_applied_revision", "gauge",
+            "The etcd revision of the fleet overrides in force here.");
+    mb_printf(b, "sidestep_fleet_applied_revision %lld\n", (long long)st.applied_revision);
+    mb_help(b, "sidestep_fleet_connects_total", "counter", "Connections to etcd (read, watched).");
+    mb_printf(b, "sidestep_fleet_connects_total %llu\n", (unsigned long long)st.connects);
+    mb_help(b, "sidestep_fleet_disconnects_total", "counter", "Losses of etcd.");
+    mb_printf(b, "sidestep_fleet_disconnects_total %llu\n", (unsigned long long)st.disconnects);
+    mb_help(b, "sidestep_fleet_compactions_total", "counter",
+            "Watches restarted after a compaction.");
+    mb_printf(b, "sidestep_fleet_compactions_total %llu\n", (unsigned long long)st.compactions);
+    mb_help(b, "sidestep_fleet_bad_values_total", "counter", "Fleet keys refused and ignored.");
+    mb_printf(b, "sidestep_fleet_bad_values_total %llu\n", (unsigned long long)st.bad_values);
+    mb_help(b, "sidestep_fleet_instances", "gauge", "Live instances (heartbeat keys) seen.");
+    mb_printf(b, "sidestep_fleet_instances %zu\n", live);
+    mb_help(b, "sidestep_fleet_store_lost", "gauge",
+            "1 when etcd has been away for lease_ttl: quorum decisions use the own view.");
+    mb_printf(b, "sidestep_fleet_store_lost %d\n", st.store_lost);
+    mb_help(b, "sidestep_fleet_accept_held", "gauge",
+            "1 while client connections wait for the fleet's overrides (startup).");
+    mb_printf(b, "sidestep_fleet_accept_held %d\n", s->accept_held);
+    mb_help(b, "sidestep_fleet_region_disagree", "gauge",
+            "1 while this instance's own view of the region differs from the fleet's decision.");
+    for (size_t r = 0; r < cfg->n_regions && r < SST_MAX_REGIONS; r++)
+        mb_printf(b, "sidestep_fleet_region_disagree{region=\"%s\"} %d\n",
+                  mb_label(cfg->regions[r].name, gl, sizeof(gl)),
+                  st.quorum.basis == SST_FLEET_BASIS_FLEET && (st.quorum.disagree >> r) & 1);
+    mb_help(b, "sidestep_fleet_disagreements_total", "counter",
+            "Times this instance started to disagree with the fleet about the region.");
+    for (size_t g = 1; g < s->n_region_names && g < SST_M_REGIONS; g++)
+        mb_printf(b, "sidestep_fleet_disagreements_total{region=\"%s\"} %llu\n",
+                  mb_label(s->region_names[g], gl, sizeof(gl)),
+                  (unsigned long long)sf->disagreements[g]);
+    mb_help(b, "sidestep_fleet_actions_total", "counter",
+            "Operator actions in fleet mode, by scope and result.");
+    for (int sc = 0; sc < SST_SFLEET_SCOPES; sc++)
+        for (int r = 0; r < SST_SFLEET_RESULTS; r++)
+            mb_printf(b, "sidestep_fleet_actions_total{scope=\"%s\",result=\"%s\"} %llu\n",
+                      scopes[sc], results[r], (unsigned long long)sf->actions[sc][r]);
+}
+
 int sst__metrics_render(sst_server_t *s, char **out, size_t *len)
 {
     mbuf_t b = {.p = malloc(64 * 1024), .cap = 64 * 1024};
@@ -466,6 +530,7 @@ int sst__metrics_render(sst_server_t *s, char **out, size_t *len)
     render_upstreams(&b, s);
     render_health(&b, s);
     render_tls(&b, s);
+    render_fleet(&b, s);
     mb_help(&b, "sidestep_reloads_total", "counter", "Config reloads by result.");
     mb_printf(&b, "sidestep_reloads_total{result=\"ok\"} %llu\n",
               (unsigned long long)s->reloads_ok);

@@ -1111,16 +1111,17 @@ static int config_parse_trusted(sst__cfg_ctx_t *c, const yaml_node_t *root)
 
 static const char *const config_top_keys[] = {
     "workers", "local_region", "listen", "admin",    "health",          "regions",
-    "routes",  "limits",       "log",    "timeouts", "trusted_proxies",
+    "routes",  "limits",       "log",    "timeouts", "trusted_proxies", "fleet",
 };
 
 typedef int (*config_section_fn)(sst__cfg_ctx_t *c, const yaml_node_t *root);
 
-/* In dependency order: routes need regions and local_region; admin checks the listeners. */
+/* In dependency order: routes need regions and local_region; admin checks the listeners;
+ * fleet needs admin. */
 static const config_section_fn config_sections[] = {
     config_parse_workers, sst__cfg_parse_regions, config_parse_local_region, config_parse_listen,
     config_parse_admin,   sst__cfg_parse_routes,  config_parse_limits,       config_parse_timeouts,
-    config_parse_log,     config_parse_trusted,
+    config_parse_log,     config_parse_trusted,   sst__cfg_parse_fleet,
 };
 
 static int config_build(sst__cfg_ctx_t *c, const yaml_node_t *root)

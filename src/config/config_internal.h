@@ -115,6 +115,9 @@ int sst__cfg_check_listeners_tls(sst__cfg_ctx_t *c, const yaml_node_t *listen);
 /* regions[idx].tls (region mapping `n`, current path regions[idx]). */
 int sst__cfg_parse_region_tls(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx);
 
+/* `fleet` (config_fleet.c); needs admin, parsed after it. */
+int sst__cfg_parse_fleet(sst__cfg_ctx_t *c, const yaml_node_t *root);
+
 /* --- text parsers (config_values.c): no YAML, no allocation ------------------------------ */
 
 /* Each returns 0, SST_EINVAL or SST_ERANGE and on failure explains why in `why` (SST__WHY_SIZE

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include "core/passive.h"
+#include "core/server_fleet.h"
 #include "core/server_int.h"
 #include "core/view.h"
 #include "core/worker.h"
@@ -125,14 +126,17 @@ void sst__server_publish(sst_server_t *s)
         return;
     }
     snap->config_version = s->cfg->version;
+    sst__sfleet_route(s, s->cfg, snap);
     if (sst__view_new(s->cfg, snap, s->view->prep, s->view->prep_refs, s->generation, &v) != 0) {
         sst_hsnap_unref(snap);
         sst_error("out of memory publishing health state; retrying on the next change");
         return;
     }
     sst_hsnap_unref(snap);
+    v->hold_accept = s->accept_held;
     server_publish_view(s, v);
     server_arm_health_timer(s);
+    sst__sfleet_published(s);
 }
 
 /* ---- health inputs ---------------------------------------------------------------------- */
@@ -375,6 +379,7 @@ static void server_abort_start(sst_server_t *s)
     }
     sst__admin_stop(s);
     sst__server_tls_stop(s);
+    sst__sfleet_stop(s);
     for (unsigned i = 0; i < s->n_workers; i++)
         sst__worker_request_stop(&s->workers[i], SST_STOP_NOW);
     for (unsigned i = 0; i < s->n_workers; i++)
@@ -416,10 +421,13 @@ static int server_new_view(sst_server_t *s, sst_config_t *cfg, sst_health_t *h, 
         return rc;
     }
     snap->config_version = cfg->version;
+    sst__sfleet_route(s, cfg, snap);
     rc = sst__view_new(cfg, snap, prep, prep_refs, s->generation, out);
     sst_hsnap_unref(snap);
     if (rc != 0)
         free(prep_refs);
+    else
+        (*out)->hold_accept = s->accept_held;
     return rc;
 }
 
@@ -462,6 +470,8 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
         goto fail;
     if ((rc = sst__prep_build(cfg, s, &prep, err, err_size)) != 0)
         goto fail;
+    /* fleet mode: no client is accepted before the fleet's overrides are read (startup_wait) */
+    s->accept_held = cfg->fleet.enabled && cfg->fleet.startup_wait_ms > 0;
     if ((rc = server_new_view(s, s->cfg, s->health, prep, &s->view)) != 0) {
         sst__prep_abandon(s, prep);
         sst__prep_free(prep);
@@ -491,7 +501,11 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
     }
     if (cfg->admin.enabled && (rc = sst__admin_start(s, err, err_size)) != 0)
         goto fail_running;
-    if ((rc = sst__server_tls_start(s)) != 0)
+    if ((rc = sst__server_tls_start(s)) != 0) {
+        snprintf(err, err_size, "starting TLS housekeeping: %s", sst_strerror(rc));
+        goto fail_running;
+    }
+    if (cfg->fleet.enabled && (rc = sst__sfleet_start(s, err, err_size)) != 0)
         goto fail_running;
     server_arm_health_timer(s);
     if (s->ready_file != NULL && (rc = server_write_ready(s)) != 0) {
@@ -589,13 +603,15 @@ int sst_server_reload(sst_server_t *s, char *err, size_t err_size)
     s->prober = prober;
     sst_health_destroy(s->health);
     s->health = h;
-    sst_config_unref(s->cfg);
+    sst_config_t *old_cfg = s->cfg;
     s->cfg = cfg;
     s->config_version = cfg->version;
     server_setup_log(s, access_fd);
     sst__prep_commit(s, built);
     server_publish_view(s, v);
     server_arm_health_timer(s);
+    sst__sfleet_reloaded(s, old_cfg);
+    sst_config_unref(old_cfg);
     s->reloads_ok++;
     sst_info("reloaded %s (config version %llu)", s->config_path,
              (unsigned long long)s->config_version);
@@ -655,6 +671,7 @@ void sst_server_stop(sst_server_t *s, bool graceful)
         }
         sst__admin_stop(s);
         sst__server_tls_stop(s);
+        sst__sfleet_stop(s);
         if (s->handles_open) {
             uv_timer_stop(&s->health_timer);
             uv_timer_start(&s->stop_timer, server_on_stop_poll, STOP_POLL_MS, STOP_POLL_MS);

@@ -22,6 +22,8 @@
 
 struct sst_admin_s; /* the admin listener (admin/admin.c) */
 
+struct sst_sfleet_s; /* fleet mode's server side (core/server_fleet.c) */
+
 struct sst_server_s {
     uv_loop_t *loop;
     sst_config_t *cfg;
@@ -66,6 +68,10 @@ struct sst_server_s {
     uint64_t reloads_ok, reloads_failed;
     uint64_t passive_signals[5];
     uv_timer_t *tls_timer; /* TLS housekeeping (server_tls.c) */
+
+    /* fleet mode (core/server_fleet.c) */
+    struct sst_sfleet_s *fleet; /* NULL outside fleet mode */
+    bool accept_held;           /* views tell workers to hold accepting (fleet startup) */
 };
 
 /* For admin.c and metrics.c (control thread only). */

@@ -88,6 +88,7 @@ typedef struct sst_view_s {
     sst_hsnap_t *snap; /* one reference */
     sst_prep_t *prep;  /* shared by views of the same config: freed with the config's last view */
     atomic_uint_fast32_t *prep_refs;
+    bool hold_accept; /* fleet startup: workers leave new connections in the backlog */
 } sst_view_t;
 
 sst_view_t *sst__view_ref(sst_view_t *v);

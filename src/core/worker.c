@@ -171,6 +171,8 @@ static bool worker_accept_allowed(sst_worker_t *w, bool *reject)
     const sst_config_t *cfg = sst__worker_config(w);
     uint64_t n = atomic_load_explicit(w->conns_total, memory_order_relaxed);
     *reject = false;
+    if (w->cur->view->hold_accept)
+        return false; /* until the fleet's overrides are read: see sst_view_t */
     if (n < cfg->limits.connections)
         return true;
     /* near the limit, idle keep-alive connections make room first (not one whose last answer
@@ -340,6 +342,8 @@ static void worker_adopt_view(sst_worker_t *w, sst_view_t *v)
         sst_list_push(&w->old_views, &old->link);
         sst__worker_view_release(w, old);
     }
+    if (!v->hold_accept && !w->stopping)
+        worker_resume_listeners(w); /* at once, not at the next tick, when a hold ends */
 }
 
 static void worker_finish(sst_worker_t *w);

@@ -210,12 +210,17 @@ static bool region_is_primary(const sst_config_t *cfg, size_t r)
 }
 
 /* UP backends a region needs: a count, or a percentage of its backends rounded up. */
-static uint32_t region_need(const sst_region_cfg_t *rc)
+uint32_t sst_health_region_need(const sst_region_cfg_t *rc)
 {
     if (!rc->min_healthy_pct)
         return rc->min_healthy;
     uint64_t v = (uint64_t)rc->min_healthy * rc->n_backends;
     return (uint32_t)((v + 99) / 100);
+}
+
+static uint32_t region_need(const sst_region_cfg_t *rc)
+{
+    return sst_health_region_need(rc);
 }
 
 /* --- events ------------------------------------------------------------------------------- */

@@ -108,11 +108,20 @@ void sst__cli_encode(const char *in, char *out, size_t size)
 
 char *sst__cli_action_body(const char *reason, const char *ttl)
 {
+    return sst__cli_action_body_ex(reason, ttl, NULL, false);
+}
+
+char *sst__cli_action_body_ex(const char *reason, const char *ttl, const char *scope,
+                              bool override_safety)
+{
     json_object *b = json_object_new_object();
     char *out = NULL;
 
     if (b != NULL && json_object_object_add(b, "reason", json_object_new_string(reason)) == 0 &&
-        (ttl == NULL || json_object_object_add(b, "ttl", json_object_new_string(ttl)) == 0))
+        (ttl == NULL || json_object_object_add(b, "ttl", json_object_new_string(ttl)) == 0) &&
+        (scope == NULL || json_object_object_add(b, "scope", json_object_new_string(scope)) == 0) &&
+        (!override_safety ||
+         json_object_object_add(b, "override_safety", json_object_new_boolean(1)) == 0))
         out = strdup(json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
     json_object_put(b);
     return out;

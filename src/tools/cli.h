@@ -45,6 +45,10 @@ void sst__cli_encode(const char *in, char *out, size_t size);
 
 /* An action body {"reason": R[, "ttl": TTL]} (ttl NULL for none), malloc'd; NULL on ENOMEM. */
 char *sst__cli_action_body(const char *reason, const char *ttl);
+/* The same with "scope" (NULL: left out, the server's default) and "override_safety" (left out
+ * when false). */
+char *sst__cli_action_body_ex(const char *reason, const char *ttl, const char *scope,
+                              bool override_safety);
 
 /* One admin API request (body NULL for none) with the bearer token (NULL for none). Returns 0
  * and fills *out (free with sst__hc_reply_free), or a negative error with err filled. */

@@ -22,6 +22,8 @@ static const char ctl_usage[] =
     "  status                                  regions, backends, routes and counters\n"
     "  metrics                                 the Prometheus text\n"
     "  reload                                  re-read the config file (like SIGHUP)\n"
+    "  fleet                                   fleet mode: every live instance, the fleet's\n"
+    "                                          overrides and the health quorum\n"
     "  drain REGION --reason R [--ttl D]       send no new traffic to REGION\n"
     "  undrain REGION --reason R               end a drain\n"
     "  force-down region NAME|backend HOST:PORT --reason R [--ttl D]\n"
@@ -35,7 +37,11 @@ static const char ctl_usage[] =
     "  --json              print the server's JSON answer as is\n"
     "  --timeout D         give up after D (default 10s)\n"
     "  --reason R          why (required for actions; logged with the event)\n"
-    "  --ttl D             the action expires after D (30s, 10m, 1h)\n"
+    "  --ttl D             the action expires after D (30s, 10m, 1h; 5s or more for fleet)\n"
+    "  --scope S           fleet mode: fleet (every instance, through etcd; the default) or\n"
+    "                      local (this instance only; wins over the fleet's here)\n"
+    "  --override-safety   a fleet force-down or drain that would leave a route with no\n"
+    "                      usable region fleet-wide is done anyway\n"
     "\n"
     "exit status: 0 ok, 1 the request failed, 2 usage error. See docs/operations.md.\n";
 
@@ -44,6 +50,8 @@ typedef struct ctl_opts_s {
     const char *token;
     const char *reason;
     const char *ttl;
+    const char *scope;
+    bool override_safety;
     bool json;
     uint64_t timeout_ms;
     const char *words[4];
@@ -65,6 +73,14 @@ static int ctl_parse(int argc, char **argv, ctl_opts_t *o)
         }
         if (strcmp(a, "--json") == 0) {
             o->json = true;
+        } else if (strcmp(a, "--override-safety") == 0) {
+            o->override_safety = true;
+        } else if (sst__cli_opt(argc, argv, &i, "--scope", &o->scope, &missing)) {
+            if (missing)
+                return sst__cli_usage_error("ctl", "%s needs a value", a);
+            if (strcmp(o->scope, "fleet") != 0 && strcmp(o->scope, "local") != 0)
+                return sst__cli_usage_error("ctl", "--scope is fleet or local (got '%s')",
+                                            o->scope);
         } else if (sst__cli_opt(argc, argv, &i, "--admin", &o->admin, &missing) ||
                    sst__cli_opt(argc, argv, &i, "--token", &o->token, &missing) ||
                    sst__cli_opt(argc, argv, &i, "--reason", &o->reason, &missing) ||
@@ -111,7 +127,16 @@ static void ctl_print_header(const char *first)
 static void ctl_print_action(const char *what, json_object *a)
 {
     char h[32];
-    printf(CTL_DETAIL "%s: \"%s\"", "", what, sst__json_str(a, "reason", ""));
+    const char *src = sst__json_str(a, "source", NULL);
+    printf(CTL_DETAIL "%s", "", what);
+    if (src != NULL && strcmp(src, "fleet") == 0)
+        printf(" (fleet, by %s)", sst__json_str(sst__json_get(a, "by"), "instance", "?"));
+    else if (src != NULL)
+        printf(" (%s%s)", src,
+               json_object_get_boolean(sst__json_get(a, "fleet_shadowed"))
+                   ? ", over a fleet override"
+                   : "");
+    printf(": \"%s\"", sst__json_str(a, "reason", ""));
     if (sst__json_has(a, "expires_in_ms"))
         printf(", expires in %s\n", sst__human_ms(sst__json_u64(a, "expires_in_ms"), h, sizeof(h)));
     else
@@ -209,6 +234,26 @@ static void ctl_print_route(json_object *rt)
            sst__json_str(rt, "primary", "?"), fo[0] ? fo : "-", dec);
 }
 
+/* One line on fleet mode for `ctl status`. */
+static void ctl_print_fleet_line(json_object *f)
+{
+    json_object *dis = sst__json_get(f, "disagree");
+    printf("fleet %s: instance %s, %s, revision %llu (applied %llu), startup %s%s",
+           sst__json_str(f, "name", "?"), sst__json_str(f, "instance", "?"),
+           json_object_get_boolean(sst__json_get(f, "connected")) ? "connected to etcd"
+                                                                  : "NOT connected to etcd",
+           (unsigned long long)sst__json_u64(f, "revision"),
+           (unsigned long long)sst__json_u64(f, "applied_revision"),
+           sst__json_str(f, "startup", "?"),
+           json_object_get_boolean(sst__json_get(f, "accepting")) ? "" : " (holding clients)");
+    for (size_t i = 0; dis != NULL && i < json_object_array_length(dis); i++)
+        printf("%s%s", i == 0 ? ", disagrees on " : ",",
+               json_object_get_string(json_object_array_get_idx(dis, i)));
+    printf("\n");
+    if (sst__json_has(f, "restart_needed"))
+        printf("restart needed: %s\n", sst__json_str(f, "restart_needed", "?"));
+}
+
 static void ctl_print_status(json_object *st)
 {
     char up[32];
@@ -227,6 +272,8 @@ static void ctl_print_status(json_object *st)
         printf(" %s", json_object_get_string(json_object_array_get_idx(ls, i)));
     printf(", admin on %s, local region %s\n", sst__json_str(st, "admin", "-"),
            sst__json_str(st, "local_region", "-"));
+    if (sst__json_has(st, "fleet"))
+        ctl_print_fleet_line(sst__json_get(st, "fleet"));
     printf("requests %llu, connections %llu active / %llu total, redirects %llu, "
            "in-flight failovers %llu\n\n",
            (unsigned long long)sst__json_u64(c, "requests"),
@@ -243,10 +290,86 @@ static void ctl_print_status(json_object *st)
         ctl_print_route(json_object_array_get_idx(ro, i));
 }
 
+/* `ctl fleet`: the instances, their views, the fleet's overrides. */
+static void ctl_print_fleet(json_object *f)
+{
+    char age[32], ttl[32], cfgv[48];
+    json_object *q = sst__json_get(f, "quorum"), *ins = sst__json_get(f, "instances"),
+                *ovr = sst__json_get(f, "overrides");
+    uint64_t now = sst__json_u64(f, "time_ms");
+
+    printf("fleet %s, seen from %s: %s, revision %llu (applied %llu), quorum %s (%s)\n\n",
+           sst__json_str(f, "fleet", "?"), sst__json_str(f, "instance", "?"),
+           json_object_get_boolean(sst__json_get(f, "connected")) ? "connected to etcd"
+                                                                  : "NOT connected to etcd",
+           (unsigned long long)sst__json_u64(f, "revision"),
+           (unsigned long long)sst__json_u64(f, "applied_revision"), sst__json_str(q, "mode", "?"),
+           sst__json_str(q, "basis", "?"));
+    printf("%-16s %-22s %-8s %-24s %8s %8s  %s\n", "INSTANCE", "ADMIN", "VERSION",
+           "CONFIG (VERSION HASH)", "SEEN", "APPLIED", "VIEW");
+    for (size_t i = 0; ins != NULL && i < json_object_array_length(ins); i++) {
+        json_object *m = json_object_array_get_idx(ins, i), *v = sst__json_get(m, "view");
+        uint64_t seen = sst__json_u64(m, "last_seen");
+        char name[80];
+        snprintf(name, sizeof(name), "%s%s", sst__json_str(m, "instance", "?"),
+                 json_object_get_boolean(sst__json_get(m, "self")) ? " *" : "");
+        snprintf(cfgv, sizeof(cfgv), "%llu %s",
+                 (unsigned long long)sst__json_u64(m, "config_version"),
+                 sst__json_str(m, "config_hash", "-"));
+        if (!json_object_get_boolean(sst__json_get(m, "live")))
+            snprintf(age, sizeof(age), "gone");
+        else
+            sst__human_ms(now > seen ? now - seen : 0, age, sizeof(age));
+        printf("%-16s %-22s %-8s %-24s %8s %8llu  ", name, sst__json_str(m, "admin", "-"),
+               sst__json_str(m, "version", "-"), cfgv, age,
+               (unsigned long long)sst__json_u64(m, "applied_revision"));
+        bool first = true;
+        if (v != NULL && json_object_is_type(v, json_type_object)) {
+            json_object_object_foreach(v, region, rv)
+            {
+                const char *state = sst__json_str(rv, "state", "?");
+                printf("%s%s %s", first ? "" : ", ", region, state);
+                if (strcmp(state, "down") == 0 && sst__json_has(rv, "reason"))
+                    printf(" (%s)", sst__json_str(rv, "reason", ""));
+                first = false;
+            }
+        }
+        printf("%s\n", first ? "-" : "");
+    }
+    printf("\n%-24s %-6s %-6s %-16s %-10s %s\n", "FLEET OVERRIDE", "KIND", "STATE", "BY", "EXPIRES",
+           "REASON");
+    size_t n = ovr != NULL ? json_object_array_length(ovr) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = json_object_array_get_idx(ovr, i);
+        uint64_t exp = sst__json_u64(o, "expires_at");
+        char target[300];
+        snprintf(target, sizeof(target), "%s %s",
+                 sst__json_has(o, "backend") ? "backend" : "region",
+                 sst__json_str(o, "backend", sst__json_str(o, "region", "?")));
+        if (exp == 0)
+            snprintf(ttl, sizeof(ttl), "never");
+        else if (exp <= now)
+            snprintf(ttl, sizeof(ttl), "expired");
+        else
+            sst__human_ms(exp - now, ttl, sizeof(ttl));
+        printf("%-24s %-6s %-6s %-16s %-10s %s\n", target, sst__json_str(o, "kind", "?"),
+               sst__json_str(o, "state", "?"),
+               sst__json_str(sst__json_get(o, "by"), "instance", "?"), ttl,
+               sst__json_str(o, "reason", ""));
+    }
+    if (n == 0)
+        printf("(none)\n");
+}
+
 static void ctl_print_answer(const char *cmd, json_object *o)
 {
+    const char *scope = sst__json_str(o, "scope", NULL);
     if (strcmp(cmd, "status") == 0) {
         ctl_print_status(o);
+    } else if (strcmp(cmd, "fleet") == 0) {
+        ctl_print_fleet(o);
+    } else if (scope != NULL && strcmp(scope, "fleet") == 0) {
+        printf("fleet: %s\n", sst__json_str(o, "message", "done"));
     } else if (strcmp(cmd, "reload") == 0) {
         printf("reloaded: config version %llu (%s)\n",
                (unsigned long long)sst__json_u64(o, "config_version"),
@@ -290,9 +413,12 @@ static int ctl_build(const ctl_opts_t *o, ctl_cmd_t *cmd)
     char enc[SST_ADMIN_NAME_MAX * 3 + 1];
 
     memset(cmd, 0, sizeof(*cmd));
-    if (strcmp(w, "status") == 0 || strcmp(w, "metrics") == 0 || strcmp(w, "reload") == 0) {
+    if (strcmp(w, "status") == 0 || strcmp(w, "metrics") == 0 || strcmp(w, "reload") == 0 ||
+        strcmp(w, "fleet") == 0) {
         if (o->n_words != 1)
             return sst__cli_usage_error("ctl", "%s takes no argument", w);
+        if (o->scope != NULL || o->override_safety)
+            return sst__cli_usage_error("ctl", "--scope and --override-safety go with actions");
         cmd->method = strcmp(w, "reload") == 0 ? "POST" : "GET";
         snprintf(cmd->target, sizeof(cmd->target), "/%s", w);
         return 0;
@@ -328,8 +454,10 @@ static int ctl_build(const ctl_opts_t *o, ctl_cmd_t *cmd)
         sst__cli_encode(name, enc, sizeof(enc));
         snprintf(cmd->target, sizeof(cmd->target), "/%s/%s/%s",
                  strcmp(kind, "region") == 0 ? "regions" : "backends", enc, w);
+        if (o->override_safety && o->scope != NULL && strcmp(o->scope, "local") == 0)
+            return sst__cli_usage_error("ctl", "--override-safety goes with fleet actions");
         cmd->method = "POST";
-        cmd->body = sst__cli_action_body(o->reason, o->ttl);
+        cmd->body = sst__cli_action_body_ex(o->reason, o->ttl, o->scope, o->override_safety);
         if (cmd->body == NULL) {
             fprintf(stderr, "sidestep ctl: out of memory\n");
             return 1;

@@ -51,11 +51,21 @@ static const char drill_usage[] =
     "  --ttl D                 TTL of the force-down, a safety net if the drill dies\n"
     "                          (default: failover-timeout + hold + 60s)\n"
     "  --json FILE             also write the report as JSON to FILE ('-' for stdout)\n"
+    "  --fleet                 fleet mode: force the region down fleet-wide through --admin,\n"
+    "                          send traffic to every live instance (GET /fleet: each one's\n"
+    "                          admin address, then its listener from its /status; the URL's\n"
+    "                          host and path are kept) and report each instance's convergence\n"
+    "                          with p50/p99/max\n"
     "\n"
     "Exit status: 0 the drill passed, 1 it failed or was interrupted (the report says why),\n"
     "2 usage error. See docs/operations.md.\n";
 
 static volatile sig_atomic_t drill_signal;
+
+int sst__drill_signalled(void)
+{
+    return (int)drill_signal;
+}
 
 static void drill_on_signal(int sig)
 {
@@ -67,49 +77,10 @@ static void drill_on_signal(int sig)
     sigaction(sig, &sa, NULL);
 }
 
-typedef struct drill_opts_s {
-    const char *url;
-    const char *admin;
-    const char *token;
-    const char *region;
-    const char *expect;
-    const char *method;
-    const char *json_path;
-    double rate;
-    uint64_t body_size;
-    uint64_t timeout_ms;
-    uint64_t hold_ms;
-    uint64_t failover_timeout_ms;
-    uint64_t failback_timeout_ms;
-    uint64_t ttl_ms; /* 0: computed */
-} drill_opts_t;
+typedef sst_drill_opts_t drill_opts_t;
+typedef sst_drill_t drill_t;
 
-/* Everything the drill learns and measures. Times are µs since t0 unless named _ms. */
-typedef struct drill_s {
-    drill_opts_t o;
-    sst_addr_t admin_addr;
-    sst_addr_t proxy_addr;
-    char proxy_host[300]; /* Host header */
-    char target[2048];    /* origin-form */
-    char route[128];
-    char region[128];
-    char expect[128];
-    uint64_t failback_delay_ms;
-    uint64_t t0_ns;
-    uint64_t start_epoch_ms;
-    uint64_t t_force_us, t_clear_us, t_end_us;
-    bool forced;     /* a force-down of ours may be in place */
-    bool cleared;    /* ... and was cleared */
-    uint64_t stable; /* consecutive matching answers that count as "switched" */
-    sst_traffic_t *traffic;
-    char problems[8][256];
-    size_t n_problems;
-    bool interrupted;
-} drill_t;
-
-static void drill_problem(drill_t *d, const char *fmt, ...) SST_PRINTF(2, 3);
-
-static void drill_problem(drill_t *d, const char *fmt, ...)
+void sst__drill_problem(drill_t *d, const char *fmt, ...)
 {
     va_list ap;
     if (d->n_problems == sizeof(d->problems) / sizeof(d->problems[0]))
@@ -119,17 +90,15 @@ static void drill_problem(drill_t *d, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t drill_now_us(const drill_t *d)
+uint64_t sst__drill_now_us(const drill_t *d)
 {
     return (uv_hrtime() - d->t0_ns) / 1000;
 }
 
-static void drill_say(const drill_t *d, const char *fmt, ...) SST_PRINTF(2, 3);
-
-static void drill_say(const drill_t *d, const char *fmt, ...)
+void sst__drill_say(const drill_t *d, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "drill [%7.3fs] ", (double)drill_now_us(d) / 1e6);
+    fprintf(stderr, "drill [%7.3fs] ", (double)sst__drill_now_us(d) / 1e6);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -186,6 +155,10 @@ static int drill_parse(int argc, char **argv, drill_opts_t *o)
         }
         if (strncmp(a, "--", 2) != 0)
             return sst__cli_usage_error("drill", "unexpected argument '%s'", a);
+        if (strcmp(a, "--fleet") == 0) {
+            o->fleet = true;
+            continue;
+        }
         for (size_t k = 0; name == NULL && drill_options[k] != NULL; k++)
             if (sst__cli_opt(argc, argv, &i, drill_options[k], &v, &missing))
                 name = drill_options[k];
@@ -278,12 +251,12 @@ static int drill_admin_addr(drill_t *d)
 /* ---- the admin API ------------------------------------------------------------------------- */
 
 /* One admin call. Returns the parsed JSON answer of a 2xx, or NULL with err filled. */
-static json_object *drill_admin(drill_t *d, const char *method, const char *target,
-                                const char *body, char *err, size_t err_size)
+json_object *sst__drill_admin_at(drill_t *d, const sst_addr_t *addr, const char *method,
+                                 const char *target, const char *body, char *err, size_t err_size)
 {
     sst_hc_reply_t r;
-    if (sst__cli_admin_call(&d->admin_addr, d->o.token, method, target, body,
-                            DRILL_ADMIN_TIMEOUT_MS, &r, err, err_size) != 0)
+    if (sst__cli_admin_call(addr, d->o.token, method, target, body, DRILL_ADMIN_TIMEOUT_MS, &r, err,
+                            err_size) != 0)
         return NULL;
     json_object *j = json_tokener_parse(r.body);
     if (r.status < 200 || r.status > 299) {
@@ -298,7 +271,13 @@ static json_object *drill_admin(drill_t *d, const char *method, const char *targ
     return j;
 }
 
-static json_object *drill_find_region(json_object *status, const char *name)
+static json_object *drill_admin(drill_t *d, const char *method, const char *target,
+                                const char *body, char *err, size_t err_size)
+{
+    return sst__drill_admin_at(d, &d->admin_addr, method, target, body, err, err_size);
+}
+
+json_object *sst__drill_find_region(json_object *status, const char *name)
 {
     json_object *rs = sst__json_get(status, "regions");
     for (size_t i = 0; rs != NULL && i < json_object_array_length(rs); i++) {
@@ -378,8 +357,8 @@ static int drill_discover(drill_t *d)
                 d->route);
         goto done;
     }
-    json_object *reg = drill_find_region(st, d->region);
-    if (reg == NULL || drill_find_region(st, d->expect) == NULL) {
+    json_object *reg = sst__drill_find_region(st, d->region);
+    if (reg == NULL || sst__drill_find_region(st, d->expect) == NULL) {
         fprintf(stderr, "sidestep drill: unknown region \"%s\"\n", reg ? d->expect : d->region);
         goto done;
     }
@@ -393,6 +372,12 @@ static int drill_discover(drill_t *d)
                 "sidestep drill: warning: %s is not the primary of route %s (%s); the drill "
                 "expects traffic to be proxied there before and after\n",
                 d->region, d->route, primary);
+    d->in_fleet = sst__json_has(st, "fleet");
+    if (d->in_fleet && !d->o.fleet)
+        fprintf(stderr,
+                "sidestep drill: %s runs in fleet mode: the drill forces this instance "
+                "alone (scope local); --fleet drills the whole fleet\n",
+                d->admin_addr.text);
     json_object *v = sst__json_get(reg, "failback_delay_ms");
     d->failback_delay_ms = v != NULL ? json_object_get_uint64(v) : 0;
     v = sst__json_get(reg, "force");
@@ -407,13 +392,19 @@ done:
     return rc;
 }
 
-static int drill_region_op(drill_t *d, const char *op, uint64_t ttl_ms, char *err, size_t size)
+int sst__drill_region_op(drill_t *d, const char *op, uint64_t ttl_ms, char *err, size_t size)
 {
     char target[512], enc[400], ttl[32];
     sst__cli_encode(d->region, enc, sizeof(enc));
     snprintf(target, sizeof(target), "/regions/%s/%s", enc, op);
     snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)ttl_ms);
-    char *body = sst__cli_action_body("drill", ttl_ms != 0 ? ttl : NULL);
+    /* a fleet drill's force is fleet-wide; a drill of one instance in fleet mode forces that
+     * instance alone (the server's default there would be the whole fleet) */
+    char *body = sst__cli_action_body_ex("drill", ttl_ms != 0 ? ttl : NULL,
+                                         d->o.fleet    ? "fleet"
+                                         : d->in_fleet ? "local"
+                                                       : NULL,
+                                         false);
     if (body == NULL) {
         snprintf(err, size, "out of memory");
         return SST_ENOMEM;
@@ -428,17 +419,17 @@ static int drill_region_op(drill_t *d, const char *op, uint64_t ttl_ms, char *er
 
 /* Clears our force; tries a few times, since leaving a region forced down is the worst outcome
  * of a drill. */
-static void drill_restore(drill_t *d)
+void sst__drill_restore(drill_t *d)
 {
     char err[1024], ttl[32];
     if (!d->forced || d->cleared)
         return;
     for (int attempt = 0; attempt < 3; attempt++) {
-        if (drill_region_op(d, "clear", 0, err, sizeof(err)) == 0) {
+        if (sst__drill_region_op(d, "clear", 0, err, sizeof(err)) == 0) {
             d->cleared = true;
             return;
         }
-        drill_say(d, "clearing the force on %s failed: %s", d->region, err);
+        sst__drill_say(d, "clearing the force on %s failed: %s", d->region, err);
         struct timespec ts = {0, 300 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -447,36 +438,27 @@ static void drill_restore(drill_t *d)
             "%s after it was set); clear it with:\n  sidestep ctl --admin %s clear region %s "
             "--reason drill\n",
             d->region, sst__human_ms(d->o.ttl_ms, ttl, sizeof(ttl)), d->admin_addr.text, d->region);
-    drill_problem(d, "could not clear the force on %s: %s", d->region, err);
+    sst__drill_problem(d, "could not clear the force on %s: %s", d->region, err);
 }
 
 /* ---- watching the traffic ------------------------------------------------------------------ */
 
-typedef enum drill_kind_e {
-    KIND_PROXIED = 0, /* 2xx without X-Sidestep-Region: served through the proxy */
-    KIND_EXPECTED,    /* a redirect to the expected region */
-    KIND_OTHER,       /* any other status */
-    KIND_ERROR,       /* no response */
-} drill_kind_t;
-
-static drill_kind_t drill_kind(const drill_t *d, const sst_drill_rec_t *r)
+sst_drill_kind_t sst__drill_kind(const drill_t *d, const sst_drill_rec_t *r)
 {
     if (r->error != SST_DRILL_OK)
-        return KIND_ERROR;
+        return SST_DRILL_KIND_ERROR;
     if (r->status >= 200 && r->status <= 299 && r->region[0] == 0)
-        return KIND_PROXIED;
+        return SST_DRILL_KIND_PROXIED;
     if (r->status >= 300 && r->status <= 399 && strcmp(r->region, d->expect) == 0)
-        return KIND_EXPECTED;
-    return KIND_OTHER;
+        return SST_DRILL_KIND_EXPECTED;
+    return SST_DRILL_KIND_OTHER;
 }
 
-/* True when the last d->stable answers to requests started at or after `since` are all of
- * `kind` (in completion order). */
-static bool drill_settled(drill_t *d, uint64_t since, drill_kind_t kind, char *last,
-                          size_t last_size)
+bool sst__drill_settled(drill_t *d, sst_traffic_t *t, uint64_t since, sst_drill_kind_t kind,
+                        char *last, size_t last_size)
 {
     sst_drill_rec_t recs[DRILL_MAX_STABLE];
-    size_t n = sst__traffic_recent(d->traffic, since, recs, d->stable), seen = 0;
+    size_t n = sst__traffic_recent(t, since, recs, d->stable), seen = 0;
     bool ok = true;
     last[0] = 0;
     for (size_t i = 0; i < n; i++) {
@@ -488,76 +470,60 @@ static bool drill_settled(drill_t *d, uint64_t since, drill_kind_t kind, char *l
                 snprintf(last, last_size, "%u%s%.47s", recs[i].status,
                          recs[i].region[0] ? " to " : "", recs[i].region);
         }
-        if (drill_kind(d, &recs[i]) != kind)
+        if (sst__drill_kind(d, &recs[i]) != kind)
             ok = false;
     }
     return ok && seen >= d->stable;
 }
 
-static void drill_sleep_ms(uint64_t ms)
+void sst__drill_sleep_ms(uint64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL); /* a signal cuts it short, which is what the callers want */
 }
 
 /* Waits until settled or `timeout_ms`; false on timeout or signal (problem recorded). */
-static bool drill_wait(drill_t *d, uint64_t since, drill_kind_t kind, uint64_t timeout_ms,
+static bool drill_wait(drill_t *d, uint64_t since, sst_drill_kind_t kind, uint64_t timeout_ms,
                        const char *what)
 {
-    uint64_t deadline = drill_now_us(d) + timeout_ms * 1000;
+    uint64_t deadline = sst__drill_now_us(d) + timeout_ms * 1000;
     char last[96] = "";
     for (;;) {
         if (drill_signal != 0) {
             d->interrupted = true;
-            drill_problem(d, "interrupted by signal %d while waiting for %s", (int)drill_signal,
-                          what);
+            sst__drill_problem(d, "interrupted by signal %d while waiting for %s",
+                               (int)drill_signal, what);
             return false;
         }
-        if (drill_settled(d, since, kind, last, sizeof(last)))
+        if (sst__drill_settled(d, d->traffic, since, kind, last, sizeof(last)))
             return true;
-        if (drill_now_us(d) >= deadline) {
+        if (sst__drill_now_us(d) >= deadline) {
             char t[32];
-            drill_problem(d, "no %s within %s (last answer: %s)", what,
-                          sst__human_ms(timeout_ms, t, sizeof(t)), last[0] ? last : "none");
+            sst__drill_problem(d, "no %s within %s (last answer: %s)", what,
+                               sst__human_ms(timeout_ms, t, sizeof(t)), last[0] ? last : "none");
             return false;
         }
-        drill_sleep_ms(DRILL_POLL_MS);
+        sst__drill_sleep_ms(DRILL_POLL_MS);
     }
 }
 
-static bool drill_pause(drill_t *d, uint64_t ms)
+bool sst__drill_pause(drill_t *d, uint64_t ms)
 {
-    uint64_t end = drill_now_us(d) + ms * 1000;
-    while (drill_now_us(d) < end) {
+    uint64_t end = sst__drill_now_us(d) + ms * 1000;
+    while (sst__drill_now_us(d) < end) {
         if (drill_signal != 0) {
             d->interrupted = true;
-            drill_problem(d, "interrupted by signal %d", (int)drill_signal);
+            sst__drill_problem(d, "interrupted by signal %d", (int)drill_signal);
             return false;
         }
-        drill_sleep_ms(DRILL_POLL_MS);
+        sst__drill_sleep_ms(DRILL_POLL_MS);
     }
     return true;
 }
 
 /* ---- the report ------------------------------------------------------------------------------ */
 
-typedef struct drill_report_s {
-    size_t n;
-    uint64_t sent, skipped, answered;
-    uint64_t errors[SST_DRILL_ERR__COUNT];
-    uint64_t unexpected;
-    uint64_t kinds[3][4]; /* phase (before, during, after) x kind */
-    bool have_failover, have_failback;
-    uint64_t failover_us, failback_us;
-    uint64_t run_over_us, run_back_us; /* when the unbroken runs began */
-    /* status (and redirect region) histogram */
-    struct {
-        uint16_t status;
-        char region[48];
-        uint64_t count;
-    } hist[64];
-    size_t n_hist;
-} drill_report_t;
+typedef sst_drill_report_t drill_report_t;
 
 static int drill_cmp_start(const void *a, const void *b)
 {
@@ -568,7 +534,7 @@ static int drill_cmp_start(const void *a, const void *b)
 /* The first answer of the unbroken run of `kind` that ends the window [from, to) of request
  * starts. Returns false when the window's last answer is not of `kind`. */
 static bool drill_run(const drill_t *d, const sst_drill_rec_t *r, size_t n, uint64_t from,
-                      uint64_t to, drill_kind_t kind, uint64_t *first_end)
+                      uint64_t to, sst_drill_kind_t kind, uint64_t *first_end)
 {
     size_t lo = n, hi = 0;
     for (size_t i = 0; i < n; i++) {
@@ -581,7 +547,7 @@ static bool drill_run(const drill_t *d, const sst_drill_rec_t *r, size_t n, uint
     if (lo == n)
         return false;
     size_t k = hi;
-    while (k > lo && drill_kind(d, &r[k - 1]) == kind)
+    while (k > lo && sst__drill_kind(d, &r[k - 1]) == kind)
         k--;
     if (k == hi)
         return false;
@@ -594,17 +560,17 @@ static bool drill_run(const drill_t *d, const sst_drill_rec_t *r, size_t n, uint
     return true;
 }
 
-static void drill_analyse(drill_t *d, drill_report_t *rep)
+void sst__drill_analyse(drill_t *d, sst_traffic_t *t, drill_report_t *rep)
 {
     sst_drill_rec_t *r = NULL;
     size_t n = 0;
     memset(rep, 0, sizeof(*rep));
-    if (sst__traffic_records(d->traffic, &r, &n, &rep->sent, &rep->skipped) != 0)
-        drill_problem(d, "out of memory: some requests were not recorded");
+    if (sst__traffic_records(t, &r, &n, &rep->sent, &rep->skipped) != 0)
+        sst__drill_problem(d, "out of memory: some requests were not recorded");
     qsort(r, n, sizeof(*r), drill_cmp_start);
     rep->n = n;
     for (size_t i = 0; i < n; i++) {
-        drill_kind_t k = drill_kind(d, &r[i]);
+        sst_drill_kind_t k = sst__drill_kind(d, &r[i]);
         int phase = !d->forced || r[i].start_us < d->t_force_us           ? 0
                     : d->t_clear_us == 0 || r[i].start_us < d->t_clear_us ? 1
                                                                           : 2;
@@ -614,7 +580,7 @@ static void drill_analyse(drill_t *d, drill_report_t *rep)
             continue;
         }
         rep->answered++;
-        if (k == KIND_OTHER)
+        if (k == SST_DRILL_KIND_OTHER)
             rep->unexpected++;
         const char *reg = r[i].status >= 300 && r[i].status <= 399 ? r[i].region : "";
         size_t h = 0;
@@ -631,12 +597,12 @@ static void drill_analyse(drill_t *d, drill_report_t *rep)
     }
     if (d->forced && d->t_clear_us != 0) {
         uint64_t first;
-        if (drill_run(d, r, n, d->t_force_us, d->t_clear_us, KIND_EXPECTED, &first)) {
+        if (drill_run(d, r, n, d->t_force_us, d->t_clear_us, SST_DRILL_KIND_EXPECTED, &first)) {
             rep->have_failover = true;
             rep->run_over_us = first;
             rep->failover_us = first > d->t_force_us ? first - d->t_force_us : 0;
         }
-        if (drill_run(d, r, n, d->t_clear_us, UINT64_MAX, KIND_PROXIED, &first)) {
+        if (drill_run(d, r, n, d->t_clear_us, UINT64_MAX, SST_DRILL_KIND_PROXIED, &first)) {
             rep->have_failback = true;
             rep->run_back_us = first;
             rep->failback_us = first > d->t_clear_us ? first - d->t_clear_us : 0;
@@ -766,7 +732,7 @@ static void drill_print(const drill_t *d, const drill_report_t *rep, bool pass)
     printf("  result       %s\n", pass ? "PASS" : "FAIL");
 }
 
-static int drill_write_json(const drill_t *d, json_object *j)
+int sst__drill_write_json(const drill_t *d, json_object *j)
 {
     const char *text = json_object_to_json_string_ext(
         j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -792,39 +758,39 @@ static void drill_steps(drill_t *d)
     char err[1024], t1[32], t2[32];
     uint64_t settle = (uint64_t)(1000.0 * (double)d->stable / d->o.rate);
 
-    drill_say(d, "sending %s %s at %g req/s", d->o.method, d->o.url, d->o.rate);
-    if (!drill_wait(d, 0, KIND_PROXIED, DRILL_BASELINE_MS + settle,
+    sst__drill_say(d, "sending %s %s at %g req/s", d->o.method, d->o.url, d->o.rate);
+    if (!drill_wait(d, 0, SST_DRILL_KIND_PROXIED, DRILL_BASELINE_MS + settle,
                     "steady proxied traffic before the drill"))
         return;
-    drill_say(d, "baseline: answers are proxied; forcing %s down (ttl %s)", d->region,
-              sst__human_ms(d->o.ttl_ms, t1, sizeof(t1)));
+    sst__drill_say(d, "baseline: answers are proxied; forcing %s down (ttl %s)", d->region,
+                   sst__human_ms(d->o.ttl_ms, t1, sizeof(t1)));
     d->forced = true; /* from here on the exit path clears, even if the call seems to fail */
-    d->t_force_us = drill_now_us(d);
-    if (drill_region_op(d, "force-down", d->o.ttl_ms, err, sizeof(err)) != 0) {
-        drill_problem(d, "force-down failed: %s", err);
+    d->t_force_us = sst__drill_now_us(d);
+    if (sst__drill_region_op(d, "force-down", d->o.ttl_ms, err, sizeof(err)) != 0) {
+        sst__drill_problem(d, "force-down failed: %s", err);
         return;
     }
-    if (!drill_wait(d, d->t_force_us, KIND_EXPECTED, d->o.failover_timeout_ms,
+    if (!drill_wait(d, d->t_force_us, SST_DRILL_KIND_EXPECTED, d->o.failover_timeout_ms,
                     "failover to the expected region")) {
-        d->t_clear_us = drill_now_us(d);
+        d->t_clear_us = sst__drill_now_us(d);
         return;
     }
-    drill_say(d, "failed over to %s; holding %s", d->expect,
-              sst__human_ms(d->o.hold_ms, t1, sizeof(t1)));
-    bool held = drill_pause(d, d->o.hold_ms);
-    d->t_clear_us = drill_now_us(d);
-    drill_restore(d);
+    sst__drill_say(d, "failed over to %s; holding %s", d->expect,
+                   sst__human_ms(d->o.hold_ms, t1, sizeof(t1)));
+    bool held = sst__drill_pause(d, d->o.hold_ms);
+    d->t_clear_us = sst__drill_now_us(d);
+    sst__drill_restore(d);
     if (!held || !d->cleared)
         return;
-    drill_say(d,
-              "cleared the force on %s; waiting for failback (failback_delay %s, give up "
-              "after %s more)",
-              d->region, sst__human_ms(d->failback_delay_ms, t1, sizeof(t1)),
-              sst__human_ms(d->o.failback_timeout_ms, t2, sizeof(t2)));
-    if (!drill_wait(d, d->t_clear_us, KIND_PROXIED, d->failback_delay_ms + d->o.failback_timeout_ms,
-                    "failback to the region"))
+    sst__drill_say(d,
+                   "cleared the force on %s; waiting for failback (failback_delay %s, give up "
+                   "after %s more)",
+                   d->region, sst__human_ms(d->failback_delay_ms, t1, sizeof(t1)),
+                   sst__human_ms(d->o.failback_timeout_ms, t2, sizeof(t2)));
+    if (!drill_wait(d, d->t_clear_us, SST_DRILL_KIND_PROXIED,
+                    d->failback_delay_ms + d->o.failback_timeout_ms, "failback to the region"))
         return;
-    drill_say(d, "traffic is proxied again");
+    sst__drill_say(d, "traffic is proxied again");
 }
 
 int sst_drill_main(int argc, char **argv)
@@ -855,8 +821,8 @@ int sst_drill_main(int argc, char **argv)
         free(d);
         return 1;
     }
-    drill_say(d, "route %s: fail %s, expect %s (failback_delay %llums)", d->route, d->region,
-              d->expect, (unsigned long long)d->failback_delay_ms);
+    sst__drill_say(d, "route %s: fail %s, expect %s (failback_delay %llums)", d->route, d->region,
+                   d->expect, (unsigned long long)d->failback_delay_ms);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = drill_on_signal; /* no SA_RESTART: sleeps end early */
@@ -864,6 +830,13 @@ int sst_drill_main(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
+    if (d->o.fleet) {
+        rc = sst__drill_fleet(d);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        free(d);
+        return rc;
+    }
     sst_traffic_opts_t to = {
         .addr = &d->proxy_addr,
         .host = d->proxy_host,
@@ -880,36 +853,36 @@ int sst_drill_main(int argc, char **argv)
         return 1;
     }
     drill_steps(d);
-    drill_restore(d); /* no-op unless a step bailed out with the force still set */
+    sst__drill_restore(d); /* no-op unless a step bailed out with the force still set */
     if (d->interrupted)
-        drill_say(d, "interrupted: the force is cleared; stopping");
-    drill_pause(d, 200); /* a few answers after the last switch */
-    d->t_end_us = drill_now_us(d);
+        sst__drill_say(d, "interrupted: the force is cleared; stopping");
+    sst__drill_pause(d, 200); /* a few answers after the last switch */
+    d->t_end_us = sst__drill_now_us(d);
     sst__traffic_stop(d->traffic);
 
     drill_report_t rep;
-    drill_analyse(d, &rep);
+    sst__drill_analyse(d, d->traffic, &rep);
     if (d->forced && d->t_clear_us != 0 && !d->interrupted) {
         if (!rep.have_failover && d->n_problems == 0)
-            drill_problem(d, "the redirects to %s did not last until the restore", d->expect);
+            sst__drill_problem(d, "the redirects to %s did not last until the restore", d->expect);
         if (!rep.have_failback && d->n_problems == 0)
-            drill_problem(d, "traffic did not stay on %s after the failback", d->region);
+            sst__drill_problem(d, "traffic did not stay on %s after the failback", d->region);
     }
     uint64_t nerr = 0;
     for (int e = SST_DRILL_CONNECT; e < SST_DRILL_ERR__COUNT; e++)
         nerr += rep.errors[e];
     if (nerr > 0)
-        drill_problem(d, "%llu request%s got no response", (unsigned long long)nerr,
-                      nerr == 1 ? "" : "s");
+        sst__drill_problem(d, "%llu request%s got no response", (unsigned long long)nerr,
+                           nerr == 1 ? "" : "s");
     if (rep.unexpected > 0)
-        drill_problem(d, "%llu unexpected status%s (neither proxied 2xx nor a redirect to %s)",
-                      (unsigned long long)rep.unexpected, rep.unexpected == 1 ? "" : "es",
-                      d->expect);
+        sst__drill_problem(d, "%llu unexpected status%s (neither proxied 2xx nor a redirect to %s)",
+                           (unsigned long long)rep.unexpected, rep.unexpected == 1 ? "" : "es",
+                           d->expect);
     bool pass = d->n_problems == 0 && rep.have_failover && rep.have_failback;
     drill_print(d, &rep, pass);
     if (d->o.json_path != NULL) {
         json_object *j = drill_report_json(d, &rep, pass);
-        if (j == NULL || drill_write_json(d, j) != 0)
+        if (j == NULL || sst__drill_write_json(d, j) != 0)
             pass = false;
         json_object_put(j);
     }

@@ -23,6 +23,8 @@ static const struct target_case {
     {"/status?pretty=1", 0, SST_ARES_STATUS, 0, ""},
     {"/metrics", 0, SST_ARES_METRICS, 0, ""},
     {"/reload", 0, SST_ARES_RELOAD, 0, ""},
+    {"/fleet", 0, SST_ARES_FLEET, 0, ""},
+    {"/fleet/", 404, 0, 0, NULL},
     {"http://127.0.0.1:9901/status", 0, SST_ARES_STATUS, 0, ""},
     {"/regions/us-east/drain", 0, SST_ARES_REGION, SST_ADMIN_DRAIN, "us-east"},
     {"/regions/us-east/undrain", 0, SST_ARES_REGION, SST_ADMIN_UNDRAIN, "us-east"},
@@ -212,6 +214,53 @@ static void test_admin_action_bodies(void **state)
     }
 }
 
+static const struct scope_case {
+    const char *body;
+    sst_admin_op_t op;
+    int rc;
+    sst_admin_scope_t scope;
+    bool override_safety;
+    const char *err;
+} scope_cases[] = {
+    {"{\"reason\":\"x\"}", SST_ADMIN_FORCE_DOWN, 0, SST_ADMIN_SCOPE_DEFAULT, false, NULL},
+    {"{\"reason\":\"x\",\"scope\":\"fleet\"}", SST_ADMIN_FORCE_DOWN, 0, SST_ADMIN_SCOPE_FLEET,
+     false, NULL},
+    {"{\"reason\":\"x\",\"scope\":\"local\",\"ttl\":\"1s\"}", SST_ADMIN_DRAIN, 0,
+     SST_ADMIN_SCOPE_LOCAL, false, NULL},
+    {"{\"reason\":\"x\",\"override_safety\":true}", SST_ADMIN_FORCE_DOWN, 0,
+     SST_ADMIN_SCOPE_DEFAULT, true, NULL},
+    {"{\"reason\":\"x\",\"override_safety\":false,\"scope\":\"fleet\"}", SST_ADMIN_DRAIN, 0,
+     SST_ADMIN_SCOPE_FLEET, false, NULL},
+    {"{\"reason\":\"x\",\"scope\":\"everywhere\"}", SST_ADMIN_FORCE_DOWN, SST_EINVAL, 0, false,
+     "scope must be"},
+    {"{\"reason\":\"x\",\"scope\":\"FLEET\"}", SST_ADMIN_FORCE_DOWN, SST_EINVAL, 0, false,
+     "scope must be"},
+    {"{\"reason\":\"x\",\"scope\":1}", SST_ADMIN_FORCE_DOWN, SST_EINVAL, 0, false, "scope must be"},
+    {"{\"reason\":\"x\",\"override_safety\":\"yes\"}", SST_ADMIN_FORCE_DOWN, SST_EINVAL, 0, false,
+     "true or false"},
+    {"{\"reason\":\"x\",\"override_safety\":true,\"scope\":\"local\"}", SST_ADMIN_FORCE_DOWN,
+     SST_EINVAL, 0, false, "fleet actions"},
+};
+
+static void test_admin_action_scope(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(scope_cases) / sizeof(scope_cases[0]); i++) {
+        const struct scope_case *c = &scope_cases[i];
+        sst_admin_action_t a;
+        char err[256] = "";
+        int rc = sst__admin_parse_action(c->body, strlen(c->body), c->op, &a, err, sizeof(err));
+        if (rc != c->rc)
+            fail_msg("%s: got %d (%s), want %d", c->body, rc, err, c->rc);
+        if (rc == 0) {
+            assert_int_equal(a.scope, c->scope);
+            assert_int_equal(a.override_safety, c->override_safety);
+        } else if (strstr(err, c->err) == NULL) {
+            fail_msg("%s: message \"%s\" lacks \"%s\"", c->body, err, c->err);
+        }
+    }
+}
+
 static void test_admin_reason_length(void **state)
 {
     char body[400], err[256];
@@ -247,7 +296,7 @@ int main(void)
         cmocka_unit_test(test_admin_targets),       cmocka_unit_test(test_admin_name_too_long),
         cmocka_unit_test(test_admin_methods),       cmocka_unit_test(test_admin_auth),
         cmocka_unit_test(test_admin_action_bodies), cmocka_unit_test(test_admin_reason_length),
-        cmocka_unit_test(test_admin_op_words),
+        cmocka_unit_test(test_admin_op_words),      cmocka_unit_test(test_admin_action_scope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1618,6 +1618,161 @@ static void test_admin_token(void **state)
     unlink(path);
 }
 
+/* --- fleet (issue 13) -------------------------------------------------------------------- */
+
+#define ADMIN "admin: {address: 127.0.0.1:9901}\n"
+#define ETCD  "  etcd: {endpoints: [\"http://127.0.0.1:2379\"]}\n"
+
+static void test_fleet(void **state)
+{
+    sst_config_t *cfg;
+    char host[256];
+
+    (void)state;
+    cfg = load_ok(BASE REGIONS);
+    assert_false(cfg->fleet.enabled); /* single-instance mode */
+    sst_config_unref(cfg);
+
+    /* defaults: the host name, admin.address, 2s, 10s, quorum off, 5s */
+    cfg = load_ok(BASE REGIONS ADMIN "fleet:\n  name: edge-prod\n" ETCD);
+    assert_true(cfg->fleet.enabled);
+    assert_string_equal(cfg->fleet.name, "edge-prod");
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    assert_string_equal(cfg->fleet.instance, host);
+    assert_string_equal(cfg->fleet.advertise_admin.text, "127.0.0.1:9901");
+    assert_true(cfg->fleet.advertise_admin_default);
+    assert_int_equal(cfg->fleet.n_endpoints, 1);
+    assert_string_equal(cfg->fleet.endpoints[0].text, "127.0.0.1:2379");
+    assert_int_equal(cfg->fleet.endpoints[0].sa.ss_family, AF_INET);
+    assert_int_equal(cfg->fleet.dial_timeout_ms, 2000);
+    assert_int_equal(cfg->fleet.lease_ttl_ms, 10000);
+    assert_int_equal(cfg->fleet.health_quorum, SST_QUORUM_CFG_OFF);
+    assert_int_equal(cfg->fleet.startup_wait_ms, 5000);
+    sst_config_unref(cfg);
+
+    /* every key, as issue 13 writes them */
+    cfg = load_ok(BASE REGIONS "admin: {address: 0.0.0.0:9901, token: t}\n"
+                               "fleet:\n"
+                               "  name: edge-prod\n"
+                               "  instance: lb-1\n"
+                               "  advertise_admin: 10.0.0.5:9901\n"
+                               "  etcd:\n"
+                               "    endpoints: [\"http://127.0.0.1:2379\", \"127.0.0.2:2379/\"]\n"
+                               "    dial_timeout: 500ms\n"
+                               "    lease_ttl: 7s\n"
+                               "  health_quorum: majority\n"
+                               "  startup_wait: 0s\n");
+    assert_string_equal(cfg->fleet.instance, "lb-1");
+    assert_string_equal(cfg->fleet.advertise_admin.text, "10.0.0.5:9901");
+    assert_false(cfg->fleet.advertise_admin_default);
+    assert_int_equal(cfg->fleet.n_endpoints, 2);
+    assert_string_equal(cfg->fleet.endpoints[1].text, "127.0.0.2:2379");
+    assert_int_equal(cfg->fleet.dial_timeout_ms, 500);
+    assert_int_equal(cfg->fleet.lease_ttl_ms, 7000);
+    assert_int_equal(cfg->fleet.health_quorum, SST_QUORUM_CFG_MAJORITY);
+    assert_int_equal(cfg->fleet.startup_wait_ms, 0);
+    sst_config_unref(cfg);
+
+    cfg = load_ok(BASE REGIONS ADMIN "fleet:\n  name: f\n  instance: i\n  health_quorum: 3\n" ETCD);
+    assert_int_equal(cfg->fleet.health_quorum, SST_QUORUM_CFG_COUNT);
+    assert_int_equal(cfg->fleet.health_quorum_count, 3);
+    sst_config_unref(cfg);
+
+    /* admin.address with port 0: the server advertises the port it binds */
+    cfg = load_ok(BASE REGIONS "admin: {address: 127.0.0.1:0}\nfleet:\n  name: f\n" ETCD);
+    assert_true(cfg->fleet.advertise_admin_default);
+    assert_int_equal(cfg->fleet.advertise_admin.port, 0);
+    sst_config_unref(cfg);
+
+    /* the endpoint parser the etcd client shares */
+    sst_addr_t a;
+    assert_int_equal(sst_parse_endpoint("http://127.0.0.1:2379/", 22, false, &a), 0);
+    assert_string_equal(a.text, "127.0.0.1:2379");
+    assert_int_equal(sst_parse_endpoint("https://127.0.0.1:2379", 22, false, &a), SST_EINVAL);
+    assert_int_equal(sst_parse_endpoint("http://127.0.0.1:2379/v3", 24, false, &a), SST_EINVAL);
+    assert_int_equal(sst_parse_endpoint("http://127.0.0.1", 16, false, &a), SST_EINVAL);
+    assert_true(sst_config_fleet_name_ok("lb-1.example.com", 16));
+    assert_false(sst_config_fleet_name_ok("-lb", 3));
+    assert_false(sst_config_fleet_name_ok("lb/1", 4));
+    assert_false(sst_config_fleet_name_ok("", 0));
+}
+
+static const bad_case_t fleet_bad_cases[] = {
+    {BASE REGIONS "fleet:\n  name: f\n" ETCD,
+     "t.yaml:4:3: fleet: ", "fleet mode needs the admin API"},
+    {BASE REGIONS ADMIN "fleet:\n" ETCD, "t.yaml:5:3: fleet.name: ", "required"},
+    {BASE REGIONS ADMIN "fleet:\n  name: -edge\n" ETCD,
+     "t.yaml:5:9: fleet.name: ", "invalid fleet name \"-edge\""},
+    {BASE REGIONS ADMIN "fleet:\n  name: \"a/b\"\n" ETCD,
+     "t.yaml:5:9: fleet.name: ", "part of etcd keys"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  instance: "
+                        "a123456789012345678901234567890123456789012345678901234567890123\n" ETCD,
+     "t.yaml:6:13: fleet.instance: ", "invalid instance name"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  instnce: x\n" ETCD,
+     "t.yaml:6:3: fleet.instnce: ", "did you mean \"instance\""},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n", "t.yaml:5:3: fleet.etcd: ", "required"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  etcd: {dial_timeout: 1s}\n",
+     "t.yaml:6:9: fleet.etcd.endpoints: ", "required"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  etcd: {endpoints: []}\n",
+     "t.yaml:6:21: fleet.etcd.endpoints: ", "needs at least 1 entry"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  etcd: {endpoints: [\"https://e:2379\"]}\n",
+     "t.yaml:6:22: fleet.etcd.endpoints[0]: ", "no TLS to etcd"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  etcd: {endpoints: [\"http://127.0.0.1:2379/v3\"]}\n",
+     "t.yaml:6:22: fleet.etcd.endpoints[0]: ", "expected http://host:port"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  etcd: {endpoints: [\"http://127.0.0.1\"]}\n",
+     "t.yaml:6:22: fleet.etcd.endpoints[0]: ", "missing :port"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n"
+                        "  etcd: {endpoints: [127.0.0.1:2379, \"http://127.0.0.1:2379\"]}\n",
+     "t.yaml:6:38: fleet.etcd.endpoints[1]: ", "already listed as endpoints[0]"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n"
+                        "  etcd: {endpoints: [127.0.0.1:2379], lease_ttl: 2s}\n",
+     "t.yaml:6:50: fleet.etcd.lease_ttl: ", "below etcd's minimum lease TTL"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n"
+                        "  etcd: {endpoints: [127.0.0.1:2379], lease_ttl: 5500ms}\n",
+     "t.yaml:6:50: fleet.etcd.lease_ttl: ", "not a whole number of seconds"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n"
+                        "  etcd: {endpoints: [127.0.0.1:2379], lease_ttl: 11m}\n",
+     "t.yaml:6:50: fleet.etcd.lease_ttl: ", "out of range (5s..10m)"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n"
+                        "  etcd: {endpoints: [127.0.0.1:2379], dial_timeout: 0}\n",
+     "t.yaml:6:53: fleet.etcd.dial_timeout: ", "out of range (10ms..1m)"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n" ETCD "  health_quorum: most\n",
+     "t.yaml:7:18: fleet.health_quorum: ", "expected off, majority or a number"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n" ETCD "  health_quorum: 0\n",
+     "t.yaml:7:18: fleet.health_quorum: ", "out of range (1..256 instances)"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n" ETCD "  startup_wait: 11m\n",
+     "t.yaml:7:17: fleet.startup_wait: ", "out of range (0ms..10m)"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  advertise_admin: 0.0.0.0:9901\n" ETCD,
+     "t.yaml:6:20: fleet.advertise_admin: ", "wildcard address"},
+    {BASE REGIONS ADMIN "fleet:\n  name: f\n  advertise_admin: 10.0.0.5\n" ETCD,
+     "t.yaml:6:20: fleet.advertise_admin: ", "missing :port"},
+    {BASE REGIONS "admin: {address: 0.0.0.0:9901, token: t}\nfleet:\n  name: f\n" ETCD,
+     "t.yaml:5:3: fleet.advertise_admin: ", "set fleet.advertise_admin"},
+    {BASE REGIONS ADMIN "fleet: [f]\n", "t.yaml:4:8: fleet: ", "expected a mapping"},
+};
+
+static void test_fleet_bad(void **state)
+{
+    size_t failures = 0;
+
+    (void)state;
+    for (size_t i = 0; i < COUNT_OF(fleet_bad_cases); i++) {
+        const bad_case_t *bc = &fleet_bad_cases[i];
+        sst_config_t *sentinel = (sst_config_t *)(uintptr_t)0x1, *cfg = sentinel;
+        sst_diag_t d;
+        char buf[600];
+        int rc = load(bc->yaml, &cfg, &d);
+        sst_diag_format(&d, buf, sizeof buf);
+        if (rc != SST_EINVAL || cfg != sentinel ||
+            strncmp(buf, bc->where, strlen(bc->where)) != 0 || strstr(d.msg, bc->msg) == NULL) {
+            print_error("fleet case %zu: rc %d\n  yaml: %s\n  got:  %s\n  want: %s... %s\n", i, rc,
+                        bc->yaml, buf, bc->where, bc->msg);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+}
+
 /* --- files, lifetimes, formatting -------------------------------------------------------- */
 
 /* A file of exactly 4 MiB loads; one byte more is refused before it is parsed. */
@@ -1855,6 +2010,8 @@ int main(void)
         cmocka_unit_test(test_proxy_protocol),
         cmocka_unit_test(test_proxy_protocol_bounds),
         cmocka_unit_test(test_admin_token),
+        cmocka_unit_test(test_fleet),
+        cmocka_unit_test(test_fleet_bad),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_file_size_limit),
         cmocka_unit_test(test_diag_format),

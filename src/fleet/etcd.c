@@ -1,0 +1,1011 @@
+/* The etcd gateway client's I/O: connections (keep-alive pool for unary calls, one per watch),
+ * endpoint failover, timeouts, and delivery of results. Decoding is etcd_codec.c's; HTTP parsing
+ * is http1.c's. Callbacks never run inside the call that started them. */
+#include "fleet/etcd.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <uv.h>
+
+#include "fleet/etcd_codec.h"
+#include "http/http1.h"
+#include "sidestep/error.h"
+
+#define ETCD_READ_BUF (16 * 1024)
+#define ETCD_HEAD_MAX (64 * 1024)
+#define ETCD_LINE_MAX 8192
+#define ETCD_FIELDS   100
+
+/* Intrusive ring with a sentinel. */
+typedef struct link_s {
+    struct link_s *prev, *next;
+} link_t;
+
+static void link_init(link_t *l)
+{
+    l->prev = l->next = l;
+}
+static bool link_empty(const link_t *l)
+{
+    return l->next == l;
+}
+/* Appends n at the tail of ring h. */
+static void link_append(link_t *h, link_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static void link_remove(link_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    link_init(n);
+}
+#define link_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+typedef struct etcd_call_s etcd_call_t;
+
+typedef enum conn_state_e {
+    CONN_CONNECTING = 0,
+    CONN_BUSY, /* carries a call */
+    CONN_IDLE, /* in the keep-alive pool */
+    CONN_CLOSING,
+} conn_state_t;
+
+typedef struct etcd_conn_s {
+    link_t link; /* e->conns */
+    link_t idle; /* e->idle while CONN_IDLE */
+    sst_etcd_t *e;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* dial timeout, then the call's deadline */
+    uv_connect_t connect;
+    int pending_closes;
+    conn_state_t state;
+    size_t endpoint;
+    etcd_call_t *call;
+    bool reused;     /* the call took it from the pool */
+    bool got_bytes;  /* response bytes arrived for the current call */
+    bool keep_alive; /* the response allows another request */
+    sst_h1_t h1;
+    sst_head_t *head;
+    char rbuf[ETCD_READ_BUF];
+} etcd_conn_t;
+
+/* A uv_write and the bytes it sends, freed in its callback (which runs, with UV_ECANCELED,
+ * before the connection's close callback). */
+typedef struct etcd_write_s {
+    uv_write_t req;
+    etcd_conn_t *conn;
+    char data[];
+} etcd_write_t;
+
+struct etcd_call_s {
+    link_t link; /* e->calls while running, e->done once finished */
+    sst_etcd_t *e;
+    sst__etcd_call_t kind;
+    char *body; /* JSON request body */
+    size_t body_len;
+    uint64_t deadline_ms; /* unary: the whole call; watch: until etcd confirms it */
+    size_t first_endpoint, attempts;
+    bool retried;
+    bool finished;
+    etcd_conn_t *conn;
+    int status;
+    sst__etcd_diag_t diag;
+    /* response */
+    unsigned http_status;
+    bool streaming; /* a watch answered 200: messages go to the tokener */
+    bool too_big;
+    char *resp;
+    size_t resp_len, resp_cap;
+    /* unary */
+    sst_etcd_cb cb;
+    void *arg;
+    /* watch */
+    sst_etcd_watch_cb wcb;
+    json_tokener *tok;
+    size_t msg_bytes;
+    bool created;
+    int64_t last_revision;
+    sst_etcd_watch_msg_t end;
+};
+
+struct sst_etcd_watch_s {
+    etcd_call_t call;
+};
+
+struct sst_etcd_s {
+    uv_loop_t *loop;
+    sst_addr_t endpoints[SST_ETCD_MAX_ENDPOINTS];
+    size_t n_endpoints;
+    size_t preferred;
+    uint64_t dial_timeout_ms, request_timeout_ms;
+    size_t max_message;
+    unsigned max_idle, keepalive_s;
+    link_t conns, idle, calls, done;
+    size_t n_idle;
+    uv_timer_t done_timer; /* delivers finished calls from the loop */
+    bool closing, freeing;
+    sst_etcd_close_cb close_cb;
+    void *close_arg;
+};
+
+static void call_dispatch(etcd_call_t *c, bool allow_reuse);
+static void conn_close(etcd_conn_t *conn);
+
+/* ---- client lifetime ---------------------------------------------------------------------- */
+
+int sst_etcd_parse_endpoint(const char *url, size_t len, bool resolve, sst_addr_t *out)
+{
+    /* one rule for the config loader and the client: the loader sits below fleet/ */
+    return sst_parse_endpoint(url, len, resolve, out);
+}
+
+static void etcd_on_done_timer(uv_timer_t *t);
+
+int sst_etcd_new(uv_loop_t *loop, const sst_etcd_opts_t *o, sst_etcd_t **out)
+{
+    if (loop == NULL || o == NULL || out == NULL || o->endpoints == NULL || o->n_endpoints == 0 ||
+        o->n_endpoints > SST_ETCD_MAX_ENDPOINTS || o->max_message > (1u << 30))
+        return SST_EINVAL; /* json-c takes lengths as int */
+    for (size_t i = 0; i < o->n_endpoints; i++)
+        if (o->endpoints[i].salen == 0 || o->endpoints[i].port == 0)
+            return SST_EINVAL; /* unresolved: names are resolved at config time, never here */
+    sst_etcd_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return SST_ENOMEM;
+    e->loop = loop;
+    memcpy(e->endpoints, o->endpoints, o->n_endpoints * sizeof(o->endpoints[0]));
+    e->n_endpoints = o->n_endpoints;
+    e->dial_timeout_ms = o->dial_timeout_ms ? o->dial_timeout_ms : 2000;
+    e->request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : 5000;
+    e->max_message = o->max_message ? o->max_message : SST_ETCD_MAX_MESSAGE;
+    e->max_idle = o->max_idle ? o->max_idle : 4;
+    e->keepalive_s = o->watch_keepalive_s ? o->watch_keepalive_s : 10;
+    link_init(&e->conns);
+    link_init(&e->idle);
+    link_init(&e->calls);
+    link_init(&e->done);
+    int rc = uv_timer_init(loop, &e->done_timer);
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    e->done_timer.data = e;
+    *out = e;
+    return 0;
+}
+
+static void etcd_on_freed(uv_handle_t *h)
+{
+    sst_etcd_t *e = h->data;
+    sst_etcd_close_cb cb = e->close_cb;
+    void *arg = e->close_arg;
+    free(e);
+    if (cb != NULL)
+        cb(arg);
+}
+
+/* Frees the client once closing and nothing is left: no connection, nothing to deliver. */
+static void etcd_maybe_free(sst_etcd_t *e)
+{
+    if (!e->closing || e->freeing || !link_empty(&e->conns) || !link_empty(&e->done))
+        return;
+    assert(link_empty(&e->calls));
+    e->freeing = true;
+    uv_close((uv_handle_t *)&e->done_timer, etcd_on_freed);
+}
+
+/* ---- finishing and delivering calls ------------------------------------------------------- */
+
+static void diag_printf(sst__etcd_diag_t *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void diag_printf(sst__etcd_diag_t *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(d->message, sizeof(d->message), fmt, ap) < 0)
+        d->message[0] = 0;
+    va_end(ap);
+}
+
+static void call_free(etcd_call_t *c)
+{
+    if (c->tok != NULL)
+        json_tokener_free(c->tok);
+    free(c->body);
+    free(c->resp);
+    free(c);
+}
+
+/* Detaches the call from its connection (which the caller closes or pools) and queues its
+ * callback. For a watch, c->end says why it ended. */
+static void call_finish(etcd_call_t *c, int status)
+{
+    sst_etcd_t *e = c->e;
+    assert(!c->finished);
+    c->finished = true;
+    c->status = status;
+    if (c->conn != NULL) {
+        c->conn->call = NULL;
+        c->conn = NULL;
+    }
+    link_remove(&c->link);
+    link_append(&e->done, &c->link);
+    if (!e->freeing)
+        uv_timer_start(&e->done_timer, etcd_on_done_timer, 0, 0);
+}
+
+/* Fails a running call: status, message, and its connection closed. */
+static void call_fail(etcd_call_t *c, int status, bool close_conn)
+{
+    etcd_conn_t *conn = c->conn;
+    if (c->kind == SST__ETCD_WATCH) {
+        c->end.kind = SST_ETCD_WATCH_END;
+        c->end.err = status;
+    }
+    call_finish(c, status);
+    if (close_conn && conn != NULL)
+        conn_close(conn);
+}
+
+static void call_deliver(etcd_call_t *c)
+{
+    sst__etcd_arena_t arena = {NULL};
+    sst_etcd_resp_t resp;
+    int status = c->status;
+
+    if (c->kind == SST__ETCD_WATCH) {
+        sst_etcd_watch_msg_t msg = c->end;
+        msg.kind = SST_ETCD_WATCH_END;
+        msg.err = status;
+        msg.last_revision = c->last_revision;
+        msg.grpc_code = c->diag.grpc_code;
+        msg.message = c->diag.message;
+        c->wcb(c->arg, &msg);
+        return;
+    }
+    memset(&resp, 0, sizeof(resp));
+    if (status == 0) {
+        status = sst__etcd_decode(c->kind, c->http_status, c->resp, c->resp_len, &arena, &resp,
+                                  &c->diag);
+    }
+    resp.grpc_code = status == 0 ? 0 : c->diag.grpc_code;
+    resp.message = status == 0 ? "" : c->diag.message;
+    c->cb(c->arg, status, &resp);
+    sst__etcd_arena_free(&arena);
+}
+
+static void etcd_on_done_timer(uv_timer_t *t)
+{
+    sst_etcd_t *e = t->data;
+    /* Calls finished by the callbacks run here are delivered in this same loop. */
+    while (!link_empty(&e->done)) {
+        etcd_call_t *c = link_of(e->done.next, etcd_call_t, link);
+        link_remove(&c->link);
+        call_deliver(c);
+        call_free(c);
+    }
+    etcd_maybe_free(e);
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void conn_on_closed(uv_handle_t *h)
+{
+    etcd_conn_t *conn = h->data;
+    if (--conn->pending_closes > 0)
+        return;
+    sst_etcd_t *e = conn->e;
+    link_remove(&conn->link);
+    sst_head_free(conn->head);
+    free(conn);
+    etcd_maybe_free(e);
+}
+
+static void conn_close(etcd_conn_t *conn)
+{
+    if (conn->state == CONN_CLOSING)
+        return;
+    if (conn->state == CONN_IDLE) {
+        link_remove(&conn->idle);
+        conn->e->n_idle--;
+    }
+    assert(conn->call == NULL || conn->call->conn == conn);
+    if (conn->call != NULL) {
+        conn->call->conn = NULL;
+        conn->call = NULL;
+    }
+    conn->state = CONN_CLOSING;
+    conn->pending_closes = 2;
+    uv_close((uv_handle_t *)&conn->tcp, conn_on_closed);
+    uv_close((uv_handle_t *)&conn->timer, conn_on_closed);
+}
+
+/* After a failure on endpoint i, later calls start with the next endpoint, and the pool drops
+ * its connections to i. */
+static void etcd_endpoint_failed(sst_etcd_t *e, size_t i)
+{
+    if (e->n_endpoints < 2 || e->preferred != i)
+        return;
+    e->preferred = (i + 1) % e->n_endpoints;
+    link_t *l = e->idle.next;
+    while (l != &e->idle) {
+        etcd_conn_t *conn = link_of(l, etcd_conn_t, idle);
+        l = l->next;
+        if (conn->endpoint == i)
+            conn_close(conn);
+    }
+}
+
+static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    etcd_conn_t *conn = h->data;
+    *buf = uv_buf_init(conn->rbuf, sizeof(conn->rbuf));
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static int conn_on_body(void *opaque, const char *at, size_t len);
+static void conn_on_eof(etcd_conn_t *conn, int err);
+
+/* Arms the connection's timer for the call's deadline (a watch past creation has none). */
+static void conn_on_timer(uv_timer_t *t);
+
+static void conn_arm(etcd_conn_t *conn, etcd_call_t *c)
+{
+    uint64_t now = uv_now(conn->e->loop);
+    uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+    uv_timer_start(&conn->timer, conn_on_timer, left, 0);
+}
+
+static void conn_on_written(uv_write_t *req, int status)
+{
+    etcd_write_t *w = req->data;
+    etcd_conn_t *conn = w->conn;
+    free(w);
+    /* as a read error would: a pooled connection etcd closed is retried the same way */
+    if (status < 0 && conn->state == CONN_BUSY && conn->call != NULL)
+        conn_on_eof(conn, status);
+}
+
+/* Writes the call's request: the head (Host is the endpoint) and the JSON body. */
+static int conn_send(etcd_conn_t *conn)
+{
+    etcd_call_t *c = conn->call;
+    const char *path = sst__etcd_path(c->kind);
+    const sst_addr_t *ep = &conn->e->endpoints[conn->endpoint];
+    char clen[24];
+    size_t clen_n = sst_u64_to_dec(c->body_len, clen);
+    const struct {
+        const char *p;
+        size_t n;
+    } parts[] = {
+        {"POST ", 5},
+        {path, strlen(path)},
+        {" HTTP/1.1\r\nHost: ", 17},
+        {ep->text, strlen(ep->text)},
+        {"\r\nUser-Agent: sidestep/" SST_VERSION "\r\nContent-Type: application/json\r\n"
+         "Content-Length: ",
+         sizeof("\r\nUser-Agent: sidestep/" SST_VERSION "\r\nContent-Type: application/json\r\n"
+                "Content-Length: ") -
+             1},
+        {clen, clen_n},
+        {"\r\n\r\n", 4},
+        {c->body, c->body_len},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        total += parts[i].n; /* bounded: the body by max_message, the rest by fixed sizes */
+    etcd_write_t *w = malloc(sizeof(*w) + total);
+    if (w == NULL)
+        return SST_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        memcpy(w->data + off, parts[i].p, parts[i].n);
+        off += parts[i].n;
+    }
+    w->conn = conn;
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)total);
+    int rc = uv_write(&w->req, (uv_stream_t *)&conn->tcp, &b, 1, conn_on_written);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
+/* Starts the call on a connected (or pooled) connection. */
+static void conn_begin(etcd_conn_t *conn, etcd_call_t *c, bool reused)
+{
+    static const sst_h1_limits_t lim = {ETCD_LINE_MAX, ETCD_LINE_MAX, ETCD_HEAD_MAX, ETCD_FIELDS,
+                                        0};
+    conn->state = CONN_BUSY;
+    conn->call = c;
+    conn->reused = reused;
+    conn->got_bytes = false;
+    c->conn = conn;
+    c->http_status = 0;
+    c->streaming = false;
+    c->too_big = false;
+    c->resp_len = 0;
+    sst_head_clear(conn->head, ETCD_HEAD_MAX);
+    sst_h1_init(&conn->h1, true, &lim, conn_on_body, conn);
+    conn->h1.head = conn->head;
+    conn_arm(conn, c);
+    int rc = conn_send(conn);
+    if (rc != 0) {
+        diag_printf(&c->diag, "sending to etcd: %s", sst_strerror(rc));
+        call_fail(c, rc == SST_ENOMEM ? SST_ENOMEM : SST_ECONNRESET, true);
+    }
+}
+
+static void conn_on_connect(uv_connect_t *req, int status)
+{
+    etcd_conn_t *conn = req->data;
+    sst_etcd_t *e = conn->e;
+    etcd_call_t *c = conn->call;
+    if (conn->state != CONN_CONNECTING || c == NULL)
+        return; /* closed meanwhile (UV_ECANCELED) */
+    if (status < 0) {
+        diag_printf(&c->diag, "connect to etcd %s: %s", e->endpoints[conn->endpoint].text,
+                    sst_strerror(status));
+        c->status = status == UV_ETIMEDOUT ? SST_ETIMEDOUT : SST_ECONNREFUSED;
+        etcd_endpoint_failed(e, conn->endpoint);
+        conn_close(conn);
+        call_dispatch(c, false);
+        return;
+    }
+    e->preferred = conn->endpoint;
+    uv_tcp_nodelay(&conn->tcp, 1);
+    if (c->kind == SST__ETCD_WATCH)
+        uv_tcp_keepalive(&conn->tcp, 1, e->keepalive_s);
+    int rc = uv_read_start((uv_stream_t *)&conn->tcp, conn_on_alloc, conn_on_read);
+    if (rc != 0) {
+        diag_printf(&c->diag, "reading from etcd: %s", sst_strerror(rc));
+        call_fail(c, SST_ECONNRESET, true);
+        return;
+    }
+    conn_begin(conn, c, false);
+}
+
+/* Opens a connection for `c` to endpoint i. Returns 0, or a negative code with nothing left
+ * open (the caller tries the next endpoint). */
+static int conn_open(etcd_call_t *c, size_t i)
+{
+    sst_etcd_t *e = c->e;
+    etcd_conn_t *conn = calloc(1, sizeof(*conn));
+    int rc;
+    if (conn == NULL || (conn->head = sst_head_new()) == NULL) {
+        free(conn);
+        return SST_ENOMEM;
+    }
+    conn->e = e;
+    conn->endpoint = i;
+    link_init(&conn->idle);
+    if ((rc = uv_tcp_init(e->loop, &conn->tcp)) != 0) {
+        sst_head_free(conn->head);
+        free(conn);
+        return rc;
+    }
+    conn->tcp.data = conn;
+    uv_timer_init(e->loop, &conn->timer); /* cannot fail: it only initialises the struct */
+    conn->timer.data = conn;
+    link_append(&e->conns, &conn->link);
+    conn->state = CONN_CONNECTING;
+    conn->call = c;
+    c->conn = conn;
+    conn->connect.data = conn;
+    rc = uv_tcp_connect(&conn->connect, &conn->tcp, (const struct sockaddr *)&e->endpoints[i].sa,
+                        conn_on_connect);
+    if (rc != 0) {
+        conn_close(conn);
+        return rc;
+    }
+    uint64_t now = uv_now(e->loop);
+    uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+    uv_timer_start(&conn->timer, conn_on_timer,
+                   left < e->dial_timeout_ms ? left : e->dial_timeout_ms, 0);
+    return 0;
+}
+
+/* Puts `c` on a connection: a pooled one to the preferred endpoint when allowed, else a new one
+ * to the next endpoint not tried yet. With none left, the call fails with the last error. */
+static void call_dispatch(etcd_call_t *c, bool allow_reuse)
+{
+    sst_etcd_t *e = c->e;
+    if (allow_reuse && c->kind != SST__ETCD_WATCH) {
+        /* the most recently used first: the least likely to have been closed by etcd */
+        for (link_t *l = e->idle.prev; l != &e->idle; l = l->prev) {
+            etcd_conn_t *conn = link_of(l, etcd_conn_t, idle);
+            if (conn->endpoint != e->preferred)
+                continue;
+            link_remove(&conn->idle);
+            e->n_idle--;
+            conn_begin(conn, c, true);
+            return;
+        }
+    }
+    while (c->attempts < e->n_endpoints) {
+        size_t i = (c->first_endpoint + c->attempts++) % e->n_endpoints;
+        if (uv_now(e->loop) >= c->deadline_ms)
+            break;
+        int rc = conn_open(c, i);
+        if (rc == 0)
+            return;
+        diag_printf(&c->diag, "connect to etcd %s: %s", e->endpoints[i].text, sst_strerror(rc));
+        c->status = rc == SST_ENOMEM ? SST_ENOMEM : SST_ECONNREFUSED;
+        etcd_endpoint_failed(e, i);
+    }
+    if (c->status == 0) {
+        c->status = SST_ETIMEDOUT;
+        diag_printf(&c->diag, "no etcd endpoint answered within %llu ms",
+                    (unsigned long long)e->request_timeout_ms);
+    }
+    call_fail(c, c->status, false);
+}
+
+static void conn_on_timer(uv_timer_t *t)
+{
+    etcd_conn_t *conn = t->data;
+    sst_etcd_t *e = conn->e;
+    etcd_call_t *c = conn->call;
+    if (c == NULL)
+        return;
+    if (conn->state == CONN_CONNECTING) {
+        diag_printf(&c->diag, "connect to etcd %s: no answer within %llu ms",
+                    e->endpoints[conn->endpoint].text, (unsigned long long)e->dial_timeout_ms);
+        c->status = SST_ETIMEDOUT;
+        etcd_endpoint_failed(e, conn->endpoint);
+        conn_close(conn);
+        call_dispatch(c, false);
+        return;
+    }
+    if (c->kind == SST__ETCD_WATCH)
+        diag_printf(&c->diag, "etcd %s did not confirm the watch within %llu ms",
+                    e->endpoints[conn->endpoint].text, (unsigned long long)e->request_timeout_ms);
+    else
+        diag_printf(&c->diag, "no answer from etcd %s within %llu ms",
+                    e->endpoints[conn->endpoint].text, (unsigned long long)e->request_timeout_ms);
+    etcd_endpoint_failed(e, conn->endpoint);
+    call_fail(c, SST_ETIMEDOUT, true);
+}
+
+/* Back to the pool after a complete response, or closed. */
+static void conn_release(etcd_conn_t *conn, bool reusable)
+{
+    sst_etcd_t *e = conn->e;
+    uv_timer_stop(&conn->timer);
+    if (!reusable || e->closing) {
+        conn_close(conn);
+        return;
+    }
+    conn->state = CONN_IDLE;
+    link_append(&e->idle, &conn->idle);
+    if (++e->n_idle > e->max_idle)
+        conn_close(link_of(e->idle.next, etcd_conn_t, idle)); /* the oldest */
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+/* One complete watch stream message. Returns false when the watch ended. */
+static bool watch_on_message(etcd_call_t *c, json_object *obj)
+{
+    sst__etcd_arena_t arena = {NULL};
+    sst_etcd_watch_msg_t msg;
+    int rc = sst__etcd_decode_watch(obj, &arena, &msg, &c->diag);
+    json_object_put(obj);
+    if (rc == 0 && msg.kind == SST_ETCD_WATCH_END) {
+        c->end = msg; /* compact_revision; err is the status below */
+        rc = msg.err;
+    } else if (rc == 0 && msg.kind == SST_ETCD_WATCH_CREATED) {
+        if (c->created) {
+            rc = SST_EPROTO;
+            diag_printf(&c->diag, "malformed watch stream: a second creation message");
+        }
+        c->created = true;
+        /* Watching from now, the creation's header revision is no bound: etcd reads it after
+         * registering the watcher, so a write in between is both at or below it and delivered
+         * as an event. last_revision stays unknown (0) until an event or a progress message. */
+        if (c->conn != NULL)
+            uv_timer_stop(&c->conn->timer); /* confirmed: no deadline from here on */
+    } else if (rc == 0 && !c->created) {
+        rc = SST_EPROTO;
+        diag_printf(&c->diag, "malformed watch stream: a message before the creation");
+    } else if (rc == 0 && msg.kind == SST_ETCD_WATCH_EVENTS) {
+        int64_t last = c->last_revision;
+        for (size_t i = 0; i < msg.n_events && rc == 0; i++) {
+            int64_t r = msg.events[i].kv.mod_revision;
+            /* the caller resumes from last_revision + 1: a gap or a step back would lose or
+             * repeat events, so it is refused rather than delivered */
+            if (r <= c->last_revision || r < last) {
+                rc = SST_EPROTO;
+                diag_printf(&c->diag, "malformed watch stream: event revision %lld after %lld",
+                            (long long)r, (long long)last);
+            }
+            last = r;
+        }
+        if (rc == 0)
+            c->last_revision = last;
+    } else if (rc == 0 && msg.revision > c->last_revision) {
+        c->last_revision = msg.revision; /* progress */
+    }
+    if (rc != 0) {
+        sst__etcd_arena_free(&arena);
+        call_fail(c, rc, true);
+        return false;
+    }
+    msg.last_revision = c->last_revision;
+    c->wcb(c->arg, &msg);
+    sst__etcd_arena_free(&arena);
+    return !c->finished;
+}
+
+/* Splits the watch body into JSON messages: chunk boundaries need not match them. Each message
+ * is bounded by max_message before json-c buffers more of it. */
+static int watch_feed(etcd_call_t *c, const char *at, size_t len)
+{
+    size_t max = c->e->max_message;
+    while (len > 0) {
+        size_t room = max - c->msg_bytes + 1; /* one byte past the bound proves it too large */
+        size_t n = len < room ? len : room;
+        json_object *obj = json_tokener_parse_ex(c->tok, at, (int)n);
+        enum json_tokener_error jerr = json_tokener_get_error(c->tok);
+        if (obj != NULL) {
+            size_t used = json_tokener_get_parse_end(c->tok);
+            json_tokener_reset(c->tok);
+            c->msg_bytes = 0;
+            at += used;
+            len -= used;
+            if (!watch_on_message(c, obj))
+                return -1;
+            continue;
+        }
+        if (jerr != json_tokener_continue) {
+            diag_printf(&c->diag, "malformed watch stream: %s", json_tokener_error_desc(jerr));
+            call_fail(c, SST_EPROTO, true);
+            return -1;
+        }
+        c->msg_bytes += n;
+        at += n;
+        len -= n;
+        if (c->msg_bytes > max) {
+            diag_printf(&c->diag, "watch message larger than %zu bytes", max);
+            call_fail(c, SST_E2BIG, true);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int conn_on_body(void *opaque, const char *at, size_t len)
+{
+    etcd_conn_t *conn = opaque;
+    etcd_call_t *c = conn->call;
+    if (c == NULL)
+        return -1;
+    if (c->streaming)
+        return watch_feed(c, at, len);
+    size_t max = conn->e->max_message;
+    if (len > max - c->resp_len) {
+        c->too_big = true;
+        return -1;
+    }
+    if (c->resp_len + len > c->resp_cap) {
+        size_t cap = c->resp_cap ? c->resp_cap : 4096;
+        while (cap < c->resp_len + len)
+            cap = cap > max / 2 ? max : cap * 2;
+        char *p = realloc(c->resp, cap);
+        if (p == NULL)
+            return -1;
+        c->resp = p;
+        c->resp_cap = cap;
+    }
+    memcpy(c->resp + c->resp_len, at, len);
+    c->resp_len += len;
+    return 0;
+}
+
+/* Returns 0 to go on with the body, -1 when the call failed. */
+static int conn_on_head(etcd_conn_t *conn)
+{
+    etcd_call_t *c = conn->call;
+    sst_h1_response_t r;
+    const char *why = NULL;
+    if (sst_h1_check_response(&conn->h1, &r, &why) != 0) {
+        diag_printf(&c->diag, "malformed HTTP from etcd %s: %s",
+                    conn->e->endpoints[conn->endpoint].text, why ? why : "bad head");
+        call_fail(c, SST_EPROTO, true);
+        return -1;
+    }
+    c->http_status = r.status;
+    conn->keep_alive = r.keep_alive;
+    if (c->kind == SST__ETCD_WATCH && r.status == 200) {
+        c->streaming = true;
+        return 0;
+    }
+    if (r.has_length && r.content_length > conn->e->max_message) {
+        diag_printf(&c->diag, "etcd response larger than %zu bytes", conn->e->max_message);
+        call_fail(c, SST_E2BIG, true);
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_on_done(etcd_conn_t *conn, bool leftover)
+{
+    etcd_call_t *c = conn->call;
+    if (c->kind != SST__ETCD_WATCH) {
+        bool reusable = conn->keep_alive && !leftover; /* nothing was pipelined: extra bytes
+                                                          are a broken peer */
+        call_finish(c, 0);                             /* decoded when delivered */
+        conn_release(conn, reusable);
+        return;
+    }
+    if (c->streaming) {
+        diag_printf(&c->diag, "etcd %s ended the watch stream",
+                    conn->e->endpoints[conn->endpoint].text);
+        call_fail(c, SST_ECONNRESET, true);
+        return;
+    }
+    /* The watch was refused with an error body. */
+    sst__etcd_arena_t arena = {NULL};
+    sst_etcd_resp_t resp;
+    int rc =
+        sst__etcd_decode(c->kind, c->http_status, c->resp, c->resp_len, &arena, &resp, &c->diag);
+    sst__etcd_arena_free(&arena);
+    call_fail(c, rc != 0 ? rc : SST_EPROTO, true);
+}
+
+static void conn_on_eof(etcd_conn_t *conn, int err)
+{
+    etcd_call_t *c = conn->call;
+    sst_etcd_t *e = conn->e;
+    if (err == UV_EOF && sst_h1_eof(&conn->h1) == SST_H1_DONE) {
+        conn->keep_alive = false; /* a body delimited by the close */
+        conn_on_done(conn, false);
+        return;
+    }
+    if (c->kind != SST__ETCD_WATCH && conn->reused && !conn->got_bytes && !c->retried &&
+        sst__etcd_idempotent(c->kind)) {
+        /* etcd closed the pooled connection as we reused it: once more on a fresh one */
+        c->retried = true;
+        conn_close(conn);
+        c->attempts = 0;
+        c->first_endpoint = e->preferred;
+        call_dispatch(c, false);
+        return;
+    }
+    if (c->kind == SST__ETCD_WATCH)
+        diag_printf(&c->diag, "watch connection to etcd %s lost: %s",
+                    e->endpoints[conn->endpoint].text,
+                    err == UV_EOF ? "closed by etcd" : sst_strerror(err));
+    else
+        diag_printf(&c->diag, "etcd %s closed the connection before a complete response: %s",
+                    e->endpoints[conn->endpoint].text,
+                    err == UV_EOF ? "end of stream" : sst_strerror(err));
+    etcd_endpoint_failed(e, conn->endpoint);
+    call_fail(c, SST_ECONNRESET, true);
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    etcd_conn_t *conn = s->data;
+    size_t off = 0, len;
+    if (nread == 0)
+        return;
+    if (conn->state == CONN_IDLE) {
+        conn_close(conn); /* closed by etcd, or bytes nobody asked for */
+        return;
+    }
+    if (conn->state != CONN_BUSY || conn->call == NULL)
+        return;
+    if (nread < 0) {
+        conn_on_eof(conn, (int)nread);
+        return;
+    }
+    conn->got_bytes = true;
+    len = (size_t)nread;
+    for (;;) {
+        size_t used = 0;
+        /* Runs once more after a head even with no bytes left: a body-less response completes
+         * only then. */
+        sst_h1_rc_t rc = sst_h1_feed(&conn->h1, buf->base + off, len - off, &used);
+        if (conn->state != CONN_BUSY || conn->call == NULL)
+            return; /* ended from inside (a watch message, or its callback) */
+        off += used;
+        switch (rc) {
+        case SST_H1_MORE:
+            return;
+        case SST_H1_HEAD:
+            if (conn_on_head(conn) != 0)
+                return;
+            sst_h1_resume(&conn->h1);
+            continue;
+        case SST_H1_DONE:
+            conn_on_done(conn, off < len);
+            return;
+        case SST_H1_ERROR:
+            break;
+        }
+        etcd_call_t *c = conn->call;
+        if (c->too_big)
+            diag_printf(&c->diag, "etcd response larger than %zu bytes", conn->e->max_message);
+        else
+            diag_printf(&c->diag, "malformed HTTP from etcd %s: %s",
+                        conn->e->endpoints[conn->endpoint].text,
+                        conn->h1.err_reason ? conn->h1.err_reason : "parse error");
+        call_fail(c, c->too_big ? SST_E2BIG : SST_EPROTO, true);
+        return;
+    }
+}
+
+/* ---- calls -------------------------------------------------------------------------------- */
+
+/* Starts a call whose request body is `body` (consumed). */
+static int call_start(sst_etcd_t *e, sst__etcd_call_t kind, json_object *body, sst_etcd_cb cb,
+                      sst_etcd_watch_cb wcb, void *arg, etcd_call_t **out)
+{
+    etcd_call_t *c = calloc(1, kind == SST__ETCD_WATCH ? sizeof(sst_etcd_watch_t) : sizeof(*c));
+    int rc;
+    if (c == NULL) {
+        json_object_put(body);
+        return SST_ENOMEM;
+    }
+    rc = sst__etcd_json_text(body, e->max_message, &c->body, &c->body_len);
+    json_object_put(body);
+    if (rc == 0 && kind == SST__ETCD_WATCH) {
+        if ((c->tok = json_tokener_new()) == NULL)
+            rc = SST_ENOMEM;
+        else
+            json_tokener_set_flags(c->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+    }
+    if (rc != 0) {
+        call_free(c);
+        return rc;
+    }
+    c->e = e;
+    c->kind = kind;
+    c->cb = cb;
+    c->wcb = wcb;
+    c->arg = arg;
+    /* The loop's cached time may be old when the caller ran long since the loop last woke;
+     * timeouts counted from it would fire at once. */
+    uv_update_time(e->loop);
+    c->deadline_ms = uv_now(e->loop) + e->request_timeout_ms;
+    c->first_endpoint = e->preferred;
+    link_append(&e->calls, &c->link);
+    if (out != NULL)
+        *out = c;
+    call_dispatch(c, true);
+    return 0;
+}
+
+static int etcd_check(const sst_etcd_t *e, const void *cb, const void *req)
+{
+    if (e == NULL || cb == NULL || req == NULL)
+        return SST_EINVAL;
+    return e->closing ? SST_ECANCELED : 0;
+}
+
+int sst_etcd_range(sst_etcd_t *e, const sst_etcd_range_t *req, sst_etcd_cb cb, void *arg)
+{
+    json_object *o = NULL;
+    int rc = etcd_check(e, (const void *)cb, req);
+    if (rc == 0 && (rc = sst__etcd_json_range(req, &o)) == 0)
+        rc = call_start(e, SST__ETCD_RANGE, o, cb, NULL, arg, NULL);
+    return rc;
+}
+
+int sst_etcd_put(sst_etcd_t *e, const sst_etcd_put_t *req, sst_etcd_cb cb, void *arg)
+{
+    json_object *o = NULL;
+    int rc = etcd_check(e, (const void *)cb, req);
+    if (rc == 0 && (rc = sst__etcd_json_put(req, &o)) == 0)
+        rc = call_start(e, SST__ETCD_PUT, o, cb, NULL, arg, NULL);
+    return rc;
+}
+
+int sst_etcd_delete(sst_etcd_t *e, const sst_etcd_delete_t *req, sst_etcd_cb cb, void *arg)
+{
+    json_object *o = NULL;
+    int rc = etcd_check(e, (const void *)cb, req);
+    if (rc == 0 && (rc = sst__etcd_json_delete(req, &o)) == 0)
+        rc = call_start(e, SST__ETCD_DELETE, o, cb, NULL, arg, NULL);
+    return rc;
+}
+
+int sst_etcd_txn(sst_etcd_t *e, const sst_etcd_txn_t *req, sst_etcd_cb cb, void *arg)
+{
+    json_object *o = NULL;
+    int rc = etcd_check(e, (const void *)cb, req);
+    if (rc == 0 && (rc = sst__etcd_json_txn(req, &o)) == 0)
+        rc = call_start(e, SST__ETCD_TXN, o, cb, NULL, arg, NULL);
+    return rc;
+}
+
+int sst_etcd_compact(sst_etcd_t *e, int64_t revision, bool physical, sst_etcd_cb cb, void *arg)
+{
+    json_object *o = NULL;
+    int rc = etcd_check(e, (const void *)cb, e);
+    if (rc == 0 && (rc = sst__etcd_json_compact(revision, physical, &o)) == 0)
+        rc = call_start(e, SST__ETCD_COMPACT, o, cb, NULL, arg, NULL);
+    return rc;
+}
+
+static int etcd_lease_call(sst_etcd_t *e, sst__etcd_call_t kind, int64_t ttl_s, int64_t id,
+                           sst_etcd_cb cb, void *arg)
+{
+    json_object *o = NULL;
+    int rc = etcd_check(e, (const void *)cb, e);
+    if (rc == 0 && (rc = sst__etcd_json_lease(kind, ttl_s, id, &o)) == 0)
+        rc = call_start(e, kind, o, cb, NULL, arg, NULL);
+    return rc;
+}
+
+int sst_etcd_lease_grant(sst_etcd_t *e, int64_t ttl_s, int64_t id, sst_etcd_cb cb, void *arg)
+{
+    return etcd_lease_call(e, SST__ETCD_LEASE_GRANT, ttl_s, id, cb, arg);
+}
+
+int sst_etcd_lease_keepalive(sst_etcd_t *e, int64_t id, sst_etcd_cb cb, void *arg)
+{
+    return etcd_lease_call(e, SST__ETCD_LEASE_KEEPALIVE, 0, id, cb, arg);
+}
+
+int sst_etcd_lease_revoke(sst_etcd_t *e, int64_t id, sst_etcd_cb cb, void *arg)
+{
+    return etcd_lease_call(e, SST__ETCD_LEASE_REVOKE, 0, id, cb, arg);
+}
+
+int sst_etcd_watch(sst_etcd_t *e, const sst_etcd_watch_opts_t *opts, sst_etcd_watch_cb cb,
+                   void *arg, sst_etcd_watch_t **out)
+{
+    json_object *o = NULL;
+    etcd_call_t *c = NULL;
+    int rc = etcd_check(e, (const void *)cb, opts);
+    if (rc == 0 && out == NULL)
+        rc = SST_EINVAL;
+    if (rc != 0 || (rc = sst__etcd_json_watch(opts, &o)) != 0)
+        return rc;
+    if ((rc = call_start(e, SST__ETCD_WATCH, o, NULL, cb, arg, &c)) != 0)
+        return rc;
+    if (opts->start_revision > 0)
+        c->last_revision = opts->start_revision - 1;
+    *out = (sst_etcd_watch_t *)c;
+    return 0;
+}
+
+void sst_etcd_watch_cancel(sst_etcd_watch_t *w)
+{
+    etcd_call_t *c = &w->call;
+    if (c->finished)
+        return;
+    diag_printf(&c->diag, "watch cancelled");
+    c->diag.grpc_code = 0;
+    call_fail(c, SST_ECANCELED, true);
+}
+
+void sst_etcd_close(sst_etcd_t *e, sst_etcd_close_cb cb, void *arg)
+{
+    if (e == NULL || e->closing)
+        return;
+    e->closing = true;
+    e->close_cb = cb;
+    e->close_arg = arg;
+    while (!link_empty(&e->calls)) {
+        etcd_call_t *c = link_of(e->calls.next, etcd_call_t, link);
+        diag_printf(&c->diag, "etcd client closed");
+        c->diag.grpc_code = 0;
+        call_fail(c, SST_ECANCELED, true);
+    }
+    for (link_t *l = e->conns.next; l != &e->conns; l = l->next)
+        conn_close(link_of(l, etcd_conn_t, link)); /* unlinked only in the close callback */
+    uv_timer_start(&e->done_timer, etcd_on_done_timer, 0, 0);
+}
