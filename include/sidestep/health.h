@@ -186,8 +186,9 @@ void sst_health_destroy(sst_health_t *h);
 
 /* Turns a successful probe that took longer than hc->slow_ms (when set) into a failure with
  * reason L7SLOW and the detail "probe took 2013ms > slow 500ms" (issue 15). Anything else is
- * left as it is. Returns true when it changed *res. The prober calls it before it reports a
- * result, so that metrics count L7SLOW; sst_health_probe_result applies it too. */
+ * left as it is. Returns true when it changed *res. For the prober to call before it reports
+ * a result, so that metrics count L7SLOW; sst_health_probe_result applies it too, so the state
+ * is right either way. */
 bool sst_health_classify_slow(sst_probe_result_t *res, const sst_health_cfg_t *hc);
 
 /* Feeds one probe result for backend b, judged by sst_health_classify_slow with the backend's
