@@ -4,7 +4,8 @@ Seeds are named by their SHA-1, as libFuzzer names what it finds. The request an
 seeds are the inputs of tests/unit/test_http1.c and the hardening integration tests, valid and
 malformed, each prefixed with the selector byte h1_fuzz.h reads (0x80: default limits, else
 small ones; low bits: piece size). Route seeds are 8 state bytes then method, target, Host,
-Origin and optionally Access-Control-Request-Method and -Headers, separated by NUL. Config seeds
+Origin and optionally Access-Control-Request-Method and -Headers, a failure (phase, flags,
+attempts, retries, route, request bits) and an Idempotency-Key value, separated by NUL. Config seeds
 are the embedded demo, the annotated example of docs/configuration.md and a few broken files. Crash reproducers found later are added by hand
 next to these (see docs/security.md) and are never deleted.
 """
@@ -99,6 +100,15 @@ ROUTES = [
      b"https://app.example.com", b"PUT", b" a , ,b\t"),
     (b"\x00\x01\x01\x01\x10\x00\x00\x01", b"OPTIONS", b"/", b"a", b"http://x", b"GET",
      b"x y"),
+    # failures, idempotency keys and try-timer deadlines (issue 15)
+    (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"POST", b"/api/pay", b"x.example.com", b"", b"",
+     b"", b"\x03\x0c\x01\x02\x00\x02", b'"8e03978e-40d5-43e8-bc93-6894a57f9324"'),
+    (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"GET", b"/api/x", b"x.example.com", b"", b"", b"",
+     b"\x07\x05\x01\x02\x00\x01", b""),
+    (b"\xff\xff\xff\xff\xf0\x00\x00\x00", b"POST", b"/", b"a", b"", b"", b"",
+     b"\x07\x04\x03\x02\x00\x04", b"8e03978e-40d5-43e8-bc93-6894a57f9324"),
+    (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"PUT", b"/api/x", b"x.example.com", b"", b"", b"",
+     b"\x07\x07\x01\x02\x00\x03", b' "a\\"b\\\\" '),
 ]
 
 CONFIGS = [
@@ -143,7 +153,7 @@ def main():
     with open(os.path.join(ROOT, "docs", "configuration.md")) as f:
         for block in yaml_blocks(f.read()):
             write("fuzz_config", block)
-    with open(os.path.join(ROOT, "src", "config_demo.c")) as f:
+    with open(os.path.join(ROOT, "src", "config", "config_demo.c")) as f:
         demo = re.findall(r'^\s*"(.*)"', f.read(), re.M)
         text = "".join(demo).encode().decode("unicode_escape").encode()
         if b"regions" in text:
