@@ -93,6 +93,9 @@ def parse_args(argv):
     p.add_argument("--placement", choices=("pinned", "shared"),
                    help="pinned (default with 2+ cores): client, relays and stubs on the first "
                         "core, the server on the second; shared: nothing pinned")
+    p.add_argument("--wait-quiet", type=float, default=0.0,
+                   help="before each scenario, wait up to this many seconds for the rest of the "
+                        "machine to use under 10%% of the CPUs (default 0: no wait)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the check that each fault does what it says on this kernel")
     p.add_argument("--selfcheck", type=float,
@@ -304,6 +307,20 @@ class Bench:
     def log(self, msg):
         print(msg, file=sys.stderr, flush=True)
 
+    def quiet(self):
+        """Waits (bounded by --wait-quiet) until other processes use under 10% of the machine
+        over one second; returns (seconds waited, their last share in %, or None)."""
+        if self.a.wait_quiet <= 0:
+            return 0.0, None
+        t0 = time.monotonic()
+        while True:
+            o = procs.Others()
+            time.sleep(1.0)
+            share, _ = o.finish(0.0)
+            waited = time.monotonic() - t0
+            if share < 10.0 or waited >= self.a.wait_quiet:
+                return waited, share
+
     def _stubs(self):
         return {name: self.launch.stub(name, 1, self.a.ccpu, size=self.a.size)
                 for name in PRIMARY + (FAILOVER,)}
@@ -376,6 +393,7 @@ class Bench:
             extra.update(sidestep_values(a.sidestep_keys))
             server = self.launch.server(kind, "gray", 1, a.scpu, extra=extra)
             self._warm(server)
+            row["quiet_wait_s"], row["others_before_pct"] = self.quiet()
             make = request_maker(workload, "s%03d" % self.seq, 0)
             others = procs.Others()
             watched = server.pids() + relay.proc.pids() + \
@@ -392,6 +410,7 @@ class Bench:
             stats = relay.stats()
             fault_at = ack["at"]
             row["fault_at_lag_ms"] = (fault_at - res.marks["fault_cmd"]) * 1000
+            row["fault_applied_ms"] = ack.get("applied_ms")
             row["fault_at_s"] = fault_at - res.t0
             row["client"] = {"send_lag_p99_ms": res.send_lag_p99_ms,
                              "send_lag_max_ms": res.send_lag_max_ms, "max_open": res.max_open}
@@ -422,9 +441,10 @@ class Bench:
             if server is not None:
                 code = self.procs.stop(server.proc)
                 if kind == "sidestep" and code != 0:
-                    row.setdefault("notes", []).append(
-                        "sidestep exited with %s after SIGTERM (log: %s)"
-                        % (code, server.proc.log_path))
+                    note = "sidestep exited with %s after SIGTERM (log: %s)" % (
+                        code, server.proc.log_path)
+                    row.setdefault("notes", []).append(note)
+                    self.log("  NOTE: " + note)
             self._stop(relay, stubs)
         self.results.append(row)
         if not row["error"]:
@@ -719,6 +739,7 @@ def main(argv):
         "versions": servers.versions(args.sidestep),
         "settings": {"rate": args.rate, "before_s": args.before, "after_s": args.after,
                      "timeout_s": args.timeout, "delay_s": args.delay, "size": args.size,
+                     "wait_quiet_s": args.wait_quiet,
                      "scope": args.scope, "placement": args.placement,
                      "faults": args.fault_list, "workloads": args.workload_list,
                      "servers": args.server_list, "sidestep_keys": args.sidestep_keys,

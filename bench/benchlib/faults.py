@@ -11,7 +11,8 @@ It binds 127.0.0.1:LISTEN_PORT for each relay, prints one JSON line {"ports": {N
 then reads commands on stdin, one per line, and answers each with one JSON line on stdout:
 
     fault KIND NAME[,NAME...]   inject KIND into those relays now; answers {"at": T, ...}, T
-                                the CLOCK_MONOTONIC second at which the fault took effect
+                                the CLOCK_MONOTONIC second at which the relay began to apply
+                                it (applied_ms later it is in force everywhere)
     stats                       {"relays": {NAME: counters}, "ids": {ID: [NAME, ...]}}
 
 and exits when stdin closes. Faults (they stay until the process exits):
@@ -497,13 +498,16 @@ class Loop:
                 return {"error": "relay %r already has fault %s" % (n, self.relays[n].kind)}
             relays.append(self.relays[n])
         before = listen_overflows()
+        # the instant is read first: a reset sent while the fault is being applied can reach
+        # the client before a clock read afterwards
+        at = time.monotonic()
         for r in relays:
             getattr(self, "_fault_" + kind.replace("-", "_"))(r)
-        at = time.monotonic()
+        applied = time.monotonic()
         for r in relays:
             r.kind = kind
             r.fault_at = at
-        out = {"at": at, "kind": kind, "relays": names}
+        out = {"at": at, "applied_ms": (applied - at) * 1000, "kind": kind, "relays": names}
         if kind == "syn-drop":
             out["blocked"] = all(r.blocker for r in relays)
             after = listen_overflows()
