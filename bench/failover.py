@@ -216,6 +216,47 @@ def request_maker(workload, scenario, rnd):
 
 # --- one scenario ------------------------------------------------------------------------------
 
+_SST_EVENT = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z event (backend|region) (\S+) "
+                        r"(\w+) -> (\w+) reason=(\w+)", re.M)
+_HAP_DOWN = re.compile(r"Server primary/(\S+) is DOWN, reason: ([^,.]+)(?:, info: \"([^\"]*)\")?")
+
+
+def down_events(kind, log, fault_wall):
+    """What took the primary down, from the server's log: sidestep's events (reason, ms after
+    the fault, from its UTC timestamps), HAProxy's DOWN warnings (reason; they carry no time)."""
+    out = []
+    if kind == "sidestep":
+        for m in _SST_EVENT.finditer(log):
+            when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            if m.group(5) == "down":
+                out.append({"what": "%s %s" % (m.group(2), m.group(3)), "reason": m.group(6),
+                            "ms": round((when - fault_wall) * 1000)})
+    else:
+        for m in _HAP_DOWN.finditer(log):
+            info = (m.group(3) or "").rpartition("last one was: ")[2]
+            reason = m.group(2) + (": " + info if info else "")
+            out.append({"what": "server " + m.group(1), "reason": reason, "ms": None})
+    return out
+
+
+def down_text(events):
+    """One cell: the reasons that took the primary's backends down, with sidestep's time of
+    the region's fall."""
+    reasons = []
+    for e in events:
+        if e["what"].startswith("region"):
+            continue
+        if e["reason"] not in reasons:
+            reasons.append(e["reason"])
+    region = [e for e in events if e["what"] == "region us-east"]
+    if not reasons:
+        return "—"
+    text = ", ".join(reasons)
+    if region:
+        text += " at %+d ms" % region[0]["ms"]
+    return text
+
 
 def classify(rec):
     """primary, failover or error, for one request record."""
@@ -409,6 +450,7 @@ class Bench:
             ack = relay.reply()
             stats = relay.stats()
             fault_at = ack["at"]
+            wall_offset = time.time() - time.monotonic()
             row["fault_at_lag_ms"] = (fault_at - res.marks["fault_cmd"]) * 1000
             row["fault_applied_ms"] = ack.get("applied_ms")
             row["fault_at_s"] = fault_at - res.t0
@@ -429,6 +471,8 @@ class Bench:
                            "records": [[d[k] for k in openloop.RECORD_FIELDS] + [d["id"]]
                                        for d in records]}, f)
             row["requests_file"] = os.path.basename(path)
+            row["down_events"] = down_events(kind, server.proc.log_text(),
+                                             fault_at + wall_offset)
             if row["errors_before"] or row["failover_before"]:
                 note = ("%d error(s) and %d failover answer(s) before the fault: the setup, not "
                         "the fault, caused them" % (row["errors_before"], row["failover_before"]))
@@ -568,7 +612,7 @@ def markdown(data):
             continue
         if r.get("error"):
             rows.append([r["fault"], r["workload"], r["server"], "FAILED: " + r["error"][:100]]
-                        + [""] * 9)
+                        + [""] * 10)
             continue
         rows.append([
             r["fault"], r["workload"], r["server"],
@@ -579,6 +623,7 @@ def markdown(data):
             report.num(r["first_failover_sent_ms"], "%.0f"),
             _ms(r["trouble_until_ms"]),
             str(r["sent_twice"]) + (" ✗" if r["sent_twice"] and r["workload"] == "post" else ""),
+            down_text(r.get("down_events") or []),
             report.num(r.get("others_pct"), "%.0f%%"),
         ])
     if rows:
@@ -586,7 +631,7 @@ def markdown(data):
             ["fault", "workload", "server", "errors", "of them in flight", "waited > 1 s",
              "p99 after ms", "max after ms", "first failover answer ms",
              "its request sent at ms", "trouble until ms", "sent more than once",
-             "others' CPU"], rows))
+             "primary taken down by", "others' CPU"], rows))
     notes = ["- %s %s %s: %s" % (r["fault"], r["workload"], r["server"], n)
              for r in res if r["type"] == "gray" for n in r.get("notes", [])]
     if notes:
