@@ -169,8 +169,6 @@ int main(int argc, char **argv)
     sst_server_opts_t opts = {
         .config_path = config_path, .ready_file = ready_file, .workers = workers};
     rc = cfg->demo ? main_start_demo(&m, cfg) : 0; /* reports its own error */
-    if (cfg->demo && cfg->n_listeners > 0) /* the demo listens on a fixed port, as configured */
-        snprintf(addr, sizeof(addr), "%s", cfg->listeners[0].addr.text);
     if (rc == 0) {
         rc = sst_server_start(m.loop, cfg, &opts, &m.server, err, sizeof(err));
         if (rc != 0)
@@ -181,6 +179,8 @@ int main(int argc, char **argv)
         sst_demo_stop(m.demo);
         m.demo = NULL;
     } else if (m.demo != NULL) {
+        /* the address the listener bound, as the ready file reports it */
+        sst_server_listen_text(m.server, 0, addr, sizeof(addr));
         fprintf(stderr,
                 "\nsidestep demo: proxy on http://%s in front of us-east (127.0.0.1:9001, :9002)"
                 " and eu-west (127.0.0.1:9101)\n"

@@ -54,6 +54,34 @@ void sst_log_event_write(const char *line, size_t len);
 size_t sst_log_time(uint64_t epoch_ms, char *buf);
 uint64_t sst_log_epoch_ms(void);
 
+/* One field of an access, event or diagnostic line, for sst_log_format. A field appears in the
+ * JSON format when `key` is set ("key":value) and in the text format when `pre` is set
+ * (pre value post), so one list describes both formats even where their orders differ. */
+typedef enum sst_log_kind_e {
+    SST_LF_RAW = 0, /* str as is: text the program made (names, codes, addresses) */
+    SST_LF_ESC,     /* str escaped as in JSON, in both formats (bytes from the network) */
+    SST_LF_JSONESC, /* str escaped in JSON, as is in text (diagnostic messages) */
+    SST_LF_UINT,    /* u in decimal; a number in JSON */
+    SST_LF_MS3,     /* d with three decimals ("1.250"); a number in JSON */
+} sst_log_kind_t;
+
+typedef struct sst_log_field_s {
+    const char *key;  /* JSON member name; NULL: text only */
+    const char *pre;  /* text before the value in the text format; NULL: JSON only */
+    const char *post; /* text after it (text format); NULL: nothing */
+    sst_log_kind_t kind;
+    const char *str;
+    size_t len;
+    uint64_t u;
+    double d;
+} sst_log_field_t;
+
+/* The one formatter of log lines: "TIME f1 f2 ...\n" or {"time":"TIME","k1":v1,...}\n in the
+ * configured format (sst_log_json), TIME from `epoch_ms`. Returns the length; a line longer
+ * than `size` is cut short and still ends with '\n' (size must be at least 2). */
+size_t sst_log_format(char *buf, size_t size, uint64_t epoch_ms, const sst_log_field_t *f,
+                      size_t n);
+
 /* Appends `s` to buf as the inside of a JSON string (escapes quotes, backslashes, controls and
  * bytes >= 0x80 as \u00XX); returns bytes written, or 0 if it did not fit. */
 size_t sst_json_escape(char *buf, size_t size, const char *s, size_t len);

@@ -27,6 +27,11 @@ typedef struct sst_server_opts_s {
 int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t *opts,
                      sst_server_t **out, char *err, size_t err_size);
 
+/* The bound address of listener `i` of the config in force ("127.0.0.1:8080", "[::1]:80"),
+ * into buf; "?" when it is unknown. For logs and the ready file (a port 0 shows the one
+ * the kernel chose). */
+void sst_server_listen_text(const sst_server_t *s, size_t i, char *buf, size_t size);
+
 /* Reloads the config file. On success new requests use the new config while in-flight ones
  * finish with the old; health state of unchanged backends and operator actions carry over.
  * On failure the old config keeps serving. Returns 0 or a negative error with err filled. */

@@ -10,7 +10,7 @@
 #include <json-c/json.h>
 
 #include "admin/admin.h"
-#include "core/internal.h"
+#include "core/server_int.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 #include "sidestep/server.h"
@@ -27,7 +27,7 @@
 #define ADMIN_READ_BUF    8192
 #define ADMIN_MAX_HEADERS 64
 
-typedef struct admin_s {
+typedef struct sst_admin_s {
     sst_server_t *s;
     uv_tcp_t tcp;
     sst_link_t conns;

@@ -75,4 +75,8 @@ int sst__admin_status_json(struct sst_server_s *s, struct json_object **out);
 int sst__admin_region_json(struct sst_server_s *s, size_t r, struct json_object **out);
 int sst__admin_backend_json(struct sst_server_s *s, size_t b, struct json_object **out);
 
+/* metrics.c: Prometheus text exposition of every worker's counters plus health. Returns 0 and
+ * a malloc'd buffer, or SST_ENOMEM. */
+int sst__metrics_render(struct sst_server_s *s, char **out, size_t *len);
+
 #endif

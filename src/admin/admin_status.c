@@ -8,7 +8,7 @@
 #include <json-c/json.h>
 
 #include "admin/admin.h"
-#include "core/internal.h"
+#include "core/server_int.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 
@@ -441,7 +441,7 @@ int sst__admin_status_json(sst_server_t *s, json_object **out)
     jb_str(&b, c, "source", cfg->source);
     jb_add(&b, o, "config", c);
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        sst__server_listen_text(s, i, addr, sizeof(addr));
+        sst_server_listen_text(s, i, addr, sizeof(addr));
         jb_push(&b, ls, json_object_new_string(addr));
     }
     jb_add(&b, o, "listeners", ls);

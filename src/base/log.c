@@ -96,6 +96,103 @@ size_t sst_json_escape(char *buf, size_t size, const char *s, size_t len)
     return o;
 }
 
+typedef struct lbuf_s {
+    char *p;
+    size_t len, cap; /* cap keeps one byte for the '\n' */
+} lbuf_t;
+
+static void lb_put(lbuf_t *b, const char *s, size_t len)
+{
+    size_t room = b->cap - b->len;
+    if (len > room)
+        len = room;
+    memcpy(b->p + b->len, s, len);
+    b->len += len;
+}
+
+static void lb_puts(lbuf_t *b, const char *s)
+{
+    lb_put(b, s, strlen(s));
+}
+
+static void lb_esc(lbuf_t *b, const char *s, size_t len)
+{
+    /* escaped byte by byte so that a long value is cut, not dropped */
+    for (size_t i = 0; i < len && b->len < b->cap; i++) {
+        char e[6];
+        size_t el = sst_json_escape(e, sizeof(e), s + i, 1);
+        if (el > b->cap - b->len)
+            break;
+        lb_put(b, e, el);
+    }
+}
+
+static void lb_value(lbuf_t *b, const sst_log_field_t *f, bool json)
+{
+    char num[32];
+    int n;
+    switch (f->kind) {
+    case SST_LF_RAW:
+        lb_put(b, f->str, f->len);
+        return;
+    case SST_LF_ESC:
+        lb_esc(b, f->str, f->len);
+        return;
+    case SST_LF_JSONESC:
+        if (json)
+            lb_esc(b, f->str, f->len);
+        else
+            lb_put(b, f->str, f->len);
+        return;
+    case SST_LF_UINT:
+        n = snprintf(num, sizeof(num), "%llu", (unsigned long long)f->u);
+        lb_put(b, num, n > 0 ? (size_t)n : 0);
+        return;
+    case SST_LF_MS3:
+        n = snprintf(num, sizeof(num), "%.3f", f->d);
+        lb_put(b, num, n > 0 && (size_t)n < sizeof(num) ? (size_t)n : 0);
+        return;
+    }
+}
+
+size_t sst_log_format(char *buf, size_t size, uint64_t epoch_ms, const sst_log_field_t *f, size_t n)
+{
+    char ts[32];
+    lbuf_t b = {buf, 0, size - 1};
+    bool json = sst_log_json();
+    size_t tl = sst_log_time(epoch_ms, ts);
+
+    if (json) {
+        lb_puts(&b, "{\"time\":\"");
+        lb_put(&b, ts, tl);
+        lb_puts(&b, "\"");
+        for (size_t i = 0; i < n; i++) {
+            if (f[i].key == NULL)
+                continue;
+            bool quoted = f[i].kind != SST_LF_UINT && f[i].kind != SST_LF_MS3;
+            lb_puts(&b, ",\"");
+            lb_puts(&b, f[i].key);
+            lb_puts(&b, quoted ? "\":\"" : "\":");
+            lb_value(&b, &f[i], true);
+            if (quoted)
+                lb_puts(&b, "\"");
+        }
+        lb_puts(&b, "}");
+    } else {
+        lb_put(&b, ts, tl);
+        for (size_t i = 0; i < n; i++) {
+            if (f[i].pre == NULL)
+                continue;
+            lb_puts(&b, f[i].pre);
+            lb_value(&b, &f[i], false);
+            if (f[i].post != NULL)
+                lb_puts(&b, f[i].post);
+        }
+    }
+    buf[b.len++] = '\n';
+    return b.len;
+}
+
 static void log_write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
@@ -141,7 +238,6 @@ void sst_logv(int level, const char *fmt, va_list ap)
 {
     char line[2048];
     char msg[1536];
-    char ts[32];
     unsigned dropped = 0;
 
     if (level < sst_log_level())
@@ -153,30 +249,26 @@ void sst_logv(int level, const char *fmt, va_list ap)
     if (m < 0)
         return;
     size_t mlen = (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
-    sst_log_time(now, ts);
-    int n;
-    if (sst_log_json()) {
-        char esc[sizeof(msg) * 6];
-        size_t elen = sst_json_escape(esc, sizeof(esc), msg, mlen);
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"type\":\"log\",\"level\":\"%s\","
-                     "\"msg\":\"%.*s\"}\n",
-                     ts, level_names[level], (int)elen, esc);
-    } else {
-        n = snprintf(line, sizeof(line), "%s %s %.*s\n", ts, level_names[level], (int)mlen, msg);
-    }
-    if (n < 0)
-        return;
-    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-    if (len > 0 && line[len - 1] != '\n')
-        line[len - 1] = '\n';
     if (dropped > 0) {
         char note[96];
-        int k = snprintf(note, sizeof(note), "%s warn %u log lines dropped by the rate limit\n", ts,
-                         dropped);
-        if (k > 0 && (size_t)k < sizeof(note))
-            log_write_all(atomic_load(&log_diag_fd), note, (size_t)k);
+        int k = snprintf(note, sizeof(note), "%u log lines dropped by the rate limit", dropped);
+        sst_log_field_t nf[] = {
+            {.key = "type", .kind = SST_LF_RAW, .str = "log", .len = 3},
+            {.key = "level", .pre = " ", .kind = SST_LF_RAW, .str = "warn", .len = 4},
+            {.key = "msg", .pre = " ", .kind = SST_LF_JSONESC, .str = note, .len = (size_t)k},
+        };
+        if (k > 0 && (size_t)k < sizeof(note)) {
+            size_t nl = sst_log_format(line, sizeof(line), now, nf, 3);
+            log_write_all(atomic_load(&log_diag_fd), line, nl);
+        }
     }
+    const char *lv = level_names[level];
+    sst_log_field_t f[] = {
+        {.key = "type", .kind = SST_LF_RAW, .str = "log", .len = 3},
+        {.key = "level", .pre = " ", .kind = SST_LF_RAW, .str = lv, .len = strlen(lv)},
+        {.key = "msg", .pre = " ", .kind = SST_LF_JSONESC, .str = msg, .len = mlen},
+    };
+    size_t len = sst_log_format(line, sizeof(line), now, f, 3);
     log_write_all(atomic_load(&log_diag_fd), line, len);
 }
 

@@ -1,21 +1,22 @@
-/* Client connection deadlines: a binary min-heap of connections ordered by their `due` field,
- * each connection knowing its position (so a deadline moves in O(log n)). One worker timer
- * over it replaces a 152-byte uv_timer_t per connection. Pure: no libuv, no clock. */
+/* Client connection deadlines: a binary min-heap of nodes ordered by their `due` field, each
+ * node knowing its position (so a deadline moves in O(log n)). One worker timer over it
+ * replaces a 152-byte uv_timer_t per connection. Pure: no libuv, no clock. */
+#include "core/dheap.h"
+
 #include <assert.h>
 #include <stdlib.h>
 
-#include "core/internal.h"
 #include "sidestep/error.h"
 
-static inline void heap_place(sst_dheap_t *h, uint32_t i, sst_conn_t *c)
+static inline void heap_place(sst_dheap_t *h, uint32_t i, sst_dnode_t *c)
 {
     h->a[i] = c;
-    c->heap_idx = i;
+    c->idx = i;
 }
 
 static void heap_up(sst_dheap_t *h, uint32_t i)
 {
-    sst_conn_t *c = h->a[i];
+    sst_dnode_t *c = h->a[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
         if (h->a[parent]->due <= c->due)
@@ -28,7 +29,7 @@ static void heap_up(sst_dheap_t *h, uint32_t i)
 
 static void heap_down(sst_dheap_t *h, uint32_t i)
 {
-    sst_conn_t *c = h->a[i];
+    sst_dnode_t *c = h->a[i];
     for (;;) {
         uint32_t l = 2 * i + 1, m = i;
         uint64_t best = c->due;
@@ -46,31 +47,31 @@ static void heap_down(sst_dheap_t *h, uint32_t i)
     heap_place(h, i, c);
 }
 
-static void heap_remove(sst_dheap_t *h, sst_conn_t *c)
+static void heap_remove(sst_dheap_t *h, sst_dnode_t *c)
 {
-    uint32_t i = c->heap_idx;
+    uint32_t i = c->idx;
     assert(i < h->n && h->a[i] == c);
-    c->heap_idx = UINT32_MAX;
-    sst_conn_t *last = h->a[--h->n];
+    c->idx = UINT32_MAX;
+    sst_dnode_t *last = h->a[--h->n];
     if (i == h->n)
         return;
     heap_place(h, i, last);
     heap_down(h, i);
-    heap_up(h, last->heap_idx);
+    heap_up(h, last->idx);
 }
 
-int sst__dheap_set(sst_dheap_t *h, sst_conn_t *c, uint64_t due)
+int sst__dheap_set(sst_dheap_t *h, sst_dnode_t *c, uint64_t due)
 {
     if (due == UINT64_MAX) {
-        if (c->heap_idx != UINT32_MAX)
+        if (c->idx != UINT32_MAX)
             heap_remove(h, c);
         c->due = UINT64_MAX;
         return 0;
     }
-    if (c->heap_idx == UINT32_MAX) {
+    if (c->idx == UINT32_MAX) {
         if (h->n == h->cap) {
             uint32_t cap = h->cap ? h->cap * 2 : 256;
-            sst_conn_t **a = realloc(h->a, (size_t)cap * sizeof(*a));
+            sst_dnode_t **a = realloc(h->a, (size_t)cap * sizeof(*a));
             if (a == NULL)
                 return SST_ENOMEM;
             h->a = a;
@@ -78,19 +79,19 @@ int sst__dheap_set(sst_dheap_t *h, sst_conn_t *c, uint64_t due)
         }
         c->due = due;
         heap_place(h, h->n++, c);
-        heap_up(h, c->heap_idx);
+        heap_up(h, c->idx);
         return 0;
     }
     uint64_t old = c->due;
     c->due = due;
     if (due < old)
-        heap_up(h, c->heap_idx);
+        heap_up(h, c->idx);
     else
-        heap_down(h, c->heap_idx);
+        heap_down(h, c->idx);
     return 0;
 }
 
-sst_conn_t *sst__dheap_min(const sst_dheap_t *h)
+sst_dnode_t *sst__dheap_min(const sst_dheap_t *h)
 {
     return h->n > 0 ? h->a[0] : NULL;
 }

@@ -1,19 +1,41 @@
 /* Idle keep-alive connections to each backend, per worker: most recently used first, bounded
  * by limits.upstream_idle, closed after timeouts.upstream_idle. A pooled connection belongs to
  * the pool; a request only borrows it. Pools are keyed by backend address, so a reload that
- * keeps a backend keeps its warm connections. */
-#include <errno.h>
+ * keeps a backend keeps its warm connections. The pool never reads or writes a connection's
+ * fields: it keeps them on a list and asks upstream.c the rest. */
+#include "core/pool.h"
+
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/socket.h>
+#include "core/upstream.h"
 
-#include "core/internal.h"
+struct sst_pool_s {
+    sst_link_t link; /* pools->all */
+    sst_pools_t *set;
+    char key[272]; /* backend address text */
+    struct sockaddr_storage sa;
+    uint16_t metric_id;
+    bool retired;    /* not in the current config: close connections as they come back */
+    sst_link_t idle; /* most recently used first */
+    size_t n_idle;
+    size_t n_total; /* idle + active + connecting */
+};
 
-static sst_pool_t *pool_find(sst_worker_t *w, const char *key)
+void sst__pools_init(sst_pools_t *ps, sst_wmetrics_t *metrics)
 {
-    for (sst_link_t *l = w->all_pools.next; l != &w->all_pools; l = l->next) {
+    memset(ps->by_backend, 0, sizeof(ps->by_backend));
+    ps->cfg = NULL;
+    sst_list_init(&ps->all);
+    ps->metrics = metrics;
+    ps->draining = false;
+}
+
+static sst_pool_t *pool_find(sst_pools_t *ps, const char *key)
+{
+    for (sst_link_t *l = ps->all.next; l != &ps->all; l = l->next) {
         sst_pool_t *p = sst_container_of(l, sst_pool_t, link);
         if (strcmp(p->key, key) == 0)
             return p;
@@ -23,20 +45,20 @@ static sst_pool_t *pool_find(sst_worker_t *w, const char *key)
 
 /* `current`: b comes from the worker's current config, which decides the pool's resolved
  * address and metric slot; a request still on an older config borrows the pool as it is. */
-static sst_pool_t *pool_get(sst_worker_t *w, const sst_backend_cfg_t *b, uint16_t metric_id,
+static sst_pool_t *pool_get(sst_pools_t *ps, const sst_backend_cfg_t *b, uint16_t metric_id,
                             bool current)
 {
-    sst_pool_t *p = pool_find(w, b->addr.text);
+    sst_pool_t *p = pool_find(ps, b->addr.text);
     if (p != NULL && !current)
         return p;
     if (p == NULL) {
         p = calloc(1, sizeof(*p));
         if (p == NULL)
             return NULL;
-        p->w = w;
+        p->set = ps;
         snprintf(p->key, sizeof(p->key), "%s", b->addr.text);
         sst_list_init(&p->idle);
-        sst_list_push(&w->all_pools, &p->link);
+        sst_list_push(&ps->all, &p->link);
     }
     /* the address may resolve differently after a reload */
     memcpy(&p->sa, &b->addr.sa, sizeof(p->sa));
@@ -44,40 +66,60 @@ static sst_pool_t *pool_get(sst_worker_t *w, const sst_backend_cfg_t *b, uint16_
     return p;
 }
 
-sst_pool_t *sst__pool_for(sst_worker_t *w, const sst_view_t *view, size_t backend)
+sst_pool_t *sst__pool_for(sst_pools_t *ps, const sst_view_t *view, size_t backend)
 {
-    if (w->cur != NULL && view == w->cur->view && w->pools[backend] != NULL)
-        return w->pools[backend];
+    if (view->cfg == ps->cfg && ps->by_backend[backend] != NULL)
+        return ps->by_backend[backend];
     /* a request still routed with an older config: share pools by address */
-    return pool_get(w, &view->cfg->backends[backend], view->prep->backend_mid[backend], false);
+    return pool_get(ps, &view->cfg->backends[backend], view->prep->backend_mid[backend], false);
 }
 
-/* A peek before reuse: the backend may have closed the connection since the last loop
- * iteration and its FIN be waiting unread. Sending a non-idempotent request on such a
- * connection would end in a reset after the request was written, which only a 502 can answer.
- * One recv(2) with MSG_PEEK closes that window for the price of a syscall. It is paid only
- * where the race lives: backends close idle connections after their keep-alive timeout, so a
- * connection reused within a second is not peeked, and idempotent requests never are (they
- * are retried or redirected safely if they meet a dead connection). */
-#define PEEK_AFTER_IDLE_MS 1000
-static bool pool_conn_alive(sst_upstream_t *u)
+const struct sockaddr *sst__pool_addr(const sst_pool_t *p)
 {
-    uv_os_fd_t fd;
-    char b;
-    if (uv_fileno((const uv_handle_t *)&u->tcp, &fd) != 0)
-        return false;
-    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK;
-    return false; /* 0: the backend closed; > 0: bytes on an idle connection */
+    return (const struct sockaddr *)&p->sa;
 }
+
+uint16_t sst__pool_metric_id(const sst_pool_t *p)
+{
+    return p->metric_id;
+}
+
+bool sst__pool_full(const sst_pool_t *p, size_t max)
+{
+    return p->n_total >= max;
+}
+
+void sst__pool_opened(sst_pool_t *p)
+{
+    p->n_total++;
+    sst_counter_add(&p->set->metrics->up_active[p->metric_id], 1);
+    sst_counter_add(&p->set->metrics->up_connects[p->metric_id], 1);
+}
+
+void sst__pool_closed(sst_pool_t *p)
+{
+    assert(p->n_total > 0);
+    p->n_total--;
+    sst_counter_add(&p->set->metrics->up_active[p->metric_id], (uint64_t)-1);
+}
+
+/* A connection idle for a second or more is peeked before reuse by a non-idempotent request:
+ * the backend may have closed it since and its FIN be waiting unread, and sending such a
+ * request on it would end in a reset after the request was written, which only a 502 can
+ * answer. The peek costs a syscall, paid only where the race lives: backends close idle
+ * connections after their keep-alive timeout, so a connection reused within a second is not
+ * peeked, and idempotent requests never are (they are retried or redirected safely if they
+ * meet a dead connection). */
+#define PEEK_AFTER_IDLE_MS 1000
 
 sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
 {
     while (!sst_list_empty(&p->idle)) {
-        sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
-        if (!verify || now_ms < u->idle_since + PEEK_AFTER_IDLE_MS || pool_conn_alive(u)) {
+        sst_upstream_t *u = sst__upstream_of_link(p->idle.next);
+        if (!verify || now_ms < sst__upstream_idle_since(u) + PEEK_AFTER_IDLE_MS ||
+            sst__upstream_alive(u)) {
             sst__pool_forget(p, u);
+            sst_counter_add(&p->set->metrics->up_reuses[p->metric_id], 1);
             return u;
         }
         sst__upstream_close(u); /* forgets it */
@@ -85,26 +127,27 @@ sst_upstream_t *sst__pool_take(sst_pool_t *p, bool verify, uint64_t now_ms)
     return NULL;
 }
 
-void sst__pool_put(sst_pool_t *p, sst_upstream_t *u)
+bool sst__pool_put(sst_pool_t *p, sst_upstream_t *u, size_t max_idle)
 {
-    sst_list_push(&p->idle, &u->link);
+    if (p->retired || p->set->draining || p->n_idle >= max_idle)
+        return false;
+    sst_list_push(&p->idle, sst__upstream_link(u));
     p->n_idle++;
-    sst_counter_add(&p->w->metrics->up_idle[p->metric_id], 1);
+    sst_counter_add(&p->set->metrics->up_idle[p->metric_id], 1);
+    return true;
 }
 
 void sst__pool_forget(sst_pool_t *p, sst_upstream_t *u)
 {
-    sst_list_remove(&u->link);
+    sst_list_remove(sst__upstream_link(u));
     p->n_idle--;
-    sst_counter_add(&p->w->metrics->up_idle[p->metric_id], (uint64_t)-1);
+    sst_counter_add(&p->set->metrics->up_idle[p->metric_id], (uint64_t)-1);
 }
 
 static void pool_close_idle(sst_pool_t *p)
 {
-    while (!sst_list_empty(&p->idle)) {
-        sst_upstream_t *u = sst_container_of(p->idle.next, sst_upstream_t, link);
-        sst__upstream_close(u); /* forgets it */
-    }
+    while (!sst_list_empty(&p->idle))
+        sst__upstream_close(sst__upstream_of_link(p->idle.next)); /* forgets it */
 }
 
 static void pool_maybe_free(sst_pool_t *p)
@@ -115,19 +158,20 @@ static void pool_maybe_free(sst_pool_t *p)
     }
 }
 
-void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_t *prep)
+void sst__pools_update(sst_pools_t *ps, const sst_config_t *cfg, const sst_prep_t *prep)
 {
-    for (sst_link_t *l = w->all_pools.next; l != &w->all_pools; l = l->next)
+    for (sst_link_t *l = ps->all.next; l != &ps->all; l = l->next)
         sst_container_of(l, sst_pool_t, link)->retired = true;
-    memset(w->pools, 0, sizeof(w->pools));
+    memset(ps->by_backend, 0, sizeof(ps->by_backend));
+    ps->cfg = cfg;
     for (size_t b = 0; b < cfg->n_backends; b++) {
-        sst_pool_t *p = pool_get(w, &cfg->backends[b], prep->backend_mid[b], true);
+        sst_pool_t *p = pool_get(ps, &cfg->backends[b], prep->backend_mid[b], true);
         if (p != NULL)
             p->retired = false;
-        w->pools[b] = p; /* NULL on ENOMEM: sst__pool_for retries the allocation */
+        ps->by_backend[b] = p; /* NULL on ENOMEM: sst__pool_for retries the allocation */
     }
-    sst_link_t *l = w->all_pools.next;
-    while (l != &w->all_pools) {
+    sst_link_t *l = ps->all.next;
+    while (l != &ps->all) {
         sst_pool_t *p = sst_container_of(l, sst_pool_t, link);
         l = l->next;
         if (p->retired) {
@@ -137,16 +181,17 @@ void sst__pools_update(sst_worker_t *w, const sst_config_t *cfg, const sst_prep_
     }
 }
 
-void sst__pools_close_all(sst_worker_t *w)
+void sst__pools_close_all(sst_pools_t *ps)
 {
-    for (sst_link_t *l = w->all_pools.next; l != &w->all_pools; l = l->next)
+    ps->draining = true;
+    for (sst_link_t *l = ps->all.next; l != &ps->all; l = l->next)
         pool_close_idle(sst_container_of(l, sst_pool_t, link));
 }
 
-void sst__pools_free(sst_worker_t *w)
+void sst__pools_free(sst_pools_t *ps)
 {
-    while (!sst_list_empty(&w->all_pools)) {
-        sst_pool_t *p = sst_container_of(w->all_pools.next, sst_pool_t, link);
+    while (!sst_list_empty(&ps->all)) {
+        sst_pool_t *p = sst_container_of(ps->all.next, sst_pool_t, link);
         sst_list_remove(&p->link);
         free(p);
     }

@@ -1,33 +1,12 @@
 /* Answers sidestep writes itself: the redirect and the CORS preflight answer as vectors of
  * prepared parts and request slices (no copy, no allocation), and the short plain-text error
- * responses. One place maps a status to its text. */
+ * responses. Status lines take their reason phrases from sst_h1_status_text, the one table. */
+#include "core/respond.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
 #include "http/http1.h"
-
-const sst_str_t sst__tails[SST_TAILS] = {
-    [SST_TAIL_PLAIN] = {"\r\n", 2},
-    [SST_TAIL_CLOSE] = {"Connection: close\r\n\r\n", 21},
-    [SST_TAIL_KEEPALIVE10] = {"Connection: keep-alive\r\n\r\n", 26},
-};
-
-static size_t redirect_status_index(uint16_t status)
-{
-    switch (status) {
-    case 301:
-        return 0;
-    case 302:
-        return 1;
-    case 303:
-        return 2;
-    case 308:
-        return 4;
-    default:
-        return 3; /* 307 */
-    }
-}
 
 static const char https_mid[] =
     "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 22\r\n";
@@ -55,18 +34,13 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
     if (max < d->n_location + 8 || (!https && d->region >= SST_MAX_REGIONS) || d->n_location == 0)
         return 0;
     if (https) {
-        static const char *const lines[SST_REDIRECT_STATUSES] = {
-            "HTTP/1.1 301 Moved Permanently\r\nLocation: ", "HTTP/1.1 302 Found\r\nLocation: ",
-            "HTTP/1.1 303 See Other\r\nLocation: ", "HTTP/1.1 307 Temporary Redirect\r\nLocation: ",
-            "HTTP/1.1 308 Permanent Redirect\r\nLocation: "};
-        const char *sl = lines[redirect_status_index(d->status)];
-        iov[n++] = iov_c(sl, strlen(sl));
+        iov[n++] = iov_s(prep->https_head[sst__redirect_status_index(d->status)]);
         for (size_t i = 0; i < d->n_location; i++)
             iov[n++] = iov_s(d->location[i]);
         iov[n++] = iov_c(https_mid, sizeof(https_mid) - 1);
     } else {
         /* location[0] is the region's url: it is part of the prepared head */
-        iov[n++] = iov_s(prep->redirect_head[d->region][redirect_status_index(d->status)]);
+        iov[n++] = iov_s(prep->redirect_head[d->region][sst__redirect_status_index(d->status)]);
         for (size_t i = 1; i < d->n_location; i++)
             if (d->location[i].len > 0)
                 iov[n++] = iov_s(d->location[i]);
@@ -84,7 +58,7 @@ size_t sst__redirect_iov(const sst_prep_t *prep, const sst_decision_t *d, bool h
         else
             iov[n++] = iov_c(cors_post, sizeof(cors_post) - 1);
     }
-    iov[n++] = iov_s(sst__tails[tail]);
+    iov[n++] = iov_s(sst_h1_tails[tail]);
     if (head_only)
         return n;
     if (https)
@@ -131,7 +105,7 @@ size_t sst__preflight_iov(const sst_decision_t *d, sst_str_t region, sst_tail_t 
         iov[n++] = iov_s(region);
         iov[n++] = iov_c(pf_eol, sizeof(pf_eol) - 1);
     }
-    iov[n++] = iov_s(sst__tails[tail]);
+    iov[n++] = iov_s(sst_h1_tails[tail]);
     return n;
 }
 

@@ -1,6 +1,8 @@
 /* The control plane, on the caller's loop: owns the config, the health state machine and its
  * prober, publishes views to the workers, drains their passive signals, applies reloads and
  * operator actions, and runs graceful shutdown. Never on the request path. */
+#include "sidestep/server.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,11 +11,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include <arpa/inet.h>
+
+#include "core/passive.h"
+#include "core/server_int.h"
+#include "core/view.h"
+#include "core/worker.h"
 #include "health/probe.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
-#include "sidestep/server.h"
 
 #define STOP_POLL_MS 20
 
@@ -29,7 +35,7 @@ static const char *state_name(sst_state_t st)
 static void server_on_event(const sst_health_event_t *ev, void *opaque)
 {
     sst_server_t *s = opaque;
-    char line[1024], ts[32], text[400], name[600];
+    char line[4096];
     bool backend = ev->kind == SST_EVENT_BACKEND;
     const char *region = "";
     const sst_config_t *cfg = s->pending_cfg != NULL ? s->pending_cfg : s->cfg;
@@ -47,34 +53,49 @@ static void server_on_event(const sst_health_event_t *ev, void *opaque)
         else if (prep != NULL && !backend && ev->index < SST_MAX_REGIONS)
             s->region_transitions[prep->region_mid[ev->index]][ev->to == SST_UP]++;
     }
-    sst_log_time(sst_log_epoch_ms(), ts);
-    size_t tl = sst_json_escape(text, sizeof(text), ev->text, strnlen(ev->text, sizeof(ev->text)));
     const char *nm = ev->name != NULL ? ev->name : "?";
-    size_t nl = sst_json_escape(name, sizeof(name), nm, strlen(nm));
-    int n;
-    if (sst_log_json()) {
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"type\":\"event\",\"kind\":\"%s\",\"name\":\"%.*s\","
-                     "\"region\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"reason\":\"%s\","
-                     "\"text\":\"%.*s\",\"successes\":%u,\"failures\":%u,\"up\":%u,\"total\":%u}\n",
-                     ts, backend ? "backend" : "region", (int)nl, name, backend ? region : nm,
-                     state_name(ev->from), state_name(ev->to), sst_reason_code(ev->reason), (int)tl,
-                     text, ev->successes, ev->failures, ev->n_up, ev->n_backends);
-    } else {
-        char counts[64];
-        if (backend)
-            snprintf(counts, sizeof(counts), "successes=%u failures=%u", ev->successes,
-                     ev->failures);
-        else
-            snprintf(counts, sizeof(counts), "up=%u/%u", ev->n_up, ev->n_backends);
-        n = snprintf(line, sizeof(line), "%s event %s %s%s%.*s %s -> %s reason=%s \"%.*s\" %s\n",
-                     ts, backend ? "backend" : "region", backend ? region : "", backend ? "/" : "",
-                     (int)nl, name, state_name(ev->from), state_name(ev->to),
-                     sst_reason_code(ev->reason), (int)tl, text, counts);
-    }
-    if (n <= 0)
-        return;
-    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    const char *kind = backend ? "backend" : "region";
+    const char *from = state_name(ev->from), *to = state_name(ev->to);
+    const char *code = sst_reason_code(ev->reason);
+    /* the JSON "region" of a region event is its own name */
+    const char *jregion = backend ? region : nm;
+    /* text: TIME event KIND [REGION/]NAME FROM -> TO reason=CODE "TEXT" COUNTS */
+    sst_log_field_t f[] = {
+        {.key = "type", .pre = " ", .kind = SST_LF_RAW, .str = "event", .len = 5},
+        {.key = "kind", .pre = " ", .kind = SST_LF_RAW, .str = kind, .len = strlen(kind)},
+        {.pre = backend ? " " : NULL,
+         .post = "/",
+         .kind = SST_LF_RAW,
+         .str = region,
+         .len = strlen(region)},
+        {.key = "name",
+         .pre = backend ? "" : " ",
+         .kind = SST_LF_ESC,
+         .str = nm,
+         .len = strlen(nm)},
+        {.key = "region", .kind = SST_LF_RAW, .str = jregion, .len = strlen(jregion)},
+        {.key = "from", .pre = " ", .kind = SST_LF_RAW, .str = from, .len = strlen(from)},
+        {.key = "to", .pre = " -> ", .kind = SST_LF_RAW, .str = to, .len = strlen(to)},
+        {.key = "reason", .pre = " reason=", .kind = SST_LF_RAW, .str = code, .len = strlen(code)},
+        {.key = "text",
+         .pre = " \"",
+         .post = "\"",
+         .kind = SST_LF_ESC,
+         .str = ev->text,
+         .len = strnlen(ev->text, sizeof(ev->text))},
+        {.key = "successes",
+         .pre = backend ? " successes=" : NULL,
+         .kind = SST_LF_UINT,
+         .u = ev->successes},
+        {.key = "failures",
+         .pre = backend ? " failures=" : NULL,
+         .kind = SST_LF_UINT,
+         .u = ev->failures},
+        {.key = "up", .pre = backend ? NULL : " up=", .kind = SST_LF_UINT, .u = ev->n_up},
+        {.key = "total", .pre = backend ? NULL : "/", .kind = SST_LF_UINT, .u = ev->n_backends},
+    };
+    size_t len =
+        sst_log_format(line, sizeof(line), sst_log_epoch_ms(), f, sizeof(f) / sizeof(f[0]));
     sst_log_event_write(line, len);
 }
 
@@ -136,11 +157,8 @@ static void server_on_passive(uv_async_t *a)
     bool changed = false;
     uint64_t now = uv_now(s->loop);
     for (unsigned i = 0; i < s->n_workers; i++) {
-        sst_passive_ring_t *r = &s->workers[i].passive;
-        uint_fast32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        uint_fast32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        for (; tail != head; tail++) {
-            sst_passive_msg_t m = r->msgs[tail % SST_PASSIVE_RING];
+        sst_passive_msg_t m;
+        while (sst__passive_pop(&s->workers[i].passive, &m)) {
             /* a signal about a config that has been replaced refers to other indices */
             if (s->health == NULL || m.config_version != s->cfg->version ||
                 m.backend >= s->cfg->n_backends)
@@ -149,7 +167,6 @@ static void server_on_passive(uv_async_t *a)
                 s->passive_signals[m.signal]++;
             changed |= sst_health_passive(s->health, m.backend, (sst_passive_t)m.signal, now);
         }
-        atomic_store_explicit(&r->tail, tail, memory_order_release);
     }
     if (changed)
         sst__server_publish(s);
@@ -238,8 +255,12 @@ static void server_addr_text(const struct sockaddr_storage *sa, char *buf, size_
     }
 }
 
-void sst__server_listen_text(const sst_server_t *s, size_t i, char *buf, size_t size)
+void sst_server_listen_text(const sst_server_t *s, size_t i, char *buf, size_t size)
 {
+    if (i >= s->cfg->n_listeners || i >= SST_MAX_LISTENERS) {
+        snprintf(buf, size, "?");
+        return;
+    }
     server_addr_text(&s->view->prep->bound[i], buf, size);
 }
 
@@ -248,7 +269,7 @@ static int server_write_ready(sst_server_t *s)
     char tmp[4096], path[4096], addr[80];
     int n = snprintf(tmp, sizeof(tmp), "{\"pid\": %d, \"listen\": [", (int)getpid());
     for (size_t i = 0; i < s->cfg->n_listeners && n > 0 && (size_t)n < sizeof(tmp); i++) {
-        sst__server_listen_text(s, i, addr, sizeof(addr));
+        sst_server_listen_text(s, i, addr, sizeof(addr));
         n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, "%s\"%s\"", i ? ", " : "", addr);
     }
     if (n > 0 && (size_t)n < sizeof(tmp)) {
@@ -455,13 +476,14 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
     s->stop_timer.data = s;
     s->handles_open = true;
     for (unsigned i = 0; i < s->n_workers; i++) {
-        if ((rc = sst__worker_start(s, i, s->view)) != 0) {
+        if ((rc = sst__worker_start(&s->workers[i], i, &s->n_conns, &s->passive_async, s->view)) !=
+            0) {
             snprintf(err, err_size, "starting worker %u: %s", i, sst_strerror(rc));
             goto fail_running;
         }
     }
     rc = sst_prober_start(loop, s->cfg, s->health, sst_rand_next(&s->rng), server_on_probe, s,
-                          (sst_prober_t **)&s->prober);
+                          &s->prober);
     if (rc != 0) {
         snprintf(err, err_size, "starting health checks: %s", sst_strerror(rc));
         goto fail_running;
@@ -475,7 +497,7 @@ int sst_server_start(uv_loop_t *loop, sst_config_t *cfg, const sst_server_opts_t
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         char addr[80];
-        sst__server_listen_text(s, i, addr, sizeof(addr));
+        sst_server_listen_text(s, i, addr, sizeof(addr));
         sst_info("listening on %s (%u worker%s)", addr, s->n_workers, s->n_workers == 1 ? "" : "s");
     }
     *out = s;

@@ -1,20 +1,92 @@
-/* One upstream (backend) connection: connect, send the rebuilt request, parse and relay the
- * response, report how an attempt failed. It decides nothing about retries or redirects: it
- * tells conn.c the failure phase and conn.c asks route.c. */
+/* One upstream (backend) connection: connect, send the rebuilt request, parse the response and
+ * hand it to its owner through the owner's callbacks (core/upstream.h), report how an attempt
+ * failed, decide whether the connection can be reused. It decides nothing about retries or
+ * redirects: it tells the owner the failure phase and the owner asks route.c. */
+#include "core/upstream.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "core/pool.h"
+#include "core/transport.h"
+#include "core/worker.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
+
+typedef enum sst_up_state_e {
+    SST_UP_CONNECTING = 0,
+    SST_UP_ACTIVE, /* carrying a request */
+    SST_UP_IDLE,   /* in the pool */
+    SST_UP_CLOSING,
+} sst_up_state_t;
+
+struct sst_upstream_s {
+    sst_transport_t tp; /* first: the transport's callbacks find the upstream */
+    uv_timer_t timer;
+    uv_connect_t connect_req;
+    sst_worker_t *w;
+    sst_pool_t *pool;
+    sst_link_t link; /* the pool's idle list */
+    /* the owner while attached (NULL when idle or closing), its callbacks and its request's
+     * config (borrowed: the owner keeps it alive while attached) */
+    void *owner;
+    const sst__upstream_cb_t *cb;
+    const sst_config_t *cfg;
+    sst_up_state_t state;
+    uint8_t pending_closes;
+    bool req_queued;   /* the whole request is queued for writing */
+    bool req_written;  /* ... and written */
+    bool write_failed; /* a request write failed: the read side decides (an early answer?) */
+    bool req_full;     /* sst__upstream_writable said false: on_drained is due */
+    bool resp_head;    /* a final response head arrived */
+    bool resp_done;
+    bool keep_alive;
+    bool backpressured;  /* the owner paused reading */
+    sst_wreq_t *pending; /* the request head, held until the end of the parse pass */
+    uint64_t idle_since; /* when it went back to the pool */
+    uint32_t writes_pending;
+    uint64_t deadline;
+    uint64_t last_progress;
+    sst_h1_t h1;
+    sst_head_t *head;
+    sst_h1_response_t resp;
+    sst_chunk_t *in;
+};
 
 /* After a failed request write, how long the read side has to show an early answer or the
  * close before the attempt fails. The close of a backend that failed our write is already on
  * its way, so this only bounds an odd kernel error. */
 #define WRITE_FAILED_GRACE_MS 1000
 
-static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static const sst_tp_cb_t up_tp_cb;
+
+/* ---- the state machine ------------------------------------------------------------------- */
+
+static const char *const up_state_names[] = {
+    [SST_UP_CONNECTING] = "connecting",
+    [SST_UP_ACTIVE] = "active",
+    [SST_UP_IDLE] = "idle",
+    [SST_UP_CLOSING] = "closing",
+};
+
+#ifndef NDEBUG
+/* The legal transitions: [from][to]. An upstream starts CONNECTING (calloc). */
+static const bool up_legal[SST_UP_CLOSING + 1][SST_UP_CLOSING + 1] = {
+    [SST_UP_CONNECTING] = {[SST_UP_ACTIVE] = true, [SST_UP_CLOSING] = true},
+    [SST_UP_ACTIVE] = {[SST_UP_IDLE] = true, [SST_UP_CLOSING] = true}, /* pooled, or closed */
+    [SST_UP_IDLE] = {[SST_UP_ACTIVE] = true, [SST_UP_CLOSING] = true}, /* reused, or closed */
+    [SST_UP_CLOSING] = {false},
+};
+#endif
+
+/* The only place u->state changes. */
+static void up_set_state(sst_upstream_t *u, sst_up_state_t to)
+{
+    assert(up_legal[u->state][to]);
+    sst_debug("upstream %p: %s -> %s", (void *)u, up_state_names[u->state], up_state_names[to]);
+    u->state = to;
+}
 static void up_arm_timer(sst_upstream_t *u);
 static int up_on_body(void *opaque, const char *at, size_t len);
 
@@ -22,10 +94,7 @@ static int up_on_body(void *opaque, const char *at, size_t len);
  * limits and timeouts it started with, across a reload), else the worker's current one. */
 static inline const sst_config_t *up_cfg(const sst_upstream_t *u)
 {
-    const sst_conn_t *c = u->conn;
-    if (c != NULL && c->req != NULL && c->req->wv != NULL)
-        return c->req->wv->view->cfg;
-    return u->w->cur->view->cfg;
+    return u->cfg != NULL ? u->cfg : sst__worker_config(u->w);
 }
 
 static inline uint64_t up_now(const sst_upstream_t *u)
@@ -33,9 +102,48 @@ static inline uint64_t up_now(const sst_upstream_t *u)
     return uv_now(&u->w->loop);
 }
 
-size_t sst__upstream_queued(const sst_upstream_t *u)
+static inline size_t up_queued(const sst_upstream_t *u)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&u->tcp);
+    return sst__tp_queued(&u->tp);
+}
+
+bool sst__upstream_writable(sst_upstream_t *u)
+{
+    if (up_queued(u) <= up_cfg(u)->limits.buffer)
+        return true;
+    u->req_full = true;
+    return false;
+}
+
+static void up_detach(sst_upstream_t *u)
+{
+    u->owner = NULL;
+    u->cb = NULL;
+    u->cfg = NULL;
+}
+
+/* ---- for the pool -------------------------------------------------------------------------- */
+
+sst_link_t *sst__upstream_link(sst_upstream_t *u)
+{
+    return &u->link;
+}
+
+sst_upstream_t *sst__upstream_of_link(sst_link_t *l)
+{
+    return sst_container_of(l, sst_upstream_t, link);
+}
+
+uint64_t sst__upstream_idle_since(const sst_upstream_t *u)
+{
+    return u->idle_since;
+}
+
+/* The backend may have closed the connection since the last loop iteration and its FIN be
+ * waiting unread: the transport peeks. */
+bool sst__upstream_alive(sst_upstream_t *u)
+{
+    return sst__tp_alive(&u->tp);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
@@ -43,18 +151,33 @@ size_t sst__upstream_queued(const sst_upstream_t *u)
 static void up_free(sst_upstream_t *u)
 {
     if (u->head != NULL)
-        sst__head_put(u->w, u->head);
+        sst__head_put(&u->w->bufs, u->head);
     if (u->in != NULL)
-        sst__chunk_unref(u->w, u->in);
+        sst__chunk_unref(&u->w->bufs, u->in);
     free(u);
 }
 
-static void up_on_closed(uv_handle_t *handle)
+static inline sst_upstream_t *up_of(sst_transport_t *t)
 {
-    sst_upstream_t *u = handle->data;
+    return sst_container_of(t, sst_upstream_t, tp);
+}
+
+/* The transport and the timer: freed after the close callback of the last one. */
+static void up_closed_one(sst_upstream_t *u)
+{
     assert(u->pending_closes > 0);
     if (--u->pending_closes == 0)
-        up_free(u);
+        up_free(u); /* the only place an upstream is freed */
+}
+
+static void up_tp_on_closed(sst_transport_t *t)
+{
+    up_closed_one(up_of(t));
+}
+
+static void up_on_timer_closed(uv_handle_t *handle)
+{
+    up_closed_one(handle->data);
 }
 
 void sst__upstream_close(sst_upstream_t *u)
@@ -62,35 +185,44 @@ void sst__upstream_close(sst_upstream_t *u)
     if (u->state == SST_UP_CLOSING)
         return;
     if (u->pending != NULL) {
-        sst__wreq_put(u->w, u->pending);
+        sst__wreq_put(u->pending);
         u->pending = NULL;
     }
     if (u->state == SST_UP_IDLE)
         sst__pool_forget(u->pool, u);
-    u->state = SST_UP_CLOSING;
-    u->conn = NULL;
-    sst_pool_t *p = u->pool;
-    assert(p->n_total > 0);
-    p->n_total--;
-    sst_counter_t *active = &u->w->metrics->up_active[p->metric_id];
-    sst_counter_add(active, (uint64_t)-1);
+    up_set_state(u, SST_UP_CLOSING);
+    up_detach(u);
+    sst__pool_closed(u->pool);
     u->pending_closes = 2;
-    uv_close((uv_handle_t *)&u->tcp, up_on_closed);
-    uv_close((uv_handle_t *)&u->timer, up_on_closed);
+    sst__tp_close(&u->tp, false);
+    uv_close((uv_handle_t *)&u->timer, up_on_timer_closed);
 }
 
-/* Reports a failed attempt to the client connection, which decides what follows; the
- * upstream is closed by that path. */
+static void up_count_failure(sst_upstream_t *u, sst_m_upfail_t kind)
+{
+    if (kind < SST_M_UP_FAILS)
+        sst_counter_add(&u->w->metrics->up_failures[sst__pool_metric_id(u->pool)][kind], 1);
+}
+
+void sst__upstream_abort(sst_upstream_t *u, sst_m_upfail_t kind)
+{
+    if (u->state == SST_UP_CLOSING)
+        return;
+    up_count_failure(u, kind);
+    sst__upstream_close(u);
+}
+
+/* Reports a failed attempt to the owner, which decides what follows. The connection is
+ * closed and detached first, so the owner's retry finds its pool slot free. */
 static void up_fail(sst_upstream_t *u, sst_fail_phase_t phase, sst_m_upfail_t kind, const char *why)
 {
-    sst_conn_t *c = u->conn;
-    if (c == NULL) {
-        sst__upstream_close(u);
-        return;
-    }
-    sst__conn_upstream_failed(c, phase, kind, why);
-    if (u->state != SST_UP_CLOSING)
-        sst__upstream_close(u);
+    void *owner = u->owner;
+    const sst__upstream_cb_t *cb = u->cb;
+    if (owner != NULL)
+        up_count_failure(u, kind);
+    sst__upstream_close(u);
+    if (owner != NULL)
+        cb->on_fail(owner, phase, kind, why);
 }
 
 /* Phase of a failure before a response head: was the request fully written? */
@@ -181,17 +313,10 @@ static void up_arm_timer(sst_upstream_t *u)
 
 /* ---- connecting -------------------------------------------------------------------------- */
 
-static void up_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-    sst_upstream_t *u = handle->data;
-    sst_chunk_t *ch = sst__chunk_get(u->w);
-    *buf = ch != NULL ? uv_buf_init(ch->data, ch->size) : uv_buf_init(NULL, 0);
-}
-
 static void up_start_reading(sst_upstream_t *u)
 {
-    if (!u->reading && uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_on_read) == 0)
-        u->reading = true;
+    /* on failure the timer ends the attempt (response timeout) or the idle connection */
+    (void)sst__tp_read_start(&u->tp);
 }
 
 static void up_reset_response(sst_upstream_t *u)
@@ -211,12 +336,11 @@ static void up_reset_response(sst_upstream_t *u)
     u->req_queued = u->req_written = false;
     u->write_failed = false;
     u->keep_alive = false;
-    u->req_bytes_sent = 0;
 }
 
-static void up_on_connect(uv_connect_t *req, int status)
+static void up_tp_on_connect(sst_transport_t *t, int status)
 {
-    sst_upstream_t *u = req->data;
+    sst_upstream_t *u = up_of(t);
     if (u->state == SST_UP_CLOSING)
         return; /* closed while connecting: ECANCELED */
     if (status < 0) {
@@ -227,49 +351,46 @@ static void up_on_connect(uv_connect_t *req, int status)
                 kind == SST_M_UP_REFUSED ? "backend connect refused" : "backend connect error");
         return;
     }
-    u->state = SST_UP_ACTIVE;
-    uv_tcp_nodelay(&u->tcp, 1);
+    up_set_state(u, SST_UP_ACTIVE);
     u->last_progress = up_now(u);
     uv_timer_stop(&u->timer);
     up_start_reading(u);
-    if (u->conn == NULL) {
+    if (u->owner == NULL) {
         sst__upstream_close(u);
         return;
     }
-    sst__conn_upstream_ready(u->conn);
+    u->cb->on_ready(u->owner);
 }
 
-int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, sst_conn_t *c, sst_upstream_t **out)
+int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
+                          const sst__upstream_cb_t *cb, void *owner, sst_upstream_t **out)
 {
     sst_upstream_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
         return SST_ENOMEM;
-    u->head = sst__head_get(w);
+    u->head = sst__head_get(&w->bufs);
     if (u->head == NULL) {
         free(u);
         return SST_ENOMEM;
     }
     u->w = w;
     u->pool = pool;
-    u->conn = c;
+    u->owner = owner;
+    u->cb = cb;
+    u->cfg = cfg;
     sst_list_init(&u->link);
-    int rc = uv_tcp_init(&w->loop, &u->tcp);
+    int rc = sst__tp_init(&u->tp, &w->loop, SST_TP_TCP, &up_tp_cb);
     if (rc != 0) {
-        sst__head_put(w, u->head);
+        sst__head_put(&w->bufs, u->head);
         free(u);
         return rc; /* nothing was opened: no callback follows */
     }
-    u->tcp.data = u;
     uv_timer_init(&w->loop, &u->timer); /* cannot fail: it allocates nothing */
     u->timer.data = u;
-    u->connect_req.data = u;
     up_reset_response(u);
-    u->state = SST_UP_CONNECTING;
-    pool->n_total++;
-    sst_counter_add(&w->metrics->up_active[pool->metric_id], 1);
-    sst_counter_add(&w->metrics->up_connects[pool->metric_id], 1);
-    rc =
-        uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&pool->sa, up_on_connect);
+    /* CONNECTING, from calloc */
+    sst__pool_opened(pool);
+    rc = sst__tp_connect(&u->tp, &u->connect_req, sst__pool_addr(pool));
     if (rc != 0) {
         sst__upstream_close(u);
         return rc;
@@ -280,12 +401,14 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, sst_conn_t *c, sst_
     return 0;
 }
 
-void sst__upstream_attach(sst_upstream_t *u, sst_conn_t *c)
+void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, const sst__upstream_cb_t *cb,
+                          void *owner)
 {
     assert(u->state == SST_UP_IDLE);
-    u->state = SST_UP_ACTIVE;
-    u->conn = c;
-    u->reused = true;
+    up_set_state(u, SST_UP_ACTIVE);
+    u->owner = owner;
+    u->cb = cb;
+    u->cfg = cfg;
     up_reset_response(u);
     u->last_progress = up_now(u);
     uv_timer_stop(&u->timer);
@@ -308,9 +431,9 @@ static void up_write_failed(sst_upstream_t *u)
     up_arm_timer(u);
 }
 
-static void up_on_write(void *owner, int status, size_t bytes)
+static void up_tp_on_write(sst_transport_t *t, int status, size_t bytes)
 {
-    sst_upstream_t *u = owner;
+    sst_upstream_t *u = up_of(t);
     assert(u->writes_pending > 0);
     u->writes_pending--;
     if (u->state == SST_UP_CLOSING)
@@ -319,34 +442,32 @@ static void up_on_write(void *owner, int status, size_t bytes)
         up_write_failed(u);
         return;
     }
-    u->req_bytes_sent += bytes;
     u->last_progress = up_now(u);
     if (u->req_queued && u->writes_pending == 0 && !u->req_written && !u->write_failed) {
         u->req_written = true;
         u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
         up_arm_timer(u);
     }
-    sst_conn_t *c = u->conn;
-    if (c != NULL && c->backpressured && sst__upstream_queued(u) <= up_cfg(u)->limits.buffer / 2)
-        sst__conn_upstream_drained(c);
+    if (u->req_full && u->owner != NULL && up_queued(u) <= up_cfg(u)->limits.buffer / 2) {
+        u->req_full = false;
+        u->cb->on_drained(u->owner);
+    }
 }
 
 static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
 {
-    size_t bytes = r->bytes;
     if (u->write_failed) {
-        sst__wreq_put(u->w, r); /* the read side decides the attempt: see up_write_failed */
+        sst__wreq_put(r); /* the read side decides the attempt: see up_write_failed */
         return 0;
     }
-    int rc = sst__wreq_submit(r, (uv_stream_t *)&u->tcp, u, up_on_write);
+    int rc = sst__tp_write(&u->tp, r);
     if (rc == 0) {
         if (u->writes_pending++ == 0) {
             u->last_progress = up_now(u); /* the request-write deadline counts from here */
             up_arm_timer(u);
         }
-    } else if (rc == SST_WREQ_DONE) {
-        u->req_bytes_sent += bytes; /* written at once: no callback follows */
-        u->last_progress = up_now(u);
+    } else if (rc == SST_TP_SENT) {
+        u->last_progress = up_now(u); /* written at once: no callback follows */
         rc = 0;
     } else if (rc != SST_ENOMEM) {
         up_write_failed(u); /* the write failed at once (EPIPE, ECONNRESET) */
@@ -356,15 +477,17 @@ static int up_submit(sst_upstream_t *u, sst_wreq_t *r)
 }
 
 int sst__upstream_send_head(sst_upstream_t *u, sst_chunk_t *chunk, char *heap, const char *head,
-                            size_t len)
+                            size_t len, bool head_request)
 {
-    sst_wreq_t *r = sst__wreq_get(u->w);
+    sst_wreq_t *r = sst__wreq_get(&u->w->bufs);
     if (r == NULL) {
         free(heap);
         return SST_ENOMEM;
     }
     sst__wreq_add(r, chunk, head, len);
     r->heap = heap;
+    u->h1.head_request = head_request; /* the response to a HEAD has no body */
+    sst_counter_add(&u->w->metrics->up_requests[sst__pool_metric_id(u->pool)], 1);
     /* Held back until the end of the parse pass: the body bytes read with the head go out in
      * the same write (one syscall for a small POST instead of two). */
     assert(u->pending == NULL);
@@ -407,7 +530,7 @@ int sst__upstream_send_body(sst_upstream_t *u, sst_chunk_t *chunk, const uv_buf_
         }
     }
     if (r == NULL)
-        r = sst__wreq_get(u->w);
+        r = sst__wreq_get(&u->w->bufs);
     if (r == NULL)
         return SST_ENOMEM;
     if (prefix_len > 0) {
@@ -440,12 +563,20 @@ void sst__upstream_request_sent(sst_upstream_t *u)
 static int up_on_body(void *opaque, const char *at, size_t len)
 {
     sst_upstream_t *u = opaque;
-    if (u->conn != NULL)
-        sst__conn_response_body(u->conn, u->in, at, len);
+    if (u->owner != NULL)
+        u->cb->on_body(u->owner, u->in, at, len);
     return 0;
 }
 
-void sst__upstream_resume_reading(sst_upstream_t *u)
+void sst__upstream_pause(sst_upstream_t *u)
+{
+    if (u->state != SST_UP_ACTIVE || u->backpressured)
+        return;
+    u->backpressured = true;
+    sst__tp_read_stop(&u->tp);
+}
+
+void sst__upstream_resume(sst_upstream_t *u)
 {
     if (u->backpressured && u->state == SST_UP_ACTIVE) {
         u->backpressured = false;
@@ -466,7 +597,9 @@ static bool up_on_head(sst_upstream_t *u)
     u->resp_head = true;
     u->keep_alive = u->resp.keep_alive;
     u->last_progress = up_now(u);
-    int rc = sst__conn_response_head(u->conn, &u->resp, u->head);
+    int rc = u->cb->on_head(u->owner, &u->resp, u->head);
+    if (u->state == SST_UP_CLOSING || u->owner == NULL)
+        return false;
     if (rc != 0) {
         up_fail(u, SST_FAIL_BAD_RESPONSE, SST_M_UP_BAD_RESPONSE,
                 rc == SST_E2BIG ? "backend response head too large" : "out of memory");
@@ -479,13 +612,12 @@ static bool up_on_head(sst_upstream_t *u)
 
 static void up_on_done(sst_upstream_t *u, bool extra_bytes)
 {
-    sst_conn_t *c = u->conn;
     u->resp_done = true;
     if (extra_bytes)
         u->keep_alive = false; /* bytes after the response: this connection cannot be trusted */
     uv_timer_stop(&u->timer);
-    /* conn.c detaches (pool or close) this upstream: nothing here may touch it afterwards */
-    sst__conn_response_done(c);
+    /* the owner releases (pool or close) this upstream: nothing here may touch it afterwards */
+    u->cb->on_done(u->owner);
 }
 
 static void up_process(sst_upstream_t *u, size_t len)
@@ -495,17 +627,13 @@ static void up_process(sst_upstream_t *u, size_t len)
         size_t used = 0;
         sst_h1_rc_t rc = sst_h1_feed(&u->h1, u->in->data + off, len - off, &used);
         off += used;
-        if (u->state == SST_UP_CLOSING || u->conn == NULL)
+        if (u->state == SST_UP_CLOSING || u->owner == NULL)
             return;
         switch (rc) {
         case SST_H1_MORE:
-            sst__conn_response_flush(u->conn);
-            if (u->conn != NULL && !sst__conn_client_writable(u->conn)) {
-                /* the client is slower than the backend: stop reading until it catches up */
-                u->backpressured = true;
-                uv_read_stop((uv_stream_t *)&u->tcp);
-                u->reading = false;
-            }
+            /* the owner writes what it gathered, and pauses us if its client is slower than
+             * the backend (sst__upstream_pause) */
+            u->cb->on_flush(u->owner);
             up_arm_timer(u);
             return;
         case SST_H1_HEAD:
@@ -531,7 +659,7 @@ static void up_process(sst_upstream_t *u, size_t len)
 
 static void up_on_eof(sst_upstream_t *u, bool reset)
 {
-    if (u->state == SST_UP_IDLE || u->conn == NULL) {
+    if (u->state == SST_UP_IDLE || u->owner == NULL) {
         sst__upstream_close(u);
         return;
     }
@@ -552,52 +680,54 @@ static void up_on_eof(sst_upstream_t *u, bool reset)
             reset ? "backend reset before responding" : "backend closed before responding");
 }
 
-static void up_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void up_tp_on_read_end(sst_transport_t *t, int status)
 {
-    sst_upstream_t *u = stream->data;
-    sst_chunk_t *ch = buf->base != NULL ? sst_container_of(buf->base, sst_chunk_t, data) : NULL;
+    up_on_eof(up_of(t), status != UV_EOF);
+}
 
-    if (nread <= 0) {
-        if (ch != NULL)
-            sst__chunk_unref(u->w, ch);
-        if (nread == 0)
-            return;
-        uv_read_stop(stream);
-        u->reading = false;
-        up_on_eof(u, nread != UV_EOF);
-        return;
-    }
-    if (u->state != SST_UP_ACTIVE || u->conn == NULL) {
+static void up_tp_on_read(sst_transport_t *t, sst_chunk_t *ch, size_t nread)
+{
+    sst_upstream_t *u = up_of(t);
+    if (u->state != SST_UP_ACTIVE || u->owner == NULL) {
         /* bytes on an idle connection: a protocol error; never reuse it */
-        sst__chunk_unref(u->w, ch);
+        sst__chunk_unref(&u->w->bufs, ch);
         sst__upstream_close(u);
         return;
     }
     u->last_progress = up_now(u);
     assert(u->in == NULL);
     u->in = ch;
-    up_process(u, (size_t)nread);
+    up_process(u, nread);
     /* the chunk may still be referenced by queued client writes */
     if (u->in == ch) {
         u->in = NULL;
-        sst__chunk_unref(u->w, ch);
+        sst__chunk_unref(&u->w->bufs, ch);
     }
 }
 
+static const sst_tp_cb_t up_tp_cb = {
+    .on_read = up_tp_on_read,
+    .on_read_end = up_tp_on_read_end,
+    .on_write = up_tp_on_write,
+    .on_connect = up_tp_on_connect,
+    .on_closed = up_tp_on_closed,
+};
+
 /* ---- releasing ----------------------------------------------------------------------------- */
 
-void sst__upstream_detach(sst_upstream_t *u, bool reusable)
+void sst__upstream_release(sst_upstream_t *u)
 {
-    u->conn = NULL;
+    /* reusable: the exchange ended on a message boundary with nothing left in flight */
+    bool clean = u->resp_done && u->keep_alive && u->req_queued && u->writes_pending == 0 &&
+                 !u->write_failed && !u->backpressured;
+    up_detach(u); /* from here on, the worker's current config applies */
     if (u->state != SST_UP_ACTIVE)
-        return;
-    if (!reusable || u->backpressured || u->pool->retired || u->w->stopping ||
-        u->pool->n_idle >= up_cfg(u)->limits.upstream_idle) {
+        return; /* still connecting: closed when the connect completes */
+    if (!clean || !sst__pool_put(u->pool, u, up_cfg(u)->limits.upstream_idle)) {
         sst__upstream_close(u);
         return;
     }
-    sst__pool_put(u->pool, u);
-    u->state = SST_UP_IDLE;
+    up_set_state(u, SST_UP_IDLE);
     u->idle_since = up_now(u);
     u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_idle_ms;
     up_arm_timer(u);

@@ -4,6 +4,8 @@
 /* SO_REUSEPORT is a Linux extension hidden by strict _POSIX_C_SOURCE. */
 #define _DEFAULT_SOURCE 1
 
+#include "core/view.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "core/internal.h"
+#include "core/server_int.h"
+#include "http/h1_write.h"
 #include "http/http1.h"
 #include "sidestep/error.h"
 
@@ -224,6 +227,8 @@ void sst__prep_names_free(sst_server_t *s)
 
 /* ---- generated response pieces ------------------------------------------------------------ */
 
+static const uint16_t redirect_statuses[SST_REDIRECT_STATUSES] = {301, 302, 303, 307, 308};
+
 int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, char *err,
                     size_t err_size)
 {
@@ -234,7 +239,7 @@ int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, 
     if (p == NULL)
         return SST_ENOMEM;
     p->n_workers = s->n_workers;
-    static const uint16_t statuses[SST_REDIRECT_STATUSES] = {301, 302, 303, 307, 308};
+    cap = SST_REDIRECT_STATUSES * 64; /* the https status lines */
     for (size_t r = 0; r < cfg->n_regions; r++) {
         size_t url = cfg->regions[r].url != NULL ? strlen(cfg->regions[r].url) : 0;
         cap += 4 * strlen(cfg->regions[r].name) + SST_REDIRECT_STATUSES * (url + 64) + 1024;
@@ -243,6 +248,13 @@ int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, 
     if (p->storage == NULL) {
         free(p);
         return SST_ENOMEM;
+    }
+    for (size_t k = 0; k < SST_REDIRECT_STATUSES; k++) {
+        int hl = snprintf(p->storage + used, cap - used,
+                          "HTTP/1.1 %u %s\r\nLocation: ", redirect_statuses[k],
+                          sst_h1_status_text(redirect_statuses[k]));
+        p->https_head[k] = sst_str(p->storage + used, (size_t)hl);
+        used += (size_t)hl;
     }
     for (size_t r = 0; r < cfg->n_regions; r++) {
         const char *name = cfg->regions[r].name;
@@ -253,7 +265,7 @@ int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, 
             bl = snprintf(body, sizeof(body), "Redirecting to another region.\n");
         for (size_t k = 0; k < SST_REDIRECT_STATUSES; k++) {
             int hl = snprintf(p->storage + used, cap - used, "HTTP/1.1 %u %s\r\nLocation: %s",
-                              statuses[k], sst_h1_status_text(statuses[k]), url);
+                              redirect_statuses[k], sst_h1_status_text(redirect_statuses[k]), url);
             p->redirect_head[r][k] = sst_str(p->storage + used, (size_t)hl);
             used += (size_t)hl;
         }
@@ -269,9 +281,9 @@ int sst__prep_build(const sst_config_t *cfg, sst_server_t *s, sst_prep_t **out, 
         for (size_t t = 0; t < SST_TAILS; t++) {
             char *start = p->storage + used;
             memcpy(start, p->redirect_mid[r].base, (size_t)ml);
-            memcpy(start + ml, sst__tails[t].base, sst__tails[t].len);
-            memcpy(start + ml + sst__tails[t].len, body, (size_t)bl);
-            size_t len = (size_t)ml + sst__tails[t].len + (size_t)bl;
+            memcpy(start + ml, sst_h1_tails[t].base, sst_h1_tails[t].len);
+            memcpy(start + ml + sst_h1_tails[t].len, body, (size_t)bl);
+            size_t len = (size_t)ml + sst_h1_tails[t].len + (size_t)bl;
             p->redirect_rest[r][t] = sst_str(start, len);
             used += len;
         }

@@ -2,268 +2,31 @@
  * upstream pools, buffer free lists and counters. The control thread talks to it only through
  * an atomic view mailbox, a stop flag and uv_async; the worker talks back through a lock-free
  * ring of passive health signals. The request path takes no lock. */
+#include "core/worker.h"
+
 #include <assert.h>
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/socket.h>
-
-#include "core/internal.h"
+#include "core/conn.h"
+#include "core/passive.h"
+#include "core/pool.h"
+#include "core/view.h"
 #include "sidestep/error.h"
 #include "sidestep/log.h"
 
-/* Free lists are bounded: a burst may allocate more, the excess is returned to malloc. */
-#define MAX_FREE_CHUNKS 64
-#define MAX_FREE_WREQS  256
-#define MAX_FREE_HEADS  256
-#define MAX_FREE_REQS   256
-#define LOG_BUF_SIZE    (64 * 1024)
-#define TICK_MS         100
+#define LOG_BUF_SIZE   (64 * 1024)
+#define TICK_MS        100
 /* Connections accepted past limits.connections to answer 503 quickly; beyond this reserve,
  * accepting pauses until connections close. */
-#define REJECT_RESERVE  256
-
-uint64_t sst__worker_now(sst_worker_t *w)
-{
-    return uv_now(&w->loop);
-}
-
-/* ---- buffers --------------------------------------------------------------------------- */
-
-sst_chunk_t *sst__chunk_get(sst_worker_t *w)
-{
-    sst_chunk_t *c = w->free_chunks;
-    if (c != NULL) {
-        w->free_chunks = c->next;
-        w->n_free_chunks--;
-    } else {
-        c = malloc(sizeof(*c) + SST_CHUNK_SIZE);
-        if (c == NULL)
-            return NULL;
-        c->size = SST_CHUNK_SIZE;
-    }
-    c->next = NULL;
-    c->refs = 1;
-    return c;
-}
-
-void sst__chunk_unref(sst_worker_t *w, sst_chunk_t *c)
-{
-    assert(c->refs > 0);
-    if (--c->refs > 0)
-        return;
-    if (w->n_free_chunks < MAX_FREE_CHUNKS && !w->stopping) {
-        c->next = w->free_chunks;
-        w->free_chunks = c;
-        w->n_free_chunks++;
-    } else {
-        free(c);
-    }
-}
-
-sst_wreq_t *sst__wreq_get(sst_worker_t *w)
-{
-    sst_wreq_t *r = w->free_wreqs;
-    if (r != NULL) {
-        w->free_wreqs = r->next;
-        w->n_free_wreqs--;
-    } else {
-        r = malloc(sizeof(*r));
-        if (r == NULL)
-            return NULL;
-    }
-    r->next = NULL;
-    r->w = w;
-    r->owner = NULL;
-    r->cb = NULL;
-    r->n_bufs = r->n_chunks = 0;
-    r->bytes = 0;
-    r->heap = NULL;
-    r->scratch_used = 0;
-    return r;
-}
-
-void sst__wreq_put(sst_worker_t *w, sst_wreq_t *r)
-{
-    for (uint32_t i = 0; i < r->n_chunks; i++)
-        sst__chunk_unref(w, r->chunks[i]);
-    r->n_chunks = 0;
-    free(r->heap);
-    r->heap = NULL;
-    if (w->n_free_wreqs < MAX_FREE_WREQS) {
-        r->next = w->free_wreqs;
-        w->free_wreqs = r;
-        w->n_free_wreqs++;
-    } else {
-        free(r);
-    }
-}
-
-void sst__wreq_add(sst_wreq_t *r, sst_chunk_t *chunk, const char *at, size_t len)
-{
-    assert(r->n_bufs < SST_WREQ_BUFS);
-    r->bufs[r->n_bufs++] = uv_buf_init((char *)at, (unsigned)len);
-    r->bytes += len;
-    if (chunk != NULL && (r->n_chunks == 0 || r->chunks[r->n_chunks - 1] != chunk)) {
-        assert(r->n_chunks < SST_WREQ_CHUNKS);
-        chunk->refs++;
-        r->chunks[r->n_chunks++] = chunk;
-    }
-}
-
-/* Below this many bytes, several buffers are copied into one and sent with send(2). */
-#define SEND_COPY_MAX 2048
-
-ssize_t sst__sock_send(uv_stream_t *stream, const uv_buf_t *bufs, size_t n, size_t total)
-{
-    /* The same as uv_try_write when nothing is queued, but through the socket layer: send(2)
-     * and sendmsg(2) skip the VFS read/write path writev(2) takes, and a small answer in
-     * several prepared parts is cheaper copied into one buffer than sent as an iovec
-     * (measured on this machine's loopback: 3.3 us for send of 280 bytes against 3.7 us for
-     * writev of the same bytes in 3 parts). uv_buf_t is ABI compatible with struct iovec. */
-    uv_os_fd_t fd;
-    ssize_t rc;
-    if (uv_fileno((const uv_handle_t *)stream, &fd) != 0)
-        return UV_EBADF;
-    if (n == 1) {
-        rc = send(fd, bufs[0].base, bufs[0].len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } else if (total <= SEND_COPY_MAX) {
-        char one[SEND_COPY_MAX];
-        size_t off = 0;
-        for (size_t i = 0; i < n; i++) {
-            memcpy(one + off, bufs[i].base, bufs[i].len);
-            off += bufs[i].len;
-        }
-        rc = send(fd, one, off, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } else {
-        struct msghdr mh = {.msg_iov = (struct iovec *)(uintptr_t)bufs, .msg_iovlen = n};
-        rc = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    }
-    if (rc >= 0)
-        return rc;
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return 0;
-    return -errno;
-}
-
-static void worker_on_write(uv_write_t *req, int status)
-{
-    sst_wreq_t *r = sst_container_of(req, sst_wreq_t, req);
-    /* runs with UV_ECANCELED when the stream closes, before its close callback: the owner is
-     * still alive */
-    if (r->cb != NULL)
-        r->cb(r->owner, status, r->bytes);
-    sst__wreq_put(r->w, r);
-}
-
-int sst__wreq_submit(sst_wreq_t *r, uv_stream_t *stream, void *owner, sst_wreq_cb cb)
-{
-    r->owner = owner;
-    r->cb = cb;
-    if (uv_stream_get_write_queue_size(stream) == 0) {
-        /* Nothing queued: write now. When the kernel takes it all, there is no write request
-         * for libuv to complete, hence no deferred callback and no epoll_ctl to drop the
-         * POLLOUT interest afterwards (libuv 1.44 issues one per completed uv_write). */
-        ssize_t n = sst__sock_send(stream, r->bufs, r->n_bufs, r->bytes);
-        if (n < 0) {
-            sst__wreq_put(r->w, r);
-            return (int)n;
-        }
-        if ((size_t)n == r->bytes) {
-            sst__wreq_put(r->w, r);
-            return SST_WREQ_DONE;
-        }
-        /* partly written: queue the rest */
-        size_t skip = (size_t)n;
-        uint32_t first = 0;
-        while (skip >= r->bufs[first].len) {
-            skip -= r->bufs[first].len;
-            first++;
-        }
-        r->bufs[first].base += skip;
-        r->bufs[first].len -= skip;
-        if (first > 0) {
-            memmove(r->bufs, r->bufs + first, (r->n_bufs - first) * sizeof(r->bufs[0]));
-            r->n_bufs -= first;
-        }
-    }
-    int rc = uv_write(&r->req, stream, r->bufs, r->n_bufs, worker_on_write);
-    if (rc != 0)
-        sst__wreq_put(r->w, r);
-    return rc;
-}
-
-sst_head_t *sst__head_get(sst_worker_t *w)
-{
-    sst_head_t *h = w->free_heads;
-    if (h != NULL) {
-        w->free_heads = h->next;
-        w->n_free_heads--;
-        h->next = NULL;
-        return h;
-    }
-    return sst_head_new();
-}
-
-void sst__head_put(sst_worker_t *w, sst_head_t *h)
-{
-    if (w->n_free_heads < MAX_FREE_HEADS && !w->stopping) {
-        sst_head_clear(h, 16 * 1024);
-        h->next = w->free_heads;
-        w->free_heads = h;
-        w->n_free_heads++;
-    } else {
-        sst_head_free(h);
-    }
-}
-
-sst_req_t *sst__req_get(sst_worker_t *w)
-{
-    sst_req_t *r = w->free_reqs;
-    if (r != NULL) {
-        w->free_reqs = r->next;
-        w->n_free_reqs--;
-        return r;
-    }
-    return malloc(sizeof(*r));
-}
-
-void sst__req_put(sst_worker_t *w, sst_req_t *r)
-{
-    if (w->n_free_reqs < MAX_FREE_REQS && !w->stopping) {
-        r->next = w->free_reqs;
-        w->free_reqs = r;
-        w->n_free_reqs++;
-    } else {
-        free(r);
-    }
-}
+#define REJECT_RESERVE 256
 
 static void worker_free_lists(sst_worker_t *w)
 {
-    while (w->free_reqs != NULL) {
-        sst_req_t *r = w->free_reqs;
-        w->free_reqs = r->next;
-        free(r);
-    }
-    while (w->free_chunks != NULL) {
-        sst_chunk_t *c = w->free_chunks;
-        w->free_chunks = c->next;
-        free(c);
-    }
-    while (w->free_wreqs != NULL) {
-        sst_wreq_t *r = w->free_wreqs;
-        w->free_wreqs = r->next;
-        free(r);
-    }
-    while (w->free_heads != NULL) {
-        sst_head_t *h = w->free_heads;
-        w->free_heads = h->next;
-        sst_head_free(h);
-    }
-    w->n_free_chunks = w->n_free_wreqs = w->n_free_heads = w->n_free_reqs = 0;
+    sst__conns_free(&w->conns);
+    sst__bufs_free(&w->bufs);
 }
 
 /* ---- access log ------------------------------------------------------------------------ */
@@ -305,7 +68,7 @@ static void worker_on_deadline(uv_timer_t *t);
 
 static void worker_arm_deadlines(sst_worker_t *w)
 {
-    const sst_conn_t *first = sst__dheap_min(&w->deadlines);
+    const sst_dnode_t *first = sst__dheap_min(&w->deadlines);
     uint64_t due = first != NULL ? first->due : UINT64_MAX;
     if (due == w->deadline_armed)
         return;
@@ -322,9 +85,9 @@ static void worker_arm_deadlines(sst_worker_t *w)
     w->deadline_armed = due;
 }
 
-int sst__deadline_set(sst_worker_t *w, sst_conn_t *c, uint64_t due)
+int sst__worker_deadline_set(sst_worker_t *w, sst_dnode_t *n, uint64_t due)
 {
-    int rc = sst__dheap_set(&w->deadlines, c, due);
+    int rc = sst__dheap_set(&w->deadlines, n, due);
     if (rc == 0)
         worker_arm_deadlines(w);
     return rc;
@@ -335,10 +98,10 @@ static void worker_on_deadline(uv_timer_t *t)
     sst_worker_t *w = t->data;
     uint64_t now = uv_now(&w->loop);
     w->deadline_armed = UINT64_MAX;
-    sst_conn_t *c;
-    while ((c = sst__dheap_min(&w->deadlines)) != NULL && c->due <= now) {
-        sst__dheap_set(&w->deadlines, c, UINT64_MAX);
-        sst__conn_on_deadline(c); /* may set a new deadline or close c */
+    sst_dnode_t *n;
+    while ((n = sst__dheap_min(&w->deadlines)) != NULL && n->due <= now) {
+        sst__dheap_set(&w->deadlines, n, UINT64_MAX);
+        sst__conn_on_deadline(n); /* may set a new deadline or close the connection */
     }
     worker_arm_deadlines(w);
 }
@@ -381,6 +144,11 @@ static void worker_on_listener_closed(uv_handle_t *h)
         free(l);
 }
 
+void sst__listener_hold(sst_listener_t *l)
+{
+    l->refs++;
+}
+
 void sst__listener_release(sst_listener_t *l)
 {
     assert(l->refs > 0);
@@ -400,8 +168,8 @@ static void worker_close_listener(sst_listener_t *l)
 
 static bool worker_accept_allowed(sst_worker_t *w, bool *reject)
 {
-    const sst_config_t *cfg = w->cur->view->cfg;
-    uint64_t n = atomic_load_explicit(&w->server->n_conns, memory_order_relaxed);
+    const sst_config_t *cfg = sst__worker_config(w);
+    uint64_t n = atomic_load_explicit(w->conns_total, memory_order_relaxed);
     *reject = false;
     if (n < cfg->limits.connections)
         return true;
@@ -414,6 +182,28 @@ static bool worker_accept_allowed(sst_worker_t *w, bool *reject)
         return true;
     }
     return false;
+}
+
+/* No connection can be set up for the client waiting on `l` (out of memory, a handle that
+ * cannot be initialised): take it off the queue and close it, better than leaving it there.
+ * When even that fails, the listener pauses (libuv polls it again only after an accept) and
+ * the worker's tick retries. */
+static void worker_drop_pending(sst_worker_t *w, sst_listener_t *l)
+{
+    uv_tcp_t *tmp = malloc(sizeof(*tmp));
+    if (tmp == NULL || uv_tcp_init(&w->loop, tmp) != 0) {
+        free(tmp);
+        l->paused = true;
+        return;
+    }
+    (void)uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tmp);
+    uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+}
+
+static void worker_accept(sst_worker_t *w, sst_listener_t *l, bool reject)
+{
+    if (sst__conn_accept(w, l, reject) != 0)
+        worker_drop_pending(w, l);
 }
 
 static void worker_on_connection(uv_stream_t *server, int status)
@@ -435,7 +225,7 @@ static void worker_on_connection(uv_stream_t *server, int status)
         l->paused = true;
         return;
     }
-    sst__conn_accept(w, l, reject);
+    worker_accept(w, l, reject);
 }
 
 static void worker_resume_listeners(sst_worker_t *w)
@@ -446,7 +236,7 @@ static void worker_resume_listeners(sst_worker_t *w)
         if (!l->paused || !worker_accept_allowed(w, &reject))
             continue;
         l->paused = false;
-        sst__conn_accept(w, l, reject); /* uv_accept resumes polling */
+        worker_accept(w, l, reject); /* uv_accept resumes polling */
     }
 }
 
@@ -537,9 +327,9 @@ static void worker_adopt_view(sst_worker_t *w, sst_view_t *v)
     w->cur = wv;
     bool new_config = old == NULL || old->view->cfg != v->cfg;
     if (new_config) {
-        sst__pools_update(w, v->cfg, v->prep);
-        memset(w->lb, 0, sizeof(w->lb));
-        memset(w->passive_bad, 0, sizeof(w->passive_bad));
+        sst__pools_update(&w->pools, v->cfg, v->prep);
+        sst__conns_config_changed(&w->conns);
+        sst__passive_forget(&w->passive);
         if (!w->stopping)
             worker_sync_listeners(w, v->cfg, v->prep);
     }
@@ -551,19 +341,26 @@ static void worker_adopt_view(sst_worker_t *w, sst_view_t *v)
 
 static void worker_finish(sst_worker_t *w);
 
+/* Buffers and request states go back to malloc from now on, not to the free lists. */
+static void worker_set_stopping(sst_worker_t *w)
+{
+    w->stopping = true;
+    sst__bufs_drain(&w->bufs);
+}
+
 static void worker_begin_stop(sst_worker_t *w, sst_worker_stop_t how)
 {
     if (!w->stopping) {
-        w->stopping = true;
+        worker_set_stopping(w);
         while (!sst_list_empty(&w->listeners))
             worker_close_listener(sst_container_of(w->listeners.next, sst_listener_t, link));
         sst__conn_shutdown_idle(w);
-        sst__pools_close_all(w);
-        w->stop_deadline = uv_now(&w->loop) + w->cur->view->cfg->timeouts.shutdown_ms;
+        sst__pools_close_all(&w->pools);
+        w->stop_deadline = uv_now(&w->loop) + sst__worker_config(w)->timeouts.shutdown_ms;
     }
     if (how == SST_STOP_NOW)
         sst__conn_close_all(w);
-    if (w->n_conns == 0)
+    if (w->conns.n_open == 0)
         worker_finish(w);
 }
 
@@ -582,13 +379,13 @@ static void worker_on_tick(uv_timer_t *t)
 {
     sst_worker_t *w = t->data;
     if (w->stopping) {
-        if (w->n_conns == 0) {
+        if (w->conns.n_open == 0) {
             worker_finish(w);
             return;
         }
         if (uv_now(&w->loop) >= w->stop_deadline) {
             sst_warn("worker %u: shutdown deadline reached, closing %zu connections", w->id,
-                     w->n_conns);
+                     w->conns.n_open);
             sst__conn_close_all(w);
         }
         return;
@@ -596,10 +393,15 @@ static void worker_on_tick(uv_timer_t *t)
     worker_resume_listeners(w);
 }
 
+void sst__worker_conn_opened(sst_worker_t *w)
+{
+    atomic_fetch_add_explicit(w->conns_total, 1, memory_order_relaxed);
+}
+
 void sst__worker_conn_gone(sst_worker_t *w)
 {
-    atomic_fetch_sub_explicit(&w->server->n_conns, 1, memory_order_relaxed);
-    if (w->stopping && w->n_conns == 0)
+    atomic_fetch_sub_explicit(w->conns_total, 1, memory_order_relaxed);
+    if (w->stopping && w->conns.n_open == 0)
         worker_finish(w);
 }
 
@@ -612,7 +414,7 @@ static void worker_finish(sst_worker_t *w)
 {
     if (uv_is_closing((uv_handle_t *)&w->async))
         return;
-    sst__pools_close_all(w);
+    sst__pools_close_all(&w->pools);
     worker_flush_log(w);
     /* the control thread must not signal a closing async handle */
     uv_mutex_lock(&w->ctl_mutex);
@@ -624,27 +426,6 @@ static void worker_finish(sst_worker_t *w)
     uv_close((uv_handle_t *)&w->deadline_timer, worker_on_handle_closed);
 }
 
-/* ---- passive signals -------------------------------------------------------------------- */
-
-void sst__worker_passive(sst_worker_t *w, uint64_t config_version, size_t backend,
-                         sst_passive_t sig)
-{
-    sst_passive_ring_t *r = &w->passive;
-    uint_fast32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint_fast32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    if (head - tail >= SST_PASSIVE_RING) {
-        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
-        return;
-    }
-    r->msgs[head % SST_PASSIVE_RING] = (sst_passive_msg_t){
-        .config_version = config_version,
-        .backend = (uint16_t)backend,
-        .signal = (uint8_t)sig,
-    };
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
-    uv_async_send(&w->server->passive_async);
-}
-
 /* ---- thread ---------------------------------------------------------------------------- */
 
 /* What outlives the handles: called once every handle of the loop is closed (the thread's
@@ -654,7 +435,7 @@ void sst__worker_passive(sst_worker_t *w, uint64_t config_version, size_t backen
 static void worker_release(sst_worker_t *w)
 {
     worker_flush_log(w);
-    sst__pools_free(w);
+    sst__pools_free(&w->pools);
     if (w->cur != NULL) {
         sst_wview_t *cur = w->cur;
         w->cur = NULL;
@@ -697,10 +478,10 @@ static void worker_main(void *arg)
 static void worker_unwind(sst_worker_t *w, bool loop_ready, bool async_ready)
 {
     if (loop_ready) {
-        w->stopping = true; /* buffers go back to malloc, not to the free lists */
+        worker_set_stopping(w);
         while (!sst_list_empty(&w->listeners))
             worker_close_listener(sst_container_of(w->listeners.next, sst_listener_t, link));
-        sst__pools_close_all(w);
+        sst__pools_close_all(&w->pools);
         if (async_ready)
             uv_close((uv_handle_t *)&w->async, worker_on_handle_closed);
         uv_close((uv_handle_t *)&w->flush_check, worker_on_handle_closed);
@@ -720,19 +501,18 @@ static void worker_unwind(sst_worker_t *w, bool loop_ready, bool async_ready)
     w->metrics = NULL;
 }
 
-int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view)
+int sst__worker_start(sst_worker_t *w, unsigned id, atomic_uint_fast64_t *conns_total,
+                      uv_async_t *passive_notify, sst_view_t *view)
 {
-    sst_worker_t *w = &s->workers[id];
     bool loop_ready = false, async_ready = false;
     int rc;
 
-    w->server = s;
     w->id = id;
+    w->conns_total = conns_total;
     sst_list_init(&w->old_views);
     sst_list_init(&w->listeners);
-    sst_list_init(&w->conns);
-    sst_list_init(&w->idle_conns);
-    sst_list_init(&w->all_pools);
+    sst__conns_init(&w->conns);
+    sst__passive_init(&w->passive, passive_notify);
     atomic_init(&w->pending_view, NULL);
     atomic_init(&w->stop, SST_STOP_NONE);
     atomic_init(&w->exited, false);
@@ -743,9 +523,11 @@ int sst__worker_start(sst_server_t *s, unsigned id, sst_view_t *view)
         rc = SST_ENOMEM;
         goto fail;
     }
+    sst__pools_init(&w->pools, w->metrics);
     if ((rc = uv_loop_init(&w->loop)) != 0)
         goto fail;
     loop_ready = true;
+    w->loop.data = &w->bufs; /* transports take their read chunks there */
     /* these inits cannot fail in libuv (they allocate nothing); worker_unwind closes them */
     uv_check_init(&w->loop, &w->flush_check);
     w->flush_check.data = w;

@@ -9,11 +9,12 @@
 
 #include <cmocka.h>
 
-#include "core/internal.h"
+#include "core/dheap.h"
+#include "sidestep/health.h"
 
 #define N 500
 
-static sst_conn_t conns[N];
+static sst_dnode_t conns[N]; /* nodes as client connections embed them */
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -22,20 +23,20 @@ static uint64_t rnd(uint64_t *s)
 
 static void check(const sst_dheap_t *h)
 {
-    const sst_conn_t *want = NULL;
+    const sst_dnode_t *want = NULL;
     uint32_t in = 0;
     for (size_t i = 0; i < N; i++) {
-        if (conns[i].heap_idx == UINT32_MAX) {
+        if (conns[i].idx == UINT32_MAX) {
             assert_int_equal(conns[i].due, UINT64_MAX);
             continue;
         }
         in++;
-        assert_ptr_equal(h->a[conns[i].heap_idx], &conns[i]);
+        assert_ptr_equal(h->a[conns[i].idx], &conns[i]);
         if (want == NULL || conns[i].due < want->due)
             want = &conns[i];
     }
     assert_int_equal(in, h->n);
-    const sst_conn_t *got = sst__dheap_min(h);
+    const sst_dnode_t *got = sst__dheap_min(h);
     if (want == NULL)
         assert_null(got);
     else
@@ -50,11 +51,11 @@ static void test_random_operations(void **state)
     sst_dheap_t h = {0};
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < N; i++) {
-        conns[i].heap_idx = UINT32_MAX;
+        conns[i].idx = UINT32_MAX;
         conns[i].due = UINT64_MAX;
     }
     for (int step = 0; step < 20000; step++) {
-        sst_conn_t *c = &conns[rnd(&seed) % N];
+        sst_dnode_t *c = &conns[rnd(&seed) % N];
         uint64_t r = rnd(&seed) % 10;
         uint64_t due = r < 2 ? UINT64_MAX : rnd(&seed) % 1000; /* duplicates on purpose */
         assert_int_equal(sst__dheap_set(&h, c, due), 0);
@@ -62,7 +63,7 @@ static void test_random_operations(void **state)
     }
     /* drain in order, as the worker's timer does */
     uint64_t last = 0;
-    sst_conn_t *c;
+    sst_dnode_t *c;
     while ((c = sst__dheap_min(&h)) != NULL) {
         assert_true(c->due >= last);
         last = c->due;

@@ -27,7 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/internal.h"
+#include "core/server_int.h"
+#include "core/view.h"
 #include "sidestep/error.h"
 #include "sidestep/server.h"
 
@@ -197,7 +198,7 @@ static ssize_t exchange(int fd, char *buf, size_t size)
 static int listen_port(sst_server_t *s)
 {
     char text[80];
-    sst__server_listen_text(s, 0, text, sizeof(text));
+    sst_server_listen_text(s, 0, text, sizeof(text));
     return atoi(strrchr(text, ':') + 1);
 }
 

@@ -17,7 +17,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "core/internal.h"
+#include "core/server_int.h"
+#include "core/view.h"
 
 #define REGIONS                                                                                    \
     "regions: [{name: a, url: http://a.example, backends: [127.0.0.1:1],"                          \

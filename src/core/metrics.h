@@ -2,8 +2,8 @@
  * plain moves on x86, no lock-prefixed instructions on the request path); the control thread
  * sums them for GET /metrics. Label values are small integer ids from a name registry kept by
  * the control thread, so a reload that reorders routes keeps every series continuous. */
-#ifndef SST_METRICS_H
-#define SST_METRICS_H
+#ifndef SST_CORE_METRICS_H
+#define SST_CORE_METRICS_H
 
 #include <stdatomic.h>
 #include <stddef.h>
