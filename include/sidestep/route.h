@@ -152,9 +152,10 @@ typedef enum sst_fail_phase_e {
     SST_FAIL_RESPONSE_TIMEOUT, /* no response head within upstream_response */
     SST_FAIL_BAD_RESPONSE,     /* unparseable or over-limit response head */
     SST_FAIL_RESPONSE_STARTED, /* failed after response bytes reached the client */
-    SST_FAIL_TRY_TIMEOUT,      /* routes[].try_timeout passed with no response byte: the connect
-                                  still pending, or the request written and unanswered (issue 15).
-                                  Armed only for repeatable requests (sst_route_try_timeout) */
+    SST_FAIL_TRY_TIMEOUT,      /* routes[].try_timeout passed after the request was written, with
+                                  no response byte (issue 15): the attempt of a repeatable request
+                                  is abandoned (sst_route_try_timeout). A connect still pending at
+                                  try_timeout is a SST_FAIL_CONNECT (nothing was sent) */
 } sst_fail_phase_t;
 
 typedef enum sst_fail_action_e {
@@ -176,20 +177,34 @@ typedef struct sst_fail_input_s {
     bool idempotency_key; /* the route has an idempotency_header and the request carries it once,
                              forwarded to the backend, with a value sst_idempotency_key_valid
                              accepts: it counts as idempotent (the backend deduplicates by it) */
+    /* Issue 15: the backend said nothing in time. Set for a connect timeout (CONNECT, whether
+     * timeouts.connect or try_timeout ended it); implied by TRY_TIMEOUT. Another backend of the
+     * region may be as silent (a whole region gone gray): the two fields below decide whether
+     * a retry is worth another wait. */
+    bool timed_out;
+    bool live_backend_left; /* an untried eligible backend of the region showed life (a response
+                               head, on this worker) since the failed attempt began */
+    bool redirect_left;     /* a reroute would answer with a redirect to another region */
 } sst_fail_input_t;
 
 typedef struct sst_fail_decision_s {
     sst_fail_action_t action;
     uint16_t status;    /* for RESPOND */
     const char *reason; /* static text for the log */
+    bool live_only;     /* RETRY after a timeout: only a backend that showed life (as in
+                           live_backend_left) may take it; the caller skips the others */
 } sst_fail_decision_t;
 
 /* The failure safety matrix (docs/routing.md §7). Pure. A request is *repeatable* when it is
  * idempotent by method or carries an idempotency key; RETRY is never the answer for a request
  * that is not repeatable once the backend may have seen it whole (SENT, TRY_TIMEOUT), nor for
  * one whose body was consumed once any of it may have been sent (SEND_PARTIAL, SENT,
- * TRY_TIMEOUT). A TRY_TIMEOUT of a request that is not repeatable (the caller never arms the
- * timer for one) is answered like a response timeout: 504, never repeated. */
+ * TRY_TIMEOUT). A TRY_TIMEOUT of a request that is not repeatable (the caller never abandons
+ * one) is answered like a response timeout: 504, never repeated.
+ * After a timeout (timed_out, TRY_TIMEOUT) a retry goes only to a backend that showed life
+ * (live_only), and when none did, the request is rerouted if a redirect is left: a 307 now
+ * beats another try_timeout on a backend as silent as the first (issue 15). With no redirect
+ * left, any untried backend may still take the retry, since waiting beats a 504. */
 void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out);
 
 /* RFC 9110 §9.2.2: GET HEAD OPTIONS TRACE PUT DELETE are idempotent. */
@@ -211,27 +226,29 @@ bool sst_method_is_idempotent(sst_str_t method);
  * that appears more than once as invalid (RFC 8941 §4.2: an Item cannot be a list). */
 bool sst_idempotency_key_valid(sst_str_t value);
 
-/* The per-try timeout for one request of route rt: rt->try_timeout_ms when the request is
- * repeatable (idempotent by method, or idempotency_key as in sst_fail_input_t), else 0 (no
- * per-try timer: a request that may not be repeated waits for timeouts.upstream_response). */
+/* Whether an attempt of one request of route rt that got no response byte within try_timeout
+ * is abandoned: rt->try_timeout_ms when the request is repeatable (idempotent by method, or
+ * idempotency_key as in sst_fail_input_t), else 0: a request that may not be repeated keeps
+ * waiting for timeouts.upstream_response (the expiry is still a passive health signal). */
 uint64_t sst_route_try_timeout(const sst_route_cfg_t *rt, bool idempotent, bool idempotency_key);
 
 /* The per-try timer runs while sidestep waits on the backend alone: during the connect, and
  * from the moment the whole request is written until the first response byte. It does not run
  * while the request (its body) is still being written, since the client may be the slow side
- * there; timeouts.body covers that. try_ms is what sst_route_try_timeout returned (0: none).
+ * there; timeouts.body covers that. try_ms is the route's try_timeout (0: none).
  *
- * Connect of an attempt started at start_ms: sets *deadline_ms (saturating) and returns the
- * phase to report when the connect has not completed by then: SST_FAIL_TRY_TIMEOUT when
- * try_ms is set and not above timeouts.connect (a connect still pending at try_timeout follows
- * the try-timeout rule), else SST_FAIL_CONNECT at timeouts.connect. */
-sst_fail_phase_t sst_route_connect_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms,
-                                            uint64_t start_ms, uint64_t *deadline_ms);
+ * Connect of an attempt started at start_ms: sets *deadline_ms (saturating), the moment a
+ * connect still pending is given up, and returns true when that is try_ms (set and not above
+ * timeouts.connect), false for timeouts.connect. Either way it is a connect timeout
+ * (SST_FAIL_CONNECT): nothing was sent, so any request may go elsewhere. */
+bool sst_route_connect_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms, uint64_t start_ms,
+                                uint64_t *deadline_ms);
 
 /* Wait for the response once the request is fully written at written_ms: sets *deadline_ms and
  * returns SST_FAIL_TRY_TIMEOUT (try_ms set and below upstream_response, which the config
- * guarantees) or SST_FAIL_RESPONSE_TIMEOUT. Once a response byte has arrived the caller passes
- * try_ms 0: the backend is answering, and only the response timeout is left. */
+ * guarantees: the request is then abandoned or, when it may not be repeated, only reported)
+ * or SST_FAIL_RESPONSE_TIMEOUT. Once a response byte has arrived, or the try timeout has been
+ * reported, the caller passes try_ms 0: only the response timeout is left. */
 sst_fail_phase_t sst_route_response_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms,
                                              uint64_t written_ms, uint64_t *deadline_ms);
 

@@ -602,6 +602,20 @@ int sst_route_https(const sst_route_input_t *in, const sst_listener_cfg_t *lc, c
 
 /* --- failures ----------------------------------------------------------------------------- */
 
+/* Issue 15: after a timeout the backend said nothing, and another backend of the region may be
+ * as silent (a whole region gone gray): a retry there makes the client wait another timeout
+ * before its 307. A retry therefore goes only to a backend that showed life since the failed
+ * attempt began; with none, the request is rerouted when a redirect is left; with no redirect
+ * left, any backend may take it (waiting beats a 504). Returns whether a retry may follow. */
+static bool route_retry_after_silence(const sst_fail_input_t *in, sst_fail_decision_t *out)
+{
+    if (in->live_backend_left) {
+        out->live_only = true;
+        return true;
+    }
+    return !in->redirect_left;
+}
+
 void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
 {
     bool can_retry = in->backend_left && in->attempts <= in->retries;
@@ -610,6 +624,7 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
     bool repeatable = in->idempotent || in->idempotency_key;
 
     out->status = 0;
+    out->live_only = false;
     switch (in->phase) {
     case SST_FAIL_NO_BACKEND:
         out->action = SST_ON_FAIL_REROUTE;
@@ -617,6 +632,11 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         return;
     case SST_FAIL_CONNECT:
         /* nothing reached the backend: any method may go elsewhere */
+        if (can_retry && in->timed_out && !route_retry_after_silence(in, out)) {
+            out->action = SST_ON_FAIL_REROUTE;
+            out->reason = "connect timeout, no backend showed life, reroute";
+            return;
+        }
         out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
         out->reason = can_retry ? "connect failed, retry" : "connect failed, reroute";
         return;
@@ -655,6 +675,11 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         /* a retry sends the request again from sidestep, which keeps no body copy; a
          * redirect has the client send it again */
         can_retry = can_retry && !in->body_consumed;
+        if (can_retry && !route_retry_after_silence(in, out)) {
+            out->action = SST_ON_FAIL_REROUTE;
+            out->reason = "try timeout, no backend showed life, reroute";
+            return;
+        }
         out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
         out->reason = can_retry ? "try timeout, retry" : "try timeout, reroute";
         return;
@@ -728,17 +753,16 @@ static uint64_t route_deadline(uint64_t from_ms, uint64_t after_ms)
     return from_ms > UINT64_MAX - after_ms ? UINT64_MAX : from_ms + after_ms;
 }
 
-sst_fail_phase_t sst_route_connect_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms,
-                                            uint64_t start_ms, uint64_t *deadline_ms)
+bool sst_route_connect_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms, uint64_t start_ms,
+                                uint64_t *deadline_ms)
 {
-    /* a tie goes to the per-try rule: for a repeatable request the two agree on what to do,
-     * and the try timeout is the one the operator set for such requests */
+    /* a tie goes to the per-try timeout: both end the connect the same way */
     if (try_ms > 0 && try_ms <= to->connect_ms) {
         *deadline_ms = route_deadline(start_ms, try_ms);
-        return SST_FAIL_TRY_TIMEOUT;
+        return true;
     }
     *deadline_ms = route_deadline(start_ms, to->connect_ms);
-    return SST_FAIL_CONNECT;
+    return false;
 }
 
 sst_fail_phase_t sst_route_response_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms,

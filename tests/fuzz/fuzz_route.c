@@ -144,6 +144,9 @@ static void check_failure(sst_str_t f)
         .body_consumed = (b[1] >> 1) & 1,
         .backend_left = (b[1] >> 2) & 1,
         .idempotency_key = (b[1] >> 3) & 1,
+        .timed_out = (b[1] >> 4) & 1,
+        .live_backend_left = (b[1] >> 5) & 1,
+        .redirect_left = (b[1] >> 6) & 1,
         .attempts = b[2],
         .retries = b[3] % 17,
     };
@@ -157,6 +160,13 @@ static void check_failure(sst_str_t f)
                                                : d.status == 0);
     if (d.action == SST_ON_FAIL_RETRY)
         FUZZ_CHECK(in.backend_left && in.attempts <= in.retries);
+    /* after a timeout with a redirect left, a retry goes only to a backend that showed life */
+    bool silent = in.timed_out || in.phase == SST_FAIL_TRY_TIMEOUT;
+    if (d.action == SST_ON_FAIL_RETRY && silent && in.redirect_left &&
+        (in.phase == SST_FAIL_CONNECT || in.phase == SST_FAIL_TRY_TIMEOUT))
+        FUZZ_CHECK(in.live_backend_left && d.live_only);
+    if (d.live_only)
+        FUZZ_CHECK(d.action == SST_ON_FAIL_RETRY && in.live_backend_left);
     bool seen = in.phase == SST_FAIL_SENT || in.phase == SST_FAIL_TRY_TIMEOUT;
     /* never a second copy of a request that may not be repeated */
     if (seen && !in.idempotent && !in.idempotency_key)
@@ -197,10 +207,11 @@ static void check_deadlines(uint8_t clock, sst_str_t f)
         FUZZ_CHECK(try_ms == 0); /* never armed for a request that may not be repeated */
     uint64_t from = (b[5] & 4) ? UINT64_MAX - clock : (uint64_t)clock * 1000;
     uint64_t at = 0;
-    sst_fail_phase_t ph = sst_route_connect_deadline(&cfg->timeouts, try_ms, from, &at);
+    bool by_try = sst_route_connect_deadline(&cfg->timeouts, rt->try_timeout_ms, from, &at);
     FUZZ_CHECK(at >= from);
-    FUZZ_CHECK(ph == SST_FAIL_CONNECT || (ph == SST_FAIL_TRY_TIMEOUT && try_ms > 0));
-    ph = sst_route_response_deadline(&cfg->timeouts, try_ms, from, &at);
+    FUZZ_CHECK(!by_try ||
+               (rt->try_timeout_ms > 0 && rt->try_timeout_ms <= cfg->timeouts.connect_ms));
+    sst_fail_phase_t ph = sst_route_response_deadline(&cfg->timeouts, try_ms, from, &at);
     FUZZ_CHECK(at >= from);
     FUZZ_CHECK(ph == SST_FAIL_RESPONSE_TIMEOUT || (ph == SST_FAIL_TRY_TIMEOUT && try_ms > 0));
 }
