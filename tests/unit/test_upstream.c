@@ -152,6 +152,7 @@ typedef struct owner_s {
     int ready, heads, bodies, flushes, done, fails, drained, try_timeouts;
     bool abandon_on_try; /* on_try_timeout gives the attempt up, as a repeatable request does */
     uint64_t try_at;     /* uv_now of the last on_try_timeout */
+    sst_up_state_t abandoned_state; /* the connection's state right after giving it up */
     unsigned status;
     sst_fail_phase_t phase;
     sst_m_upfail_t kind;
@@ -234,6 +235,7 @@ static void own_try_timeout(void *o)
         sst_upstream_t *u = w->u;
         w->u = NULL;
         sst__upstream_abort(u, SST_M_UP_TRY_TIMEOUT);
+        w->abandoned_state = u->state; /* freed once the loop runs the close callbacks */
     }
 }
 
@@ -711,7 +713,7 @@ static void test_response_try_timeout(void **state)
     run_until(f, &f->own.ready, 1);
     send_get(f, u);
     run_until(f, &f->own.try_timeouts, 1);
-    assert_int_equal(u->state, SST_UP_CLOSING);
+    assert_int_equal(f->own.abandoned_state, SST_UP_CLOSING);
     assert_int_equal(failures(f, SST_M_UP_TRY_TIMEOUT), 1);
     run_ms(f, 350); /* past the response timeout: nothing more */
     assert_int_equal(f->own.fails, 0);
@@ -736,7 +738,7 @@ static void test_response_try_timeout(void **state)
     sst__upstream_attach(u, f->cfg, 60, &owner_cb, &f->own);
     send_get(f, u);
     run_until(f, &f->own.try_timeouts, 1);
-    assert_int_equal(u->state, SST_UP_CLOSING);
+    assert_int_equal(f->own.abandoned_state, SST_UP_CLOSING);
     assert_int_equal(failures(f, SST_M_UP_TRY_TIMEOUT), 2);
 }
 
