@@ -197,15 +197,18 @@ class Procs:
         self.history = []
         atexit.register(self.stop_all)
 
-    def start(self, name, argv, log_path, cpus=None, env=None, stdout=None, cwd=None):
+    def start(self, name, argv, log_path, cpus=None, env=None, stdout=None, cwd=None,
+              stdin=None):
         """Starts argv (pinned to `cpus`, a list of core numbers, when given) in its own session,
         so a Ctrl-C reaches only the harness, which then stops it by PID. stderr (and stdout
-        unless a pipe is asked for) go to log_path."""
+        unless a pipe is asked for) go to log_path; stdin is /dev/null unless a pipe is asked
+        for (the fault relay takes its commands there)."""
         if cpus:
             argv = ["taskset", "-c", ",".join(str(c) for c in cpus)] + list(argv)
         log = open(log_path, "ab")
         try:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(argv, stdin=stdin if stdin is not None else
+                                     subprocess.DEVNULL,
                                      stdout=stdout if stdout is not None else log, stderr=log,
                                      start_new_session=True, env=env, cwd=cwd)
         finally:
@@ -240,8 +243,12 @@ class Procs:
                     os.kill(child, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if proc.popen.stdout is not None:
-            proc.popen.stdout.close()
+        for pipe in (proc.popen.stdout, proc.popen.stdin):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:  # a relay that died leaves a broken stdin pipe
+                    pass
         proc.exit_code = proc.popen.returncode
         if proc in self.live:
             self.live.remove(proc)

@@ -93,8 +93,9 @@ class Launcher:
                                % (name, line, proc.log_text()[-2000:]))
         return Running("stub", proc, port, None)
 
-    def server(self, kind, mode, workers, cpus, stub_port=None, stub2_port=None):
-        """Starts `kind` (sidestep, nginx, haproxy) in `mode` (redirect, proxy, failover-*)."""
+    def server(self, kind, mode, workers, cpus, stub_port=None, stub2_port=None, extra=None):
+        """Starts `kind` (sidestep, nginx, haproxy) in `mode` (redirect, proxy, failover-*,
+        gray); `extra` adds template values (gray: the relays' ports and optional keys)."""
         d = self._dir("%s-%s-w%d" % (kind, mode, workers))
         port = self.ports.take()
         values = {"WORKERS": workers, "PORT": port, "DIR": d, "NOFILE": self.nofile,
@@ -103,6 +104,8 @@ class Launcher:
             values["STUB"] = stub_port
         if stub2_port is not None:
             values["STUB2"] = stub2_port
+        if extra:
+            values.update(extra)
         if kind == "sidestep":
             return self._sidestep(d, mode, values, cpus)
         if kind == "nginx":
@@ -113,7 +116,7 @@ class Launcher:
 
     def _sidestep(self, d, mode, values, cpus):
         template = {"redirect": "sidestep-redirect.yaml", "proxy": "sidestep-proxy.yaml",
-                    "failover": "sidestep-failover.yaml"}[mode]
+                    "failover": "sidestep-failover.yaml", "gray": "sidestep-gray.yaml"}[mode]
         values["CLOSED"] = self.ports.take()  # never listened on: connections are refused
         values["CLOSED2"] = self.ports.take()
         cfg = os.path.join(d, "sidestep.yaml")
@@ -170,7 +173,7 @@ class Launcher:
             variant = mode.split("-", 1)[1]
             mode = "failover"
         template = {"redirect": "haproxy-redirect.cfg", "proxy": "haproxy-proxy.cfg",
-                    "failover": "haproxy-failover.cfg"}[mode]
+                    "failover": "haproxy-failover.cfg", "gray": "haproxy-gray.cfg"}[mode]
         if mode == "failover":
             values["REDIR"] = self.ports.take()
             values.update(_haproxy_variant(variant, values["REDIR"]))

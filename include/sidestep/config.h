@@ -142,6 +142,8 @@ typedef struct sst_health_cfg_s {
     uint32_t passive_fall_refused; /* same, counting only refused connects; default 1; 0 off */
     bool passive_5xx;              /* count 5xx responses as passive failures; default false */
     sst_initial_state_t initial;   /* default AUTO */
+    uint64_t slow_ms; /* a successful probe slower than this fails with L7SLOW (issue 15); 0 off
+                         (default), else below timeout_ms */
 } sst_health_cfg_t;
 
 typedef struct sst_backend_cfg_s {
@@ -206,6 +208,10 @@ typedef struct sst_route_cfg_s {
     uint64_t redirect_discard_bytes; /* body bytes read and dropped before a redirect keeps the
                                         connection; default 64k */
     uint32_t retries;                /* extra attempts on other backends of the region, default 2 */
+    uint64_t try_timeout_ms;  /* per-try timeout (issue 15; sst_route_try_timeout): 0 off (default),
+                                 else below timeouts.upstream_response_ms */
+    char *idempotency_header; /* a field name (token): a request with one valid value of it counts
+                                 as idempotent for failover decisions; NULL for none (default) */
 } sst_route_cfg_t;
 
 typedef struct sst_cidr_s {

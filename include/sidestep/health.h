@@ -38,11 +38,14 @@ typedef enum sst_force_e {
     XX(L7RSP, "invalid response")                                                                  \
     XX(L7STS, "unexpected status")                                                                 \
     XX(L7BODY, "body mismatch")                                                                    \
+    XX(L7SLOW, "probe too slow")                                                                   \
     XX(L7OK, "probe ok")                                                                           \
     XX(PASSIVE_REFUSED, "connect refused by passive check")                                        \
     XX(PASSIVE_CTOUT, "connect timeout by passive check")                                          \
     XX(PASSIVE_RESET, "reset before response by passive check")                                    \
     XX(PASSIVE_5XX, "5xx response by passive check")                                               \
+    XX(PASSIVE_TIMEOUT, "timeout by passive check")                                                \
+    XX(PASSIVE_ABORTED, "response cut short by passive check")                                     \
     XX(OPERATOR, "operator")                                                                       \
     XX(TTL, "operator action expired")                                                             \
     XX(MIN_HEALTHY, "healthy backends vs min_healthy")                                             \
@@ -64,7 +67,7 @@ const char *sst_reason_text(sst_reason_t r);
 typedef struct sst_probe_result_s {
     bool ok;
     sst_reason_t reason; /* L7OK on success; L4CON, L4TOUT, L6TLS, L6TOUT, L7TOUT, L7RSP, L7STS,
-                            L7BODY, ... */
+                            L7BODY, L7SLOW, ... */
     uint16_t status;     /* HTTP status when one was read, else 0 */
     uint64_t duration_ms;
     char detail[64]; /* optional detail for the event text ("connection reset",
@@ -76,9 +79,18 @@ typedef enum sst_passive_e {
     SST_PASSIVE_OK = 0,  /* a response head arrived (and was not a counted 5xx) */
     SST_PASSIVE_REFUSED, /* connect refused */
     SST_PASSIVE_CONNECT_TIMEOUT,
-    SST_PASSIVE_RESET, /* reset or closed before a response head */
-    SST_PASSIVE_5XX,   /* a 5xx response head; counted only with health.passive_5xx */
+    SST_PASSIVE_RESET,   /* reset or closed before a response head */
+    SST_PASSIVE_5XX,     /* a 5xx response head; counted only with health.passive_5xx */
+    SST_PASSIVE_TIMEOUT, /* no answer in time: a per-try timeout after the request was written,
+                            a response timeout, a backend that stopped reading the request or
+                            stalled mid-response (issue 15) */
+    SST_PASSIVE_ABORTED, /* the backend reset or closed the connection mid-response (issue 15) */
+    SST_PASSIVE__COUNT
 } sst_passive_t;
+
+/* Label of a signal for metrics ("ok", "refused", "connect_timeout", "reset", "5xx", "timeout",
+ * "aborted"); "unknown" outside the enum. */
+const char *sst_passive_name(sst_passive_t sig);
 
 typedef enum sst_admin_op_e {
     SST_ADMIN_DRAIN = 0, /* regions only */
@@ -178,17 +190,27 @@ int sst_health_create(const sst_config_t *cfg, const sst_health_t *prev, uint64_
                       sst_health_event_cb cb, void *opaque, sst_health_t **out);
 void sst_health_destroy(sst_health_t *h);
 
-/* Feeds one probe result for backend b. Emits events for changes. A backend still in its
- * initial DOWN state goes UP on its first success; otherwise `rise` / `fall` apply. Ignored for
- * a backend with health.enabled false. Returns true when the published state changed (publish
- * a new snapshot). */
+/* Turns a successful probe that took longer than hc->slow_ms (when set) into a failure with
+ * reason L7SLOW and the detail "probe took 2013ms > slow 500ms" (issue 15). Anything else is
+ * left as it is. Returns true when it changed *res. For the prober to call before it reports
+ * a result, so that metrics count L7SLOW; sst_health_probe_result applies it too, so the state
+ * is right either way. */
+bool sst_health_classify_slow(sst_probe_result_t *res, const sst_health_cfg_t *hc);
+
+/* Feeds one probe result for backend b, judged by sst_health_classify_slow with the backend's
+ * settings first. Emits events for changes. A backend still in its initial DOWN state goes UP
+ * on its first success; otherwise `rise` / `fall` apply. Ignored for a backend with
+ * health.enabled false. Returns true when the published state changed (publish a new
+ * snapshot). */
 bool sst_health_probe_result(sst_health_t *h, size_t b, const sst_probe_result_t *res,
                              uint64_t now_ms);
 
 /* Feeds one passive signal. A DOWN from passive checks needs `rise` active successes to come
  * back. Honors max_ejection_pct (refusals counted in the backend info). SST_PASSIVE_5XX
- * without health.passive_5xx counts as OK. Ignored when health.enabled is false, as nothing
- * could bring the backend back. Returns true when the published state changed. */
+ * without health.passive_5xx counts as OK; REFUSED, CONNECT_TIMEOUT, RESET, TIMEOUT and
+ * ABORTED count toward passive_fall, REFUSED alone toward passive_fall_refused. Ignored when
+ * health.enabled is false, as nothing could bring the backend back, and for a value outside
+ * the enum. Returns true when the published state changed. */
 bool sst_health_passive(sst_health_t *h, size_t b, sst_passive_t sig, uint64_t now_ms);
 
 /* Operator actions. `reason` is copied; ttl_ms 0 means no expiry. Returns 0 (and *changed:

@@ -152,6 +152,10 @@ typedef enum sst_fail_phase_e {
     SST_FAIL_RESPONSE_TIMEOUT, /* no response head within upstream_response */
     SST_FAIL_BAD_RESPONSE,     /* unparseable or over-limit response head */
     SST_FAIL_RESPONSE_STARTED, /* failed after response bytes reached the client */
+    SST_FAIL_TRY_TIMEOUT,      /* routes[].try_timeout passed after the request was written, with
+                                  no response byte (issue 15): the attempt of a repeatable request
+                                  is abandoned (sst_route_try_timeout). A connect still pending at
+                                  try_timeout is a SST_FAIL_CONNECT (nothing was sent) */
 } sst_fail_phase_t;
 
 typedef enum sst_fail_action_e {
@@ -163,23 +167,89 @@ typedef enum sst_fail_action_e {
 
 typedef struct sst_fail_input_s {
     sst_fail_phase_t phase;
-    bool idempotent;    /* RFC 9110 §9.2.2 method */
-    bool body_consumed; /* request body bytes were already read from the client */
-    uint32_t attempts;  /* attempts made so far, including the failed one */
-    uint32_t retries;   /* the route's retries setting */
-    bool backend_left;  /* another untried eligible backend exists in the region */
+    bool idempotent;      /* RFC 9110 §9.2.2 method */
+    bool body_consumed;   /* request body bytes were already read from the client: sidestep keeps
+                             no copy, so the request can no longer be sent again (a redirect still
+                             can: the client re-sends the body) */
+    uint32_t attempts;    /* attempts made so far, including the failed one */
+    uint32_t retries;     /* the route's retries setting */
+    bool backend_left;    /* another untried eligible backend exists in the region */
+    bool idempotency_key; /* the route has an idempotency_header and the request carries it once,
+                             forwarded to the backend, with a value sst_idempotency_key_valid
+                             accepts: it counts as idempotent (the backend deduplicates by it) */
+    /* Issue 15: the backend said nothing in time. Set for a connect timeout (CONNECT, whether
+     * timeouts.connect or try_timeout ended it); implied by TRY_TIMEOUT. Another backend of the
+     * region may be as silent (a whole region gone gray): the two fields below decide whether
+     * a retry is worth another wait. */
+    bool timed_out;
+    bool live_backend_left; /* an untried eligible backend of the region showed life (a response
+                               head, on this worker) since the failed attempt began */
+    bool redirect_left;     /* a reroute would answer with a redirect to another region */
 } sst_fail_input_t;
 
 typedef struct sst_fail_decision_s {
     sst_fail_action_t action;
     uint16_t status;    /* for RESPOND */
     const char *reason; /* static text for the log */
+    bool live_only;     /* RETRY after a timeout: only a backend that showed life (as in
+                           live_backend_left) may take it; the caller skips the others */
 } sst_fail_decision_t;
 
-/* The failure safety matrix (docs/routing.md). Pure. */
+/* The failure safety matrix (docs/routing.md §7). Pure. A request is *repeatable* when it is
+ * idempotent by method or carries an idempotency key; RETRY is never the answer for a request
+ * that is not repeatable once the backend may have seen it whole (SENT, TRY_TIMEOUT), nor for
+ * one whose body was consumed once any of it may have been sent (SEND_PARTIAL, SENT,
+ * TRY_TIMEOUT). A TRY_TIMEOUT of a request that is not repeatable (the caller never abandons
+ * one) is answered like a response timeout: 504, never repeated.
+ * After a timeout (timed_out, TRY_TIMEOUT) a retry goes only to a backend that showed life
+ * (live_only), and when none did, the request is rerouted if a redirect is left: a 307 now
+ * beats another try_timeout on a backend as silent as the first (issue 15). With no redirect
+ * left, any untried backend may still take the retry, since waiting beats a 504. */
 void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out);
 
 /* RFC 9110 §9.2.2: GET HEAD OPTIONS TRACE PUT DELETE are idempotent. */
 bool sst_method_is_idempotent(sst_str_t method);
+
+/* --- per-try timeout and idempotency keys (issue 15) --------------------------------------- */
+
+/* Longest Idempotency-Key field value accepted, quotes and escapes included. */
+#define SST_IDEMPOTENCY_KEY_MAX 256
+
+/* An idempotency key as the IETF httpapi draft (draft-ietf-httpapi-idempotency-key-header)
+ * defines it: an RFC 8941 sf-string, e.g. "8e03978e-40d5-43e8-bc93-6894a57f9324", with optional
+ * SP/HTAB around it. Accepted: DQUOTE, then printable ASCII (%x20-7E) where '"' and '\' appear
+ * only escaped as \" and \\, then DQUOTE; at least one character between the quotes; at most
+ * SST_IDEMPOTENCY_KEY_MAX bytes in all. Refused: an empty or unquoted value (a bare token, as
+ * some APIs send: a backend that follows the draft would not see a key in it, so it would not
+ * deduplicate while sidestep repeated the request), control characters, non-ASCII bytes, a bad
+ * escape, anything after the closing quote (parameters included). The caller counts a field
+ * that appears more than once as invalid (RFC 8941 §4.2: an Item cannot be a list). */
+bool sst_idempotency_key_valid(sst_str_t value);
+
+/* Whether an attempt of one request of route rt that got no response byte within try_timeout
+ * is abandoned: rt->try_timeout_ms when the request is repeatable (idempotent by method, or
+ * idempotency_key as in sst_fail_input_t), else 0: a request that may not be repeated keeps
+ * waiting for timeouts.upstream_response (the expiry is still a passive health signal). */
+uint64_t sst_route_try_timeout(const sst_route_cfg_t *rt, bool idempotent, bool idempotency_key);
+
+/* The per-try timer runs while sidestep waits on the backend alone: during the connect, and
+ * from the moment the whole request is written until the first response byte. It does not run
+ * while the request (its body) is still being written, since the client may be the slow side
+ * there; timeouts.body covers that. try_ms is the route's try_timeout (0: none).
+ *
+ * Connect of an attempt started at start_ms: sets *deadline_ms (saturating), the moment a
+ * connect still pending is given up, and returns true when that is try_ms (set and not above
+ * timeouts.connect), false for timeouts.connect. Either way it is a connect timeout
+ * (SST_FAIL_CONNECT): nothing was sent, so any request may go elsewhere. */
+bool sst_route_connect_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms, uint64_t start_ms,
+                                uint64_t *deadline_ms);
+
+/* Wait for the response once the request is fully written at written_ms: sets *deadline_ms and
+ * returns SST_FAIL_TRY_TIMEOUT (try_ms set and below upstream_response, which the config
+ * guarantees: the request is then abandoned or, when it may not be repeated, only reported)
+ * or SST_FAIL_RESPONSE_TIMEOUT. Once a response byte has arrived, or the try timeout has been
+ * reported, the caller passes try_ms 0: only the response timeout is left. */
+sst_fail_phase_t sst_route_response_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms,
+                                             uint64_t written_ms, uint64_t *deadline_ms);
 
 #endif

@@ -106,6 +106,7 @@ static const char *const upfail_names[SST_M_UP_FAILS] = {
     [SST_M_UP_TIMEOUT] = "response_timeout",
     [SST_M_UP_BAD_RESPONSE] = "bad_response",
     [SST_M_UP_ABORTED] = "aborted",
+    [SST_M_UP_TRY_TIMEOUT] = "try_timeout",
 };
 
 static void render_requests(mbuf_t *b, sst_server_t *s)
@@ -285,6 +286,15 @@ static void render_upstreams(mbuf_t *b, sst_server_t *s)
         mb_printf(b, "sidestep_upstream_connections{backend=\"%s\",state=\"idle\"} %lld\n", bl,
                   (long long)SUM_WORKERS(s, up_idle[i]));
     }
+    /* issue 15: the abandoned attempts are failures of kind try_timeout; these kept waiting */
+    mb_help(b, "sidestep_upstream_try_waits_total", "counter",
+            "Attempts of requests that may not be repeated that got no response byte within "
+            "try_timeout and kept waiting (each a passive timeout signal).");
+    for (size_t i = 0; i < s->n_backend_names; i++) {
+        mb_label(s->backend_names[i], bl, sizeof(bl));
+        mb_printf(b, "sidestep_upstream_try_waits_total{backend=\"%s\"} %llu\n", bl,
+                  (unsigned long long)SUM_WORKERS(s, up_try_waits[i]));
+    }
 }
 
 static void render_health(mbuf_t *b, sst_server_t *s)
@@ -374,12 +384,11 @@ static void render_health(mbuf_t *b, sst_server_t *s)
         if (s->events_total[k] != 0)
             mb_printf(b, "sidestep_health_events_total{reason=\"%s\"} %llu\n",
                       sst_reason_code((sst_reason_t)k), (unsigned long long)s->events_total[k]);
-    static const char *const sig_names[5] = {"ok", "refused", "connect_timeout", "reset", "5xx"};
     mb_help(b, "sidestep_passive_signals_total", "counter",
             "Passive health signals received from proxied traffic.");
-    for (int k = 0; k < 5; k++)
-        mb_printf(b, "sidestep_passive_signals_total{signal=\"%s\"} %llu\n", sig_names[k],
-                  (unsigned long long)s->passive_signals[k]);
+    for (int k = 0; k < SST_PASSIVE__COUNT; k++)
+        mb_printf(b, "sidestep_passive_signals_total{signal=\"%s\"} %llu\n",
+                  sst_passive_name((sst_passive_t)k), (unsigned long long)s->passive_signals[k]);
     (void)prep;
 }
 

@@ -1048,8 +1048,9 @@ static int config_parse_limits(sst__cfg_ctx_t *c, const yaml_node_t *root)
 
 static int config_parse_timeouts(sst__cfg_ctx_t *c, const yaml_node_t *root)
 {
-    return config_parse_numbers(c, root, "timeouts", config_timeouts, COUNT_OF(config_timeouts),
-                                &c->cfg->timeouts);
+    int rc = config_parse_numbers(c, root, "timeouts", config_timeouts, COUNT_OF(config_timeouts),
+                                  &c->cfg->timeouts);
+    return rc != 0 ? rc : sst__cfg_check_routes(c, root);
 }
 
 static int config_parse_log(sst__cfg_ctx_t *c, const yaml_node_t *root)

@@ -101,6 +101,9 @@ char *sst__cfg_strdup(sst__cfg_ctx_t *c, sst_str_t s);
 int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root);
 /* `routes`, or the default route when the key is absent; needs regions and local_region. */
 int sst__cfg_parse_routes(sst__cfg_ctx_t *c, const yaml_node_t *root);
+/* Route keys checked against other sections once those are read: try_timeout below
+ * timeouts.upstream_response. */
+int sst__cfg_check_routes(sst__cfg_ctx_t *c, const yaml_node_t *root);
 
 /* --- TLS keys (config_tls.c): paths and settings only, no OpenSSL ------------------------- */
 

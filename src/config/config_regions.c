@@ -28,6 +28,7 @@ typedef enum health_key_e {
     HK_PASSIVE_FALL_REFUSED,
     HK_PASSIVE_5XX,
     HK_INITIAL,
+    HK_SLOW,
     HK__COUNT
 } health_key_t;
 
@@ -48,6 +49,7 @@ static const char *const health_keys[HK__COUNT] = {
     [HK_PASSIVE_FALL_REFUSED] = "passive_fall_refused",
     [HK_PASSIVE_5XX] = "passive_5xx",
     [HK_INITIAL] = "initial",
+    [HK_SLOW] = "slow",
 };
 
 static const char *const health_initial_words[] = {
@@ -215,6 +217,9 @@ static int health_parse_key(sst__cfg_ctx_t *c, health_layer_t *l, health_key_t k
             return SST_EINVAL;
         h->initial = (sst_initial_state_t)idx;
         return 0;
+    case HK_SLOW:
+        /* 0 turns it off, so that a backend can opt out of its region's setting */
+        return sst__cfg_duration(c, v, 0, SST__MAX_DURATION_MS, &h->slow_ms);
     case HK__COUNT:
         break;
     }
@@ -303,6 +308,9 @@ static void health_apply(health_merge_t *m, const health_layer_t *l)
         case HK_INITIAL:
             d->initial = s->initial;
             break;
+        case HK_SLOW:
+            d->slow_ms = s->slow_ms;
+            break;
         case HK__COUNT:
             break;
         }
@@ -365,6 +373,13 @@ static int health_finalize(sst__cfg_ctx_t *c, const health_merge_t *m, sst_healt
                             "timeout %s exceeds interval %s: a probe must end before the next",
                             sst__fmt_ms(h.timeout_ms, a, sizeof a),
                             sst__fmt_ms(h.interval_ms, b, sizeof b));
+    /* a probe that takes `timeout` already fails (L7TOUT), so slow must sit below it to ever
+     * fire (issue 15) */
+    if (h.slow_ms > 0 && h.slow_ms >= h.timeout_ms)
+        return health_blame(c, m, HK_SLOW, HK_TIMEOUT,
+                            "slow %s must be below timeout %s: a probe that slow already fails",
+                            sst__fmt_ms(h.slow_ms, a, sizeof a),
+                            sst__fmt_ms(h.timeout_ms, b, sizeof b));
     if (h.expect_body != NULL && strcmp(h.method, "HEAD") == 0)
         return health_blame(c, m, HK_EXPECT_BODY, HK_METHOD,
                             "expect_body cannot match: a HEAD response has no body");
@@ -850,6 +865,71 @@ static int route_cors(sst__cfg_ctx_t *c, const yaml_node_t *v, sst_route_cfg_t *
     return 0;
 }
 
+/* Fields sidestep drops, rewrites or gives a meaning of its own on the way to a backend: a key
+ * in one of them would not reach the backend as the client sent it, so the backend could not
+ * deduplicate by it while sidestep repeated the request. */
+static bool route_is_reserved_field(sst_str_t name)
+{
+    static const char *const reserved[] = {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+        "expect",
+        "via",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    };
+    for (size_t i = 0; i < COUNT_OF(reserved); i++)
+        if (sst_str_ieq_c(name, reserved[i]))
+            return true;
+    return false;
+}
+
+/* Issue 15: try_timeout (checked against timeouts.upstream_response once that is read, in
+ * sst__cfg_check_routes) and idempotency_header. */
+static int route_gray_options(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_route_cfg_t *r)
+{
+    const size_t base = c->path_len;
+    const yaml_node_t *v;
+    char q[64];
+
+    if ((v = sst__cfg_get(c, n, "try_timeout")) != NULL) {
+        sst__cfg_push_key(c, "try_timeout");
+        if (sst__cfg_duration(c, v, 0, SST__MAX_DURATION_MS, &r->try_timeout_ms) != 0)
+            return SST_EINVAL;
+        if (r->try_timeout_ms == 0)
+            return sst__cfg_fail(c, v,
+                                 "must be above 0 (leave the key out for no per-try timeout)");
+        sst__cfg_pop(c, base);
+    }
+    if ((v = sst__cfg_get(c, n, "idempotency_header")) != NULL) {
+        sst__cfg_push_key(c, "idempotency_header");
+        if (sst__cfg_string(c, v, 64, false, &r->idempotency_header) != 0)
+            return SST_EINVAL;
+        sst_str_t name = sst_str_c(r->idempotency_header);
+        if (!sst_str_is_token(name))
+            return sst__cfg_fail(c, v,
+                                 "invalid idempotency_header %s: expected a header field name "
+                                 "(a token, e.g. Idempotency-Key)",
+                                 sst__quote(name, q, sizeof q));
+        if (route_is_reserved_field(name))
+            return sst__cfg_fail(c, v,
+                                 "%s cannot carry an idempotency key: sidestep does not forward "
+                                 "it as sent",
+                                 sst__quote(name, q, sizeof q));
+        sst__cfg_pop(c, base);
+    }
+    return 0;
+}
+
 static int route_options(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_route_cfg_t *r)
 {
     static const char *const hop_words[] = {
@@ -935,7 +1015,7 @@ static int route_options(sst__cfg_ctx_t *c, const yaml_node_t *n, sst_route_cfg_
             return SST_EINVAL;
         sst__cfg_pop(c, base);
     }
-    return 0;
+    return route_gray_options(c, n, r);
 }
 
 static int route_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx)
@@ -955,6 +1035,8 @@ static int route_parse(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t idx)
         "cors_credentials",
         "redirect_discard",
         "retries",
+        "try_timeout",
+        "idempotency_header",
     };
     sst_route_cfg_t *r = &c->cfg->routes[idx];
     const size_t base = c->path_len;
@@ -1018,5 +1100,33 @@ int sst__cfg_parse_routes(sst__cfg_ctx_t *c, const yaml_node_t *root)
         sst__cfg_pop(c, mark);
     }
     sst__cfg_pop(c, 0);
+    return 0;
+}
+
+int sst__cfg_check_routes(sst__cfg_ctx_t *c, const yaml_node_t *root)
+{
+    const sst_config_t *cfg = c->cfg;
+    const yaml_node_t *routes = sst__cfg_get(c, root, "routes");
+    uint64_t limit = cfg->timeouts.upstream_response_ms;
+    char a[32], b[32];
+
+    if (routes == NULL || routes->type != YAML_SEQUENCE_NODE)
+        return 0; /* the default route has no try_timeout */
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const sst_route_cfg_t *r = &cfg->routes[i];
+        if (r->try_timeout_ms == 0 || r->try_timeout_ms < limit)
+            continue;
+        /* The response timeout would end every attempt first (both count from the written
+         * request), so the per-try timer could never fire: a mistake, not a setting. */
+        const yaml_node_t *v = sst__cfg_get(c, sst__cfg_seq_item(c, routes, i), "try_timeout");
+        sst__cfg_push_key(c, "routes");
+        sst__cfg_push_index(c, i);
+        sst__cfg_push_key(c, "try_timeout");
+        return sst__cfg_fail(c, v,
+                             "try_timeout %s must be below timeouts.upstream_response %s: the "
+                             "response timeout would end the attempt first",
+                             sst__fmt_ms(r->try_timeout_ms, a, sizeof a),
+                             sst__fmt_ms(limit, b, sizeof b));
+    }
     return 0;
 }

@@ -97,6 +97,7 @@ void sst__conns_init(sst_conns_t *cs)
 void sst__conns_config_changed(sst_conns_t *cs)
 {
     memset(cs->lb, 0, sizeof(cs->lb));
+    memset(cs->alive_ms, 0, sizeof(cs->alive_ms)); /* backend indices changed */
 }
 
 void sst__conns_free(sst_conns_t *cs)

@@ -30,6 +30,10 @@ typedef struct sst_conns_s {
     struct sst_req_s *free_reqs;
     size_t n_free_reqs;
     sst_lb_state_t lb[SST_MAX_REGIONS]; /* balancer state of the config in force */
+    /* Issue 15: when each backend of the config in force last sent this worker a response
+     * head (uv_now ms, 0: never): after a timeout, a retry goes only to a backend that showed
+     * life since the failed attempt began (docs/routing.md §7.1). */
+    uint64_t alive_ms[SST_MAX_BACKENDS];
     /* request body bytes queued for an upstream during one parse pass of one connection (a
      * pass never interleaves with another connection's) */
     uv_buf_t out_bufs[SST_WREQ_BUFS];

@@ -72,6 +72,11 @@ typedef struct sst_req_s {
     bool accounted;        /* logged and counted */
     bool https_redirect;   /* the listener's https enforcement answered */
     bool idempotent;       /* RFC 9110 §9.2.2 method */
+    bool idem_key;         /* a valid idempotency key (issue 15; conn_local.c says when) */
+    bool try_reported;     /* this attempt's silence past try_timeout was already reported as
+                              a passive TIMEOUT: its response timeout is not reported again */
+    uint64_t try_ms;       /* the route's try_timeout, 0 when none (issue 15) */
+    uint64_t attempt_ms;   /* when the current attempt began (uv_now) */
     size_t listener_index; /* the listener in this request's config, SIZE_MAX if gone */
     /* The https Location's host: the decision points into it, and the answer may wait for a
      * body to drain or the socket to drain, so it lives here and not in the worker (issue 11:
@@ -203,6 +208,9 @@ void sst__conn_proxy_attempt(sst_conn_t *c);
 /* An attempt failed in `phase`: route.c decides what follows. */
 void sst__conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfail_t kind,
                               const char *why);
+/* The current attempt's backend sent a response head: evidence of life for retries after a
+ * timeout (sst_conns_t.alive_ms). */
+void sst__conn_backend_answered(sst_conn_t *c);
 /* Request body bytes as parsed (the parser's callback), and the end of a parse pass's worth. */
 int sst__conn_on_body(void *opaque, const char *at, size_t len);
 void sst__conn_flush_body(sst_conn_t *c);

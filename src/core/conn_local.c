@@ -203,6 +203,23 @@ sst_route_input_t sst__conn_route_input(const sst_conn_t *c)
     return in;
 }
 
+/* Issue 15: the request carries an idempotency key when its route names the header, the field
+ * appears exactly once (a repeated field cannot be one key: RFC 8941 §4.2), it is forwarded as
+ * sent (not named in Connection, which would make it hop-by-hop and drop it) and its value is
+ * well formed. Anything else is simply no key, never an error. */
+static bool conn_idempotency_key(const sst_req_t *r, const sst_route_cfg_t *rt)
+{
+    const char *name = rt->idempotency_header;
+    if (name == NULL || name[0] == '\0' || r->head == NULL)
+        return false;
+    int i = sst_head_find(r->head, name, 0);
+    if (i < 0 || sst_head_find(r->head, name, (uint32_t)i + 1) >= 0)
+        return false;
+    if (sst_h1_is_hop_by_hop(r->head, sst_str_c(name)))
+        return false;
+    return sst_idempotency_key_valid(sst_hdr_value(r->head, &r->head->hdrs[i]));
+}
+
 static void conn_route(sst_conn_t *c)
 {
     sst_req_t *r = c->req;
@@ -227,6 +244,11 @@ static void conn_route(sst_conn_t *c)
         return;
     }
     r->route = r->decision.route;
+    if (r->route < cfg->n_routes) {
+        const sst_route_cfg_t *rt = &cfg->routes[r->route];
+        r->idem_key = conn_idempotency_key(r, rt);
+        r->try_ms = rt->try_timeout_ms;
+    }
     sst__conn_apply_decision(c);
 }
 

@@ -17,20 +17,60 @@
 
 /* ---- proxying ---------------------------------------------------------------------------- */
 
-static bool conn_backend_left(const sst_conn_t *c)
+/* Issue 15: backend b sent this worker a response head since the current attempt began. Only
+ * the config in force keeps the record (indices change with a reload). */
+static bool conn_backend_alive(const sst_conn_t *c, size_t b)
+{
+    const sst_req_t *r = c->req;
+    uint64_t at = c->w->conns.alive_ms[b];
+    return r->wv->view->cfg == sst__worker_config(c->w) && at != 0 && at >= r->attempt_ms;
+}
+
+void sst__conn_backend_answered(sst_conn_t *c)
+{
+    const sst_req_t *r = c->req;
+    if (r->wv->view->cfg == sst__worker_config(c->w) && (size_t)r->backend < SST_MAX_BACKENDS)
+        c->w->conns.alive_ms[r->backend] = conn_now(c);
+}
+
+/* An untried eligible backend is left in the region (`live`: one that showed life since the
+ * current attempt began). */
+static bool conn_backend_left(const sst_conn_t *c, bool live)
 {
     const sst_req_t *r = c->req;
     const sst_config_t *cfg = r->wv->view->cfg;
     const sst_hsnap_t *snap = r->wv->view->snap;
     const sst_region_cfg_t *reg = &cfg->regions[r->region];
     for (size_t b = reg->first_backend; b < reg->first_backend + reg->n_backends; b++) {
-        if (sst_tried_has(&r->tried, b))
+        if (sst_tried_has(&r->tried, b) || (live && !conn_backend_alive(c, b)))
             continue;
         if (r->decision.ignore_health ? snap->backends[b].force != SST_FORCE_DOWN
                                       : snap->backends[b].state == SST_UP)
             return true;
     }
     return false;
+}
+
+/* A retry after a timeout goes to a backend that showed life: the others count as tried. */
+static void conn_skip_silent(sst_conn_t *c)
+{
+    sst_req_t *r = c->req;
+    const sst_region_cfg_t *reg = &r->wv->view->cfg->regions[r->region];
+    for (size_t b = reg->first_backend; b < reg->first_backend + reg->n_backends; b++)
+        if (!conn_backend_alive(c, b))
+            sst_tried_set(&r->tried, b);
+}
+
+/* Whether a reroute of this request would answer with a redirect to another region. */
+static bool conn_redirect_left(const sst_conn_t *c)
+{
+    const sst_req_t *r = c->req;
+    sst_route_input_t in = sst__conn_route_input(c);
+    sst_decision_t d;
+    if (r->region < 32)
+        in.exclude_regions |= 1u << r->region;
+    return sst_route_decide(&in, r->wv->view->cfg, r->wv->view->snap, &d) == 0 &&
+           d.kind == SST_DECIDE_REDIRECT;
 }
 
 static void conn_up_on_ready(void *owner);
@@ -61,6 +101,8 @@ void sst__conn_proxy_attempt(sst_conn_t *c)
         }
         r->backend = b;
         r->attempts++;
+        r->attempt_ms = conn_now(c);
+        r->try_reported = false;
         sst_tried_set(&r->tried, (size_t)b);
         sst_pool_t *pool = sst__pool_for(&w->pools, r->wv->view, (size_t)b);
         if (pool == NULL) {
@@ -70,20 +112,20 @@ void sst__conn_proxy_attempt(sst_conn_t *c)
         sst_upstream_t *u = sst__pool_take(pool, !r->idempotent, conn_now(c), pp);
         if (u != NULL) {
             c->up = u;
-            sst__upstream_attach(u, cfg, &sst__conn_upstream_cb, c);
+            sst__upstream_attach(u, cfg, r->try_ms, &sst__conn_upstream_cb, c);
             conn_up_on_ready(c);
             return;
         }
         if (sst__pool_full(pool, cfg->limits.upstream_connections)) {
             /* this backend is at its connection limit in this worker: try another one */
             r->attempts--;
-            if (!conn_backend_left(c)) {
+            if (!conn_backend_left(c, false)) {
                 sst__conn_respond_error(c, 503, "upstream connection limit reached");
                 return;
             }
             continue;
         }
-        int rc = sst__upstream_connect(w, pool, cfg, &sst__conn_upstream_cb, c, pp, &u);
+        int rc = sst__upstream_connect(w, pool, cfg, r->try_ms, &sst__conn_upstream_cb, c, pp, &u);
         if (rc != 0) {
             sst__conn_attempt_failed(c, SST_FAIL_CONNECT, SST_M_UP_CONNECT_ERROR, sst_strerror(rc));
             return;
@@ -275,7 +317,9 @@ void sst__conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfai
         c->up = NULL;
         sst__upstream_abort(u, kind);
     }
-    if (r->backend >= 0)
+    /* a response timeout after the try timeout already reported this silence is not a second
+     * failure of the backend */
+    if (r->backend >= 0 && !(r->try_reported && kind == SST_M_UP_TIMEOUT))
         sst__passive_failure(&w->passive, cfg, (size_t)r->backend, kind);
     r->note = why;
     if (r->resp_started || phase == SST_FAIL_RESPONSE_STARTED) {
@@ -290,13 +334,22 @@ void sst__conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfai
         .body_consumed = r->body_in > 0,
         .attempts = r->attempts,
         .retries = r->route < cfg->n_routes ? cfg->routes[r->route].retries : 0,
-        .backend_left = phase != SST_FAIL_NO_BACKEND && conn_backend_left(c),
+        .backend_left = phase != SST_FAIL_NO_BACKEND && conn_backend_left(c, false),
+        .idempotency_key = r->idem_key,
+        /* issue 15: the backend said nothing; will another one of the region? */
+        .timed_out = kind == SST_M_UP_CONNECT_TIMEOUT || kind == SST_M_UP_TRY_TIMEOUT,
     };
+    if (fi.timed_out && fi.backend_left) {
+        fi.live_backend_left = conn_backend_left(c, true);
+        fi.redirect_left = !fi.live_backend_left && conn_redirect_left(c);
+    }
     sst_fail_decision_t fd;
     sst_route_on_failure(&fi, &fd);
     switch (fd.action) {
     case SST_ON_FAIL_RETRY:
         sst_counter_add(&w->metrics->retries, 1);
+        if (fd.live_only)
+            conn_skip_silent(c);
         sst__conn_proxy_attempt(c);
         return;
     case SST_ON_FAIL_REROUTE: {
@@ -309,8 +362,10 @@ void sst__conn_attempt_failed(sst_conn_t *c, sst_fail_phase_t phase, sst_m_upfai
             sst__conn_respond_error(c, 502, why);
             return;
         }
-        unsigned fail_status =
-            kind == SST_M_UP_CONNECT_TIMEOUT || kind == SST_M_UP_TIMEOUT ? 504 : 502;
+        unsigned fail_status = kind == SST_M_UP_CONNECT_TIMEOUT || kind == SST_M_UP_TIMEOUT ||
+                                       kind == SST_M_UP_TRY_TIMEOUT
+                                   ? 504
+                                   : 502;
         if (r->decision.kind == SST_DECIDE_REJECT ||
             (r->decision.kind == SST_DECIDE_PROXY &&
              ((r->exclude_regions >> r->decision.region) & 1 || r->body_in > 0))) {
@@ -348,6 +403,28 @@ static void conn_up_on_fail(void *owner, sst_fail_phase_t phase, sst_m_upfail_t 
     sst__conn_attempt_failed(c, phase, kind, why);
 }
 
+/* No response byte within try_timeout of the request written (issue 15, docs/routing.md
+ * §7.1). A repeatable request gives the attempt up: its connection is closed, never pooled,
+ * and the matrix decides (another backend, the 307, or 504). One that may not be repeated
+ * keeps waiting for timeouts.upstream_response, but the silence is reported now, so that
+ * traffic of such requests ejects a silent backend too instead of waiting for the probes. */
+static void conn_up_on_try_timeout(void *owner)
+{
+    sst_conn_t *c = owner;
+    sst_req_t *r = c->req;
+    const sst_config_t *cfg = r->wv->view->cfg;
+    const sst_route_cfg_t *rt = r->route < cfg->n_routes ? &cfg->routes[r->route] : NULL;
+
+    if (sst_route_try_timeout(rt, r->idempotent, r->idem_key) > 0) {
+        sst__conn_attempt_failed(c, SST_FAIL_TRY_TIMEOUT, SST_M_UP_TRY_TIMEOUT,
+                                 "backend try timeout");
+        return;
+    }
+    if (r->backend >= 0 && !r->try_reported)
+        sst__passive_failure(&c->w->passive, cfg, (size_t)r->backend, SST_M_UP_TRY_TIMEOUT);
+    r->try_reported = true;
+}
+
 const sst__upstream_cb_t sst__conn_upstream_cb = {
     .on_ready = conn_up_on_ready,
     .on_head = sst__conn_up_on_head,
@@ -356,4 +433,5 @@ const sst__upstream_cb_t sst__conn_upstream_cb = {
     .on_done = sst__conn_up_on_done,
     .on_fail = conn_up_on_fail,
     .on_drained = conn_up_on_drained,
+    .on_try_timeout = conn_up_on_try_timeout,
 };

@@ -86,8 +86,12 @@ int sst__conn_up_on_head(void *owner, const sst_h1_response_t *resp, const sst_h
     sst_req_t *r = c->req;
 
     r->status = resp->status;
-    if (r->backend >= 0) /* passive health: a 5xx, or the good answer after a failure */
-        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, resp->status);
+    if (r->backend >= 0) {
+        /* passive health: a counted 5xx now; the good answer after a failure at the end */
+        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, resp->status,
+                              false);
+        sst__conn_backend_answered(c);
+    }
     if (!r->parsed)
         r->close_after = true; /* an early answer: the rest of the body is not for us */
     sst_h1_frame_t frame = sst_h1_response_framing(resp, r->info.minor);
@@ -166,6 +170,11 @@ void sst__conn_up_on_done(void *owner)
 {
     sst_conn_t *c = owner;
     sst_req_t *r = c->req;
+    /* Issue 15: the OK that ends a run of passive failures waits for a complete response, or
+     * a backend that cuts every body would alternate OK and ABORTED and never be ejected. */
+    if (r->backend >= 0)
+        sst__passive_response(&c->w->passive, r->wv->view->cfg, (size_t)r->backend, r->status,
+                              true);
     if (r->chunked_out && conn_gather(c, NULL, "0\r\n\r\n", 5, 0) != 0) {
         if (c->state != SST_CONN_CLOSING)
             sst__conn_abort(c);

@@ -32,7 +32,8 @@ typedef enum sst_m_upfail_e {
     SST_M_UP_RESET,   /* reset or closed before a response head */
     SST_M_UP_TIMEOUT, /* no response head in time */
     SST_M_UP_BAD_RESPONSE,
-    SST_M_UP_ABORTED, /* failed after the response started */
+    SST_M_UP_ABORTED,     /* failed after the response started */
+    SST_M_UP_TRY_TIMEOUT, /* no response byte within routes[].try_timeout: abandoned (issue 15) */
     SST_M_UP_FAILS
 } sst_m_upfail_t;
 
@@ -100,6 +101,10 @@ typedef struct sst_wmetrics_s {
     sst_counter_t pp_accepted[2][3];
     sst_counter_t pp_rejected[SST_M_PP_REASONS];
     sst_m_tls_t tls;
+    /* issue 15: attempts of requests that may not be repeated that got no response byte within
+     * try_timeout and kept waiting (each one a PASSIVE_TIMEOUT signal); the abandoned ones
+     * are up_failures[..][SST_M_UP_TRY_TIMEOUT] */
+    sst_counter_t up_try_waits[SST_M_BACKENDS];
 } sst_wmetrics_t;
 
 enum { SST_M_TIMEOUT_HEAD = 0, SST_M_TIMEOUT_BODY, SST_M_TIMEOUT_SEND, SST_M_TIMEOUT_IDLE };

@@ -26,24 +26,31 @@ sst_passive_t sst__passive_of_failure(sst_m_upfail_t kind)
     case SST_M_UP_BAD_RESPONSE:
         return SST_PASSIVE_RESET;
     case SST_M_UP_TIMEOUT:
+    case SST_M_UP_TRY_TIMEOUT:
+        /* issue 15: a backend that accepts and then says nothing refuses nothing either */
+        return SST_PASSIVE_TIMEOUT;
     case SST_M_UP_ABORTED:
+        return SST_PASSIVE_ABORTED;
     case SST_M_UP_FAILS:
         return SST_PASSIVE_OK; /* not a passive failure signal */
     }
     return SST_PASSIVE_OK;
 }
 
-bool sst__passive_of_response(unsigned status, bool passive_5xx, bool was_bad, sst_passive_t *sig)
+bool sst__passive_of_response(unsigned status, bool passive_5xx, bool was_bad, bool complete,
+                              sst_passive_t *sig)
 {
-    if (status >= 500 && passive_5xx) {
+    bool counted_5xx = status >= 500 && passive_5xx;
+    if (!complete) {
+        if (!counted_5xx)
+            return false;
         *sig = SST_PASSIVE_5XX;
         return true;
     }
-    if (was_bad) {
-        *sig = SST_PASSIVE_OK;
-        return true;
-    }
-    return false;
+    if (!was_bad || counted_5xx)
+        return false;
+    *sig = SST_PASSIVE_OK;
+    return true;
 }
 
 static void passive_push(sst_passive_ring_t *r, uint64_t config_version, size_t backend,
@@ -75,12 +82,12 @@ void sst__passive_failure(sst_passive_ring_t *r, const sst_config_t *cfg, size_t
 }
 
 void sst__passive_response(sst_passive_ring_t *r, const sst_config_t *cfg, size_t backend,
-                           unsigned status)
+                           unsigned status, bool complete)
 {
     sst_passive_t sig;
     if (backend >= cfg->n_backends ||
         !sst__passive_of_response(status, cfg->backends[backend].health.passive_5xx,
-                                  r->bad[backend] != 0, &sig))
+                                  r->bad[backend] != 0, complete, &sig))
         return;
     passive_push(r, cfg->version, backend, sig);
     r->bad[backend] = sig != SST_PASSIVE_OK;

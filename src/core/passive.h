@@ -1,5 +1,6 @@
 /* Passive health signals, worker -> control thread: what a worker learns from real traffic
- * (a refused connect, a reset, a 5xx, a good answer after a failure) crosses in a lock-free
+ * (a refused connect, a reset, a timeout, a response cut short, a 5xx, a good answer after a
+ * failure) crosses in a lock-free
  * single-producer ring, one per worker, and wakes the control thread. This module decides
  * which outcomes are signals; health.c (through server.c) decides what they mean. */
 #ifndef SST_CORE_PASSIVE_H
@@ -37,22 +38,28 @@ typedef struct sst_passive_ring_s {
 /* Zeroes r; `notify` is sent after every signal pushed. */
 void sst__passive_init(sst_passive_ring_t *r, uv_async_t *notify);
 
-/* The signal an attempt failure of `kind` is: REFUSED, CONNECT_TIMEOUT, RESET, or OK for
- * failures that say nothing about the backend's health (timeouts, aborts, no backend). */
+/* The signal an attempt failure of `kind` is: REFUSED, CONNECT_TIMEOUT, RESET (also a bad
+ * response), TIMEOUT (a try or response timeout, a stalled request or response body), ABORTED
+ * (cut mid-response), or OK for what says nothing about the backend's health (SST_M_UP_FAILS:
+ * the client's doing, no backend). */
 sst_passive_t sst__passive_of_failure(sst_m_upfail_t kind);
-/* Whether a response head with `status` is reported, and as what: a counted 5xx (passive_5xx
- * on) always, anything else only as the OK that follows a failure report (`was_bad`), so the
- * common path sends nothing. Returns true and sets *sig when a signal is due. */
-bool sst__passive_of_response(unsigned status, bool passive_5xx, bool was_bad, sst_passive_t *sig);
+/* Whether a response with `status` is reported, and as what. At its head (`complete` false):
+ * a counted 5xx (passive_5xx on), nothing else. At its end (`complete`): the OK that follows a
+ * failure report (`was_bad`), unless it was a counted 5xx. The OK waits for the end because it
+ * resets the run of failures: a backend that sends every head and cuts every body would
+ * otherwise alternate OK and ABORTED and never reach passive_fall (issue 15). The common path
+ * sends nothing. Returns true and sets *sig when a signal is due. */
+bool sst__passive_of_response(unsigned status, bool passive_5xx, bool was_bad, bool complete,
+                              sst_passive_t *sig);
 
 /* Producer (the worker's thread). An attempt on `backend` (an index of the config with
  * `config_version`) failed with `kind`; a signal is pushed when the kind is one. */
 void sst__passive_failure(sst_passive_ring_t *r, const sst_config_t *cfg, size_t backend,
                           sst_m_upfail_t kind);
-/* `backend` answered with a response head of `status`; pushes what sst__passive_of_response
- * says. */
+/* `backend` answered with a response head of `status` (`complete` false), or that response
+ * ended (`complete` true); pushes what sst__passive_of_response says. */
 void sst__passive_response(sst_passive_ring_t *r, const sst_config_t *cfg, size_t backend,
-                           unsigned status);
+                           unsigned status, bool complete);
 /* A new config is in force: backend indices changed, earlier failure reports are forgotten. */
 void sst__passive_forget(sst_passive_ring_t *r);
 

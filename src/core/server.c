@@ -141,17 +141,21 @@ void sst__server_publish(sst_server_t *s)
 
 /* ---- health inputs ---------------------------------------------------------------------- */
 
-static void server_on_probe(void *opaque, size_t backend, const sst_probe_result_t *res)
+static void server_on_probe(void *opaque, size_t backend, const sst_probe_result_t *in)
 {
     sst_server_t *s = opaque;
     if (backend >= s->cfg->n_backends)
         return;
+    /* a success slower than health.slow is an L7SLOW failure (issue 15): judged before it is
+     * counted, so that sidestep_probes_total says what the health state saw */
+    sst_probe_result_t res = *in;
+    sst_health_classify_slow(&res, &s->cfg->backends[backend].health);
     unsigned mid = s->view->prep->backend_mid[backend];
-    if (res->reason < SST_REASON__COUNT)
-        s->probes[mid][res->reason]++;
-    s->probe_lat[mid][sst_m_lat_bucket(res->duration_ms * 1000)]++;
-    s->probe_lat_sum_us[mid] += res->duration_ms * 1000;
-    if (sst_health_probe_result(s->health, backend, res, uv_now(s->loop)))
+    if (res.reason < SST_REASON__COUNT)
+        s->probes[mid][res.reason]++;
+    s->probe_lat[mid][sst_m_lat_bucket(res.duration_ms * 1000)]++;
+    s->probe_lat_sum_us[mid] += res.duration_ms * 1000;
+    if (sst_health_probe_result(s->health, backend, &res, uv_now(s->loop)))
         sst__server_publish(s);
 }
 
@@ -167,7 +171,7 @@ static void server_on_passive(uv_async_t *a)
             if (s->health == NULL || m.config_version != s->cfg->version ||
                 m.backend >= s->cfg->n_backends)
                 continue;
-            if (m.signal < 5)
+            if (m.signal < SST_PASSIVE__COUNT)
                 s->passive_signals[m.signal]++;
             changed |= sst_health_passive(s->health, m.backend, (sst_passive_t)m.signal, now);
         }

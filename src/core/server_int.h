@@ -66,7 +66,7 @@ struct sst_server_s {
     uint64_t probe_lat_sum_us[SST_M_BACKENDS];
     uint64_t events_total[SST_REASON__COUNT];
     uint64_t reloads_ok, reloads_failed;
-    uint64_t passive_signals[5];
+    uint64_t passive_signals[SST_PASSIVE__COUNT];
     uv_timer_t *tls_timer; /* TLS housekeeping (server_tls.c) */
 
     /* fleet mode (core/server_fleet.c) */

@@ -44,8 +44,13 @@ struct sst_upstream_s {
     bool keep_alive;
     bool backpressured;  /* the owner paused reading */
     bool tls_started;    /* TLS: TCP is up, the handshake deadline runs */
-    sst_wreq_t *pending; /* the request head, held until the end of the parse pass */
-    uint64_t idle_since; /* when it went back to the pool */
+    bool connect_try;    /* CONNECTING: the deadline is the try timeout's, not timeouts.connect */
+    bool try_armed;      /* the request is written and the deadline is the try timeout's */
+    uint64_t try_ms;     /* the route's try_timeout for this attempt (issue 15); 0: none */
+    uint64_t written_ms; /* when the whole request was written */
+    uint64_t connect_started; /* when the connect began: the try timeout counts from it */
+    sst_wreq_t *pending;      /* the request head, held until the end of the parse pass */
+    uint64_t idle_since;      /* when it went back to the pool */
     uint32_t writes_pending;
     uint64_t deadline;
     uint64_t last_progress;
@@ -243,6 +248,38 @@ static sst_fail_phase_t up_phase(const sst_upstream_t *u)
 
 /* ---- timers ------------------------------------------------------------------------------ */
 
+/* The whole request is written: the wait for the response starts, bounded by the try timeout
+ * first when there is one (route.c says which deadline applies). */
+static void up_request_written(sst_upstream_t *u)
+{
+    u->req_written = true;
+    u->written_ms = up_now(u);
+    u->try_armed = sst_route_response_deadline(&up_cfg(u)->timeouts, u->try_ms, u->written_ms,
+                                               &u->deadline) == SST_FAIL_TRY_TIMEOUT;
+    up_arm_timer(u);
+}
+
+/* The backend answers (a byte arrived) or the try timeout was reported: only the response
+ * timeout is left, counted from the same write. */
+static void up_try_disarm(sst_upstream_t *u)
+{
+    u->try_armed = false;
+    (void)sst_route_response_deadline(&up_cfg(u)->timeouts, 0, u->written_ms, &u->deadline);
+}
+
+/* No response byte within try_timeout: the owner decides (issue 15). It gives a repeatable
+ * request up, which closes this connection (never pooled), or lets the request wait on. */
+static void up_try_expired(sst_upstream_t *u)
+{
+    up_try_disarm(u);
+    if (u->owner != NULL)
+        u->cb->on_try_timeout(u->owner);
+    if (u->state == SST_UP_CLOSING || u->owner == NULL)
+        return;
+    sst_counter_add(&u->w->metrics->up_try_waits[sst__pool_metric_id(u->pool)], 1);
+    up_arm_timer(u);
+}
+
 static void up_on_timer(uv_timer_t *t)
 {
     sst_upstream_t *u = t->data;
@@ -251,12 +288,14 @@ static void up_on_timer(uv_timer_t *t)
 
     switch (u->state) {
     case SST_UP_CONNECTING:
-        if (sst__tp_handshaking(&u->tp) && u->tls_started) {
+        if (sst__tp_handshaking(&u->tp) && u->tls_started && !u->connect_try) {
             sst__tp_handshake_expired(&u->tp); /* counted by reason `timeout` */
             up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT, "backend TLS handshake timeout");
             return;
         }
-        up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT, "backend connect timeout");
+        /* at try_timeout too: nothing was sent, so any request may go elsewhere */
+        up_fail(u, SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT,
+                u->connect_try ? "backend connect try timeout" : "backend connect timeout");
         return;
     case SST_UP_IDLE:
         sst__upstream_close(u);
@@ -272,6 +311,10 @@ static void up_on_timer(uv_timer_t *t)
             up_fail(u, up_phase(u), SST_M_UP_RESET, "backend write failed");
             return;
         } else if (u->req_written && now >= u->deadline) {
+            if (u->try_armed) {
+                up_try_expired(u);
+                return;
+            }
             up_fail(u, SST_FAIL_RESPONSE_TIMEOUT, SST_M_UP_TIMEOUT, "backend response timeout");
             return;
         } else if (!u->req_written && !u->write_failed && u->writes_pending > 0 &&
@@ -349,6 +392,7 @@ static void up_reset_response(sst_upstream_t *u)
     u->req_queued = u->req_written = false;
     u->write_failed = false;
     u->keep_alive = false;
+    u->try_armed = false;
 }
 
 /* TLS: TCP is up and the handshake runs, bounded by timeouts.tls_handshake from now. */
@@ -358,7 +402,12 @@ static void up_tp_on_handshake(sst_transport_t *t)
     if (u->state != SST_UP_CONNECTING)
         return;
     u->tls_started = true;
-    u->deadline = up_now(u) + up_cfg(u)->timeouts.tls_handshake_ms;
+    /* the handshake gets timeouts.tls_handshake from now, but the attempt's try_timeout
+     * (counted from the connect) still cuts it short: nothing was sent either way */
+    uint64_t hs = up_now(u) + up_cfg(u)->timeouts.tls_handshake_ms;
+    uint64_t try_end = u->try_ms > 0 ? u->connect_started + u->try_ms : UINT64_MAX;
+    u->connect_try = try_end <= hs;
+    u->deadline = u->connect_try ? try_end : hs;
     uv_timer_stop(&u->timer); /* the connect deadline is over: arm the later one */
     up_arm_timer(u);
 }
@@ -397,8 +446,8 @@ static void up_tp_on_connect(sst_transport_t *t, int status)
 }
 
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
-                          sst_upstream_t **out)
+                          uint64_t try_ms, const sst__upstream_cb_t *cb, void *owner,
+                          const sst_tp_pp_out_t *pp, sst_upstream_t **out)
 {
     sst_upstream_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -413,6 +462,7 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
     u->owner = owner;
     u->cb = cb;
     u->cfg = cfg;
+    u->try_ms = try_ms;
     sst_list_init(&u->link);
     size_t tls_backend = 0;
     sst_tls_client_t *tls = sst__pool_tls(pool, &tls_backend);
@@ -443,20 +493,23 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
         sst__upstream_close(u);
         return rc;
     }
-    u->deadline = up_now(u) + up_cfg(u)->timeouts.connect_ms;
+    u->connect_started = up_now(u);
+    u->connect_try =
+        sst_route_connect_deadline(&up_cfg(u)->timeouts, try_ms, u->connect_started, &u->deadline);
     up_arm_timer(u);
     *out = u;
     return 0;
 }
 
-void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, const sst__upstream_cb_t *cb,
-                          void *owner)
+void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, uint64_t try_ms,
+                          const sst__upstream_cb_t *cb, void *owner)
 {
     assert(u->state == SST_UP_IDLE);
     up_set_state(u, SST_UP_ACTIVE);
     u->owner = owner;
     u->cb = cb;
     u->cfg = cfg;
+    u->try_ms = try_ms;
     up_reset_response(u);
     u->last_progress = up_now(u);
     uv_timer_stop(&u->timer);
@@ -474,6 +527,7 @@ static void up_write_failed(sst_upstream_t *u)
     if (u->write_failed || u->resp_head)
         return;
     u->write_failed = true;
+    u->try_armed = false; /* the read side decides now, within the grace */
     u->deadline = up_now(u) + WRITE_FAILED_GRACE_MS;
     up_start_reading(u);
     up_arm_timer(u);
@@ -491,11 +545,8 @@ static void up_tp_on_write(sst_transport_t *t, int status, size_t bytes)
         return;
     }
     u->last_progress = up_now(u);
-    if (u->req_queued && u->writes_pending == 0 && !u->req_written && !u->write_failed) {
-        u->req_written = true;
-        u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
-        up_arm_timer(u);
-    }
+    if (u->req_queued && u->writes_pending == 0 && !u->req_written && !u->write_failed)
+        up_request_written(u);
     if (u->req_full && u->owner != NULL && up_queued(u) <= up_cfg(u)->limits.buffer / 2) {
         u->req_full = false;
         u->cb->on_drained(u->owner);
@@ -599,11 +650,8 @@ void sst__upstream_request_sent(sst_upstream_t *u)
     if (sst__upstream_flush(u) != 0)
         up_write_failed(u);
     u->req_queued = true;
-    if (u->writes_pending == 0 && !u->req_written && !u->write_failed) {
-        u->req_written = true;
-        u->deadline = up_now(u) + up_cfg(u)->timeouts.upstream_response_ms;
-        up_arm_timer(u);
-    }
+    if (u->writes_pending == 0 && !u->req_written && !u->write_failed)
+        up_request_written(u);
 }
 
 /* ---- the response ------------------------------------------------------------------------ */
@@ -743,6 +791,8 @@ static void up_tp_on_read(sst_transport_t *t, sst_chunk_t *ch, size_t nread)
         return;
     }
     u->last_progress = up_now(u);
+    if (u->try_armed)
+        up_try_disarm(u); /* the backend answers: only the response timeout is left */
     assert(u->in == NULL);
     u->in = ch;
     up_process(u, nread);

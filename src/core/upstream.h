@@ -47,23 +47,32 @@ typedef struct sst__upstream_cb_s {
     /* The request's write queue fell to half of limits.buffer after sst__upstream_writable said
      * false: the owner may send more body bytes. */
     void (*on_drained)(void *owner);
+    /* Issue 15: the whole request was written try_ms ago (see sst__upstream_connect) and not a
+     * byte of response came back. At most once per attempt. The owner either gives the
+     * attempt up (sst__upstream_abort with SST_M_UP_TRY_TIMEOUT, then its failure handling) or
+     * lets it wait on for timeouts.upstream_response (a request that may not be repeated). */
+    void (*on_try_timeout)(void *owner);
 } sst__upstream_cb_t;
 
 /* ---- for the owner ----------------------------------------------------------------------------
  */
 
 /* Opens a connection to pool's backend for `owner`. `cfg` is the owner's request config: its
- * limits and timeouts apply while attached (borrowed; the owner keeps it alive). `pp` (NULL or
- * len 0: none) is the PROXY header the connection opens with, copied: it describes the
- * connection for its whole life, and the pool hands the connection out again only to a
- * request with the same header. Returns 0 and *out (on_ready or on_fail follows, exactly
- * once, later), or a negative error (nothing opened, no callback). */
+ * limits and timeouts apply while attached (borrowed; the owner keeps it alive). `try_ms` is
+ * the route's try_timeout (0: none, docs/routing.md §7.1): a connect still pending then fails
+ * as a connect timeout (nothing was sent), and once the request is written on_try_timeout
+ * tells the owner when no response byte came within it. `pp` (NULL or len 0: none) is the
+ * PROXY header the connection opens with, copied: it describes the connection for its whole
+ * life, and the pool hands the connection out again only to a request with the same header.
+ * Returns 0 and *out (on_ready or on_fail follows, exactly once, later), or a negative error
+ * (nothing opened, no callback). */
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
-                          sst_upstream_t **out);
-/* Attaches a connection taken from its pool (sst__pool_take): ready at once, no on_ready. */
-void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, const sst__upstream_cb_t *cb,
-                          void *owner);
+                          uint64_t try_ms, const sst__upstream_cb_t *cb, void *owner,
+                          const sst_tp_pp_out_t *pp, sst_upstream_t **out);
+/* Attaches a connection taken from its pool (sst__pool_take): ready at once, no on_ready;
+ * try_ms as for sst__upstream_connect. */
+void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, uint64_t try_ms,
+                          const sst__upstream_cb_t *cb, void *owner);
 /* Queues the request head, held by `chunk` (a reference is taken) or `heap` (ownership moves
  * to the write, even on error). `head_request`: the response to it has no body. Held back
  * until sst__upstream_flush so that body bytes read with the head leave in the same write.

@@ -95,6 +95,21 @@ const char *sst_reason_text(sst_reason_t r)
     return (unsigned)r < SST_REASON__COUNT ? reason_texts[r] : "unknown reason";
 }
 
+static const char *const passive_names[SST_PASSIVE__COUNT] = {
+    [SST_PASSIVE_OK] = "ok",
+    [SST_PASSIVE_REFUSED] = "refused",
+    [SST_PASSIVE_CONNECT_TIMEOUT] = "connect_timeout",
+    [SST_PASSIVE_RESET] = "reset",
+    [SST_PASSIVE_5XX] = "5xx",
+    [SST_PASSIVE_TIMEOUT] = "timeout",
+    [SST_PASSIVE_ABORTED] = "aborted",
+};
+
+const char *sst_passive_name(sst_passive_t sig)
+{
+    return (unsigned)sig < SST_PASSIVE__COUNT ? passive_names[sig] : "unknown";
+}
+
 /* --- small helpers ------------------------------------------------------------------------ */
 
 uint64_t sst_rand_next(uint64_t *state)
@@ -442,6 +457,10 @@ static void probe_text(const sst_probe_result_t *res, char *buf, size_t size)
         text_append(buf, size, "TLS handshake timeout after %llums",
                     (unsigned long long)res->duration_ms);
         break;
+    case SST_REASON_L7SLOW:
+        /* the detail says how slow: "status 200: probe took 2013ms > slow 500ms" */
+        text_append(buf, size, "status %u", res->status);
+        break;
     case SST_REASON_NONE:
     case SST_REASON_INIT:
     case SST_REASON_L4OK:
@@ -453,6 +472,8 @@ static void probe_text(const sst_probe_result_t *res, char *buf, size_t size)
     case SST_REASON_PASSIVE_CTOUT:
     case SST_REASON_PASSIVE_RESET:
     case SST_REASON_PASSIVE_5XX:
+    case SST_REASON_PASSIVE_TIMEOUT:
+    case SST_REASON_PASSIVE_ABORTED:
     case SST_REASON_OPERATOR:
     case SST_REASON_TTL:
     case SST_REASON_MIN_HEALTHY:
@@ -466,19 +487,38 @@ static void probe_text(const sst_probe_result_t *res, char *buf, size_t size)
         text_append(buf, size, ": %s", res->detail);
 }
 
-bool sst_health_probe_result(sst_health_t *h, size_t b, const sst_probe_result_t *res,
+bool sst_health_classify_slow(sst_probe_result_t *res, const sst_health_cfg_t *hc)
+{
+    if (res == NULL || hc == NULL || !res->ok || hc->slow_ms == 0 ||
+        res->duration_ms <= hc->slow_ms)
+        return false;
+    /* Issue 15: a brownout answers, only too late. Failing it here lets `fall` slow probes
+     * take the backend down before the probes start timing out. */
+    res->ok = false;
+    res->reason = SST_REASON_L7SLOW;
+    res->detail[0] = '\0';
+    text_append(res->detail, sizeof(res->detail), "probe took %llums > slow ",
+                (unsigned long long)res->duration_ms);
+    text_append_duration(res->detail, sizeof(res->detail), hc->slow_ms);
+    return true;
+}
+
+bool sst_health_probe_result(sst_health_t *h, size_t b, const sst_probe_result_t *in,
                              uint64_t now_ms)
 {
-    if (!backend_valid(h, b) || res == NULL)
+    if (!backend_valid(h, b) || in == NULL)
         return false;
     const sst_health_cfg_t *hc = &h->cfg->backends[b].health;
     health_backend_t *hb = &h->backends[b];
     sst_state_t before = hb->op;
     bool startup = false;
+    sst_probe_result_t judged = *in;
+    const sst_probe_result_t *res = &judged;
 
     /* With checks disabled nothing probes; a stray result must not move the state either. */
     if (!hc->enabled)
         return false;
+    sst_health_classify_slow(&judged, hc);
     h->dirty = false;
     hb->awaiting_probe = false;
     hb->last_probe_ms = now_ms;
@@ -554,7 +594,7 @@ static bool ejection_allowed(const sst_health_t *h, size_t r)
 
 bool sst_health_passive(sst_health_t *h, size_t b, sst_passive_t sig, uint64_t now_ms)
 {
-    if (!backend_valid(h, b) || (unsigned)sig > SST_PASSIVE_5XX)
+    if (!backend_valid(h, b) || (unsigned)sig >= SST_PASSIVE__COUNT)
         return false;
     const sst_backend_cfg_t *bc = &h->cfg->backends[b];
     const sst_health_cfg_t *hc = &bc->health;
@@ -582,6 +622,18 @@ bool sst_health_passive(sst_health_t *h, size_t b, sst_passive_t sig, uint64_t n
         if (hc->passive_5xx)
             reason = SST_REASON_PASSIVE_5XX;
         break;
+    case SST_PASSIVE_TIMEOUT:
+        /* Issue 15: a backend that accepts and then goes silent refuses nothing, so without
+         * this only the probes would ever notice it. */
+        reason = SST_REASON_PASSIVE_TIMEOUT;
+        break;
+    case SST_PASSIVE_ABORTED:
+        /* A response cut short failed its client as surely as a reset before the head did;
+         * probes that stop at the status line never see it (the bench's "reset" fault). */
+        reason = SST_REASON_PASSIVE_ABORTED;
+        break;
+    case SST_PASSIVE__COUNT:
+        return false;
     }
     if (reason == SST_REASON_NONE) {
         hb->passive_failures = 0;

@@ -602,11 +602,29 @@ int sst_route_https(const sst_route_input_t *in, const sst_listener_cfg_t *lc, c
 
 /* --- failures ----------------------------------------------------------------------------- */
 
+/* Issue 15: after a timeout the backend said nothing, and another backend of the region may be
+ * as silent (a whole region gone gray): a retry there makes the client wait another timeout
+ * before its 307. A retry therefore goes only to a backend that showed life since the failed
+ * attempt began; with none, the request is rerouted when a redirect is left; with no redirect
+ * left, any backend may take it (waiting beats a 504). Returns whether a retry may follow. */
+static bool route_retry_after_silence(const sst_fail_input_t *in, sst_fail_decision_t *out)
+{
+    if (in->live_backend_left) {
+        out->live_only = true;
+        return true;
+    }
+    return !in->redirect_left;
+}
+
 void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
 {
     bool can_retry = in->backend_left && in->attempts <= in->retries;
+    /* Issue 15: a request with a valid idempotency key may be repeated like an idempotent
+     * method, because the backend deduplicates by the key. */
+    bool repeatable = in->idempotent || in->idempotency_key;
 
     out->status = 0;
+    out->live_only = false;
     switch (in->phase) {
     case SST_FAIL_NO_BACKEND:
         out->action = SST_ON_FAIL_REROUTE;
@@ -614,6 +632,11 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         return;
     case SST_FAIL_CONNECT:
         /* nothing reached the backend: any method may go elsewhere */
+        if (can_retry && in->timed_out && !route_retry_after_silence(in, out)) {
+            out->action = SST_ON_FAIL_REROUTE;
+            out->reason = "connect timeout, no backend showed life, reroute";
+            return;
+        }
         out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
         out->reason = can_retry ? "connect failed, retry" : "connect failed, reroute";
         return;
@@ -628,7 +651,7 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         /* The backend may have acted on it: only an idempotent request may be repeated (RFC
          * 9110 §9.2.2). A retry here needs the body again; a redirect does not (the client
          * re-sends it, and repeating an idempotent request is harmless by definition). */
-        if (!in->idempotent) {
+        if (!repeatable) {
             out->action = SST_ON_FAIL_RESPOND;
             out->status = 502;
             out->reason = "no response to a non-idempotent request";
@@ -638,6 +661,27 @@ void sst_route_on_failure(const sst_fail_input_t *in, sst_fail_decision_t *out)
         out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
         out->reason =
             can_retry ? "no response, retry idempotent" : "no response, reroute idempotent";
+        return;
+    case SST_FAIL_TRY_TIMEOUT:
+        /* The backend may be working on it, or may never answer: only a repeatable request
+         * may be given to another backend or region (issue 15). The caller arms the timer for
+         * no other request; if it fired for one anyway, the request is not repeated. */
+        if (!repeatable) {
+            out->action = SST_ON_FAIL_RESPOND;
+            out->status = 504;
+            out->reason = "try timeout of a non-idempotent request";
+            return;
+        }
+        /* a retry sends the request again from sidestep, which keeps no body copy; a
+         * redirect has the client send it again */
+        can_retry = can_retry && !in->body_consumed;
+        if (can_retry && !route_retry_after_silence(in, out)) {
+            out->action = SST_ON_FAIL_REROUTE;
+            out->reason = "try timeout, no backend showed life, reroute";
+            return;
+        }
+        out->action = can_retry ? SST_ON_FAIL_RETRY : SST_ON_FAIL_REROUTE;
+        out->reason = can_retry ? "try timeout, retry" : "try timeout, reroute";
         return;
     case SST_FAIL_RESPONSE_TIMEOUT:
         /* the backend may still be working on it; never repeat */
@@ -669,4 +713,65 @@ bool sst_method_is_idempotent(sst_str_t method)
         if (sst_str_eq(method, sst_str_c(idempotent[i])))
             return true;
     return false;
+}
+
+/* --- per-try timeout and idempotency keys ------------------------------------------------- */
+
+bool sst_idempotency_key_valid(sst_str_t value)
+{
+    sst_str_t v = sst_str_trim_ows(value);
+    size_t i = 1;
+
+    /* at least 3 bytes: the quotes and one character, since an empty key is no key */
+    if (v.base == NULL || v.len < 3 || v.len > SST_IDEMPOTENCY_KEY_MAX || v.base[0] != '"')
+        return false;
+    /* RFC 8941 §4.2.5: the closing quote ends the string; nothing may follow it here (the
+     * draft defines no parameters, and a value we do not fully understand is no key) */
+    for (; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.base[i];
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            if (++i == v.len || (v.base[i] != '"' && v.base[i] != '\\'))
+                return false;
+        } else if (c < 0x20 || c > 0x7e) {
+            return false;
+        }
+    }
+    return i == v.len - 1;
+}
+
+uint64_t sst_route_try_timeout(const sst_route_cfg_t *rt, bool idempotent, bool idempotency_key)
+{
+    if (rt == NULL || !(idempotent || idempotency_key))
+        return 0;
+    return rt->try_timeout_ms;
+}
+
+static uint64_t route_deadline(uint64_t from_ms, uint64_t after_ms)
+{
+    return from_ms > UINT64_MAX - after_ms ? UINT64_MAX : from_ms + after_ms;
+}
+
+bool sst_route_connect_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms, uint64_t start_ms,
+                                uint64_t *deadline_ms)
+{
+    /* a tie goes to the per-try timeout: both end the connect the same way */
+    if (try_ms > 0 && try_ms <= to->connect_ms) {
+        *deadline_ms = route_deadline(start_ms, try_ms);
+        return true;
+    }
+    *deadline_ms = route_deadline(start_ms, to->connect_ms);
+    return false;
+}
+
+sst_fail_phase_t sst_route_response_deadline(const sst_timeouts_cfg_t *to, uint64_t try_ms,
+                                             uint64_t written_ms, uint64_t *deadline_ms)
+{
+    if (try_ms > 0 && try_ms < to->upstream_response_ms) {
+        *deadline_ms = route_deadline(written_ms, try_ms);
+        return SST_FAIL_TRY_TIMEOUT;
+    }
+    *deadline_ms = route_deadline(written_ms, to->upstream_response_ms);
+    return SST_FAIL_RESPONSE_TIMEOUT;
 }

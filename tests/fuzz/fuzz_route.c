@@ -1,7 +1,8 @@
 /* libFuzzer target: route.c with a fixed config (numeric addresses: no DNS) and fuzzed health,
  * clock, method, target, Host, Origin and the Access-Control-Request-* fields, checked against
  * what conn.c and respond.c rely on; above all, a Location or CORS value never carries a byte
- * that could end or split a header line. */
+ * that could end or split a header line. Also the failure matrix, the idempotency-key validator
+ * and the per-try deadlines (issue 15), against the safety rules of docs/routing.md §7. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,8 @@ static const char route_yaml[] = "workers: 1\n"
                                  "    failover: [eu-west, ap-south]\n"
                                  "    hop_param: sst_hop\n"
                                  "    max_hops: 2\n"
+                                 "    try_timeout: 300ms\n"
+                                 "    idempotency_header: Idempotency-Key\n"
                                  "    cors_origins: ['https://app.example.com']\n"
                                  "    cors_credentials: true\n"
                                  "  - name: static\n"
@@ -129,6 +132,90 @@ static void check_cors(const sst_decision_t *d, const sst_route_input_t *in)
     }
 }
 
+/* The failure matrix from 4 input bytes: phase (some values outside the enum), flags, attempts,
+ * retries. */
+static void check_failure(sst_str_t f)
+{
+    uint8_t b[4] = {0};
+    memcpy(b, f.base, f.len < 4 ? f.len : 4);
+    sst_fail_input_t in = {
+        .phase = (sst_fail_phase_t)(b[0] % 10),
+        .idempotent = b[1] & 1,
+        .body_consumed = (b[1] >> 1) & 1,
+        .backend_left = (b[1] >> 2) & 1,
+        .idempotency_key = (b[1] >> 3) & 1,
+        .timed_out = (b[1] >> 4) & 1,
+        .live_backend_left = (b[1] >> 5) & 1,
+        .redirect_left = (b[1] >> 6) & 1,
+        .attempts = b[2],
+        .retries = b[3] % 17,
+    };
+    sst_fail_decision_t d;
+    memset(&d, 0xa5, sizeof(d));
+    sst_route_on_failure(&in, &d);
+    FUZZ_CHECK(d.reason != NULL);
+    FUZZ_CHECK(d.action == SST_ON_FAIL_RETRY || d.action == SST_ON_FAIL_REROUTE ||
+               d.action == SST_ON_FAIL_RESPOND || d.action == SST_ON_FAIL_ABORT);
+    FUZZ_CHECK(d.action == SST_ON_FAIL_RESPOND ? (d.status == 502 || d.status == 504)
+                                               : d.status == 0);
+    if (d.action == SST_ON_FAIL_RETRY)
+        FUZZ_CHECK(in.backend_left && in.attempts <= in.retries);
+    /* after a timeout with a redirect left, a retry goes only to a backend that showed life */
+    bool silent = in.timed_out || in.phase == SST_FAIL_TRY_TIMEOUT;
+    if (d.action == SST_ON_FAIL_RETRY && silent && in.redirect_left &&
+        (in.phase == SST_FAIL_CONNECT || in.phase == SST_FAIL_TRY_TIMEOUT))
+        FUZZ_CHECK(in.live_backend_left && d.live_only);
+    if (d.live_only)
+        FUZZ_CHECK(d.action == SST_ON_FAIL_RETRY && in.live_backend_left);
+    bool seen = in.phase == SST_FAIL_SENT || in.phase == SST_FAIL_TRY_TIMEOUT;
+    /* never a second copy of a request that may not be repeated */
+    if (seen && !in.idempotent && !in.idempotency_key)
+        FUZZ_CHECK(d.action != SST_ON_FAIL_RETRY && d.action != SST_ON_FAIL_REROUTE);
+    /* sidestep keeps no body: it cannot send a consumed one again */
+    if ((seen || in.phase == SST_FAIL_SEND_PARTIAL) && in.body_consumed)
+        FUZZ_CHECK(d.action != SST_ON_FAIL_RETRY);
+    if (in.phase == SST_FAIL_RESPONSE_STARTED)
+        FUZZ_CHECK(d.action == SST_ON_FAIL_ABORT);
+    if ((unsigned)in.phase > SST_FAIL_TRY_TIMEOUT)
+        FUZZ_CHECK(d.action == SST_ON_FAIL_RESPOND && d.status == 502);
+}
+
+static void check_idempotency_key(sst_str_t key)
+{
+    if (!sst_idempotency_key_valid(key))
+        return;
+    /* what the backend gets is a quoted string of visible ASCII and spaces: nothing that could
+     * end the field or be read as another one */
+    sst_str_t v = sst_str_trim_ows(key);
+    FUZZ_CHECK(v.len >= 3 && v.len <= SST_IDEMPOTENCY_KEY_MAX);
+    FUZZ_CHECK(v.base[0] == '"' && v.base[v.len - 1] == '"');
+    for (size_t i = 0; i < v.len; i++)
+        FUZZ_CHECK(v.base[i] >= 0x20 && v.base[i] <= 0x7e);
+    for (size_t i = 0; i < key.len; i++)
+        FUZZ_CHECK(key.base[i] != '\r' && key.base[i] != '\n' && key.base[i] != '\0');
+}
+
+/* The try-timer deadlines from the clock byte and the fail field's last bytes. */
+static void check_deadlines(uint8_t clock, sst_str_t f)
+{
+    uint8_t b[6] = {0};
+    memcpy(b, f.base, f.len < 6 ? f.len : 6);
+    const sst_route_cfg_t *rt = &cfg->routes[b[4] % cfg->n_routes];
+    uint64_t try_ms = sst_route_try_timeout(rt, b[5] & 1, (b[5] >> 1) & 1);
+    FUZZ_CHECK(try_ms == 0 || try_ms == rt->try_timeout_ms);
+    if (!(b[5] & 3))
+        FUZZ_CHECK(try_ms == 0); /* never armed for a request that may not be repeated */
+    uint64_t from = (b[5] & 4) ? UINT64_MAX - clock : (uint64_t)clock * 1000;
+    uint64_t at = 0;
+    bool by_try = sst_route_connect_deadline(&cfg->timeouts, rt->try_timeout_ms, from, &at);
+    FUZZ_CHECK(at >= from);
+    FUZZ_CHECK(!by_try ||
+               (rt->try_timeout_ms > 0 && rt->try_timeout_ms <= cfg->timeouts.connect_ms));
+    sst_fail_phase_t ph = sst_route_response_deadline(&cfg->timeouts, try_ms, from, &at);
+    FUZZ_CHECK(at >= from);
+    FUZZ_CHECK(ph == SST_FAIL_RESPONSE_TIMEOUT || (ph == SST_FAIL_TRY_TIMEOUT && try_ms > 0));
+}
+
 static void check_decision(const sst_decision_t *d, const sst_route_input_t *in, bool https)
 {
     switch (d->kind) {
@@ -197,6 +284,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in.acr_method = take(&p, end);
     in.acr_headers = take(&p, end);
     in.acr_repeated = (data[7] & 1) != 0;
+    sst_str_t fail = take(&p, end);
+    sst_str_t key = take(&p, end);
+
+    check_failure(fail);
+    check_idempotency_key(key);
+    check_deadlines(data[4], fail);
 
     int m = sst_route_match(cfg, in.host, in.target);
     FUZZ_CHECK(m >= -1 && m < (int)cfg->n_routes);

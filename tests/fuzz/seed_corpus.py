@@ -4,8 +4,10 @@ Seeds are named by their SHA-1, as libFuzzer names what it finds. The request an
 seeds are the inputs of tests/unit/test_http1.c and the hardening integration tests, valid and
 malformed, each prefixed with the selector byte h1_fuzz.h reads (0x80: default limits, else
 small ones; low bits: piece size). Route seeds are 8 state bytes then method, target, Host,
-Origin and optionally Access-Control-Request-Method and -Headers, separated by NUL. Config seeds
-are the embedded demo, the annotated example of docs/configuration.md and a few broken files.
+Origin and optionally Access-Control-Request-Method and -Headers, a failure (phase, flags,
+attempts, retries, route, request bits) and an Idempotency-Key value, separated by NUL. Config
+seeds are the embedded demo, the annotated example of docs/configuration.md and a few broken
+files.
 PROXY protocol seeds are the headers of tests/unit/test_proxy_proto.c's kinds (v1, v2 with every
 TLV, a CRC32C, broken ones), alone and followed by a request, behind the selector byte
 fuzz_proxy_proto.c reads (piece size, v2 bound), and again for fuzz_pp_acc.c (the transport's
@@ -103,6 +105,15 @@ ROUTES = [
      b"https://app.example.com", b"PUT", b" a , ,b\t"),
     (b"\x00\x01\x01\x01\x10\x00\x00\x01", b"OPTIONS", b"/", b"a", b"http://x", b"GET",
      b"x y"),
+    # failures, idempotency keys and try-timer deadlines (issue 15)
+    (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"POST", b"/api/pay", b"x.example.com", b"", b"",
+     b"", b"\x03\x0c\x01\x02\x00\x02", b'"8e03978e-40d5-43e8-bc93-6894a57f9324"'),
+    (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"GET", b"/api/x", b"x.example.com", b"", b"", b"",
+     b"\x07\x05\x01\x02\x00\x01", b""),
+    (b"\xff\xff\xff\xff\xf0\x00\x00\x00", b"POST", b"/", b"a", b"", b"", b"",
+     b"\x07\x04\x03\x02\x00\x04", b"8e03978e-40d5-43e8-bc93-6894a57f9324"),
+    (b"\xff\xff\xff\xff\x10\x00\x00\x00", b"PUT", b"/api/x", b"x.example.com", b"", b"", b"",
+     b"\x07\x07\x01\x02\x00\x03", b' "a\\"b\\\\" '),
 ]
 
 CONFIGS = [

@@ -1,6 +1,7 @@
-"""The benchmark harness runs: bench/bench.py --quick on the smallest workload set (GET answered
-with 307) against sidestep, nginx and HAProxy, and prints a table with a row per server. Speed
-is not checked. Skipped when wrk, nginx, HAProxy or taskset is not installed.
+"""The benchmark harnesses run: bench/bench.py --quick on the smallest workload set (GET answered
+with 307) against sidestep, nginx and HAProxy, and prints a table with a row per server; and
+bench/failover.py on its shortest scenario (the primary region refuses connections under POSTs,
+about 10 s) against sidestep and HAProxy. Speed is not checked. Skipped when a tool is missing.
 """
 
 import json
@@ -15,6 +16,7 @@ import unittest
 SOURCE = os.environ.get("SST_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(SOURCE, "bench", "bench.py")
+FAILOVER = os.path.join(SOURCE, "bench", "failover.py")
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 TOOLS = ("wrk", "nginx", "haproxy", "taskset")
 MISSING = [t for t in TOOLS if shutil.which(t, path=SBIN_PATH) is None]
@@ -71,6 +73,54 @@ class BenchSmoke(unittest.TestCase):
             self.assertNotIn("NOTE: sidestep exited", stderr)
             procs = data["meta"]["processes"]
             self.assertGreaterEqual(len(procs), 6, procs)  # 3 servers, 3 wrk, nginx's worker
+            self.assertEqual([p for p in procs if still_running(p[1], p[2])], [])
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+@unittest.skipIf(shutil.which("haproxy", path=SBIN_PATH) is None or shutil.which("taskset") is None,
+                 "haproxy or taskset missing (scripts/install-deps.sh test)")
+@unittest.skipUnless(os.environ.get("SST_BIN") and os.environ.get("SST_STUB"),
+                     "SST_BIN and SST_STUB are not set (run through ctest)")
+class GraySmoke(unittest.TestCase):
+    def test_refused_region_under_posts(self):
+        out_dir = tempfile.mkdtemp(prefix="sidestep-gray-smoke-")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-B", FAILOVER, "--faults", "refused", "--workloads", "post",
+                 "--before", "0.5", "--after", "1.5", "--no-verify", "--selfcheck", "0",
+                 "--out", out_dir],
+                capture_output=True, timeout=60)
+            stdout = done.stdout.decode("utf-8", "replace")
+            stderr = done.stderr.decode("utf-8", "replace")
+            self.assertEqual(done.returncode, 0, "failover.py failed:\n%s\n%s" % (stdout, stderr))
+            for server in ("sidestep", "haproxy"):
+                self.assertRegex(stdout, r"\| refused +\| post +\| %s +\| \d+" % server)
+
+            with open(os.path.join(out_dir, "results.json")) as f:
+                data = json.load(f)
+            rows = {r["server"]: r for r in data["results"] if r["type"] == "gray"}
+            self.assertEqual(sorted(rows), ["haproxy", "sidestep"])
+            for server, r in rows.items():
+                self.assertIsNone(r["error"], server)
+                self.assertEqual(r["requests"], 200, server)  # 100/s for 2 s, none omitted
+                self.assertEqual(r["errors_before"], 0, "%s failed before the fault" % server)
+                # the relays counted the POSTs by id, and both regions answered
+                self.assertGreater(r["reached_backends"], 0, server)
+                self.assertEqual(r["relays"]["us-east-1"]["fault"], "refused")
+                self.assertEqual(r["relays"]["us-east-2"]["fault"], "refused")
+                self.assertIsNone(r["relays"]["eu-west"]["fault"])
+                self.assertGreater(r["answers"].get("primary", 0), 0, server)
+                self.assertIsNotNone(r["first_failover_ms"], "%s never failed over" % server)
+            # a refused connect is redirected at once: only a POST in flight when the relay
+            # reset its connections may fail, and none reaches a backend twice
+            me = rows["sidestep"]
+            self.assertEqual(me["errors"] - me["errors_in_flight"], 0, me["errors_by_kind"])
+            self.assertEqual(me["sent_twice"], 0)
+            self.assertFalse(data["meta"]["interrupted"])
+            self.assertNotIn("NOTE: sidestep exited", stderr)
+            procs = data["meta"]["processes"]
+            self.assertGreaterEqual(len(procs), 10, procs)  # 2 x (3 stubs, relay, server)
             self.assertEqual([p for p in procs if still_running(p[1], p[2])], [])
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)

@@ -19,6 +19,7 @@ from sst import Sidestep, Stub, scaled
 from tlsfront import TlsFront
 
 HANDSHAKE_MS = 400
+TRY_MS = 100  # a route's try_timeout, well below the handshake deadline
 
 
 class TlsBackends(unittest.TestCase):
@@ -70,6 +71,9 @@ class TlsBackends(unittest.TestCase):
                  "failover": ["eu-west"]},
                 {"name": "silent", "match": {"path_prefix": "/silent/"}, "primary": "silent",
                  "failover": ["eu-west"]},
+                {"name": "silent-try", "match": {"path_prefix": "/silenttry/"},
+                 "primary": "silent", "failover": ["eu-west"],
+                 "try_timeout": "%dms" % scaled(TRY_MS)},
                 {"name": "default", "match": {"path_prefix": "/"}, "primary": "us-east",
                  "failover": ["eu-west"]},
             ],
@@ -167,6 +171,26 @@ class TlsBackends(unittest.TestCase):
         self.assertIn("localhost", self.local.sni)
 
 
+    def test_try_timeout_cuts_a_silent_handshake(self):
+        """A route's try_timeout (issue 15) bounds the whole attempt, TLS handshake included:
+        the silent backend is given up at try_timeout, not at timeouts.tls_handshake, as a
+        connect try timeout (nothing was sent), and it is not counted as a TLS failure."""
+        fails = self.metric("sidestep_upstream_failures_total", backend=self.silent.addr,
+                            kind="connect_timeout")
+        tls_fails = self.metric("sidestep_upstream_tls_handshake_failures_total",
+                                backend=self.silent.addr, reason="timeout")
+        t0 = time.monotonic()
+        r = sst.http(self.sst.port, "GET", "/silenttry/x", timeout=10)
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 307)
+        self.assertEqual(r.header("Location"), "https://eu-west.example/silenttry/x")
+        self.assertGreaterEqual(took, scaled(TRY_MS) / 1000 * 0.9)
+        self.assertLess(took, scaled(HANDSHAKE_MS) / 1000 * 0.9)
+        self.assertEqual(self.metric("sidestep_upstream_failures_total",
+                                     backend=self.silent.addr, kind="connect_timeout"), fails + 1)
+        self.assertEqual(self.metric("sidestep_upstream_tls_handshake_failures_total",
+                                     backend=self.silent.addr, reason="timeout"), tls_fails)
+
     def test_handshake_deadline_is_a_connect_timeout(self):
         t0 = time.monotonic()
         r = sst.http(self.sst.port, "GET", "/silent/x", timeout=10)
@@ -177,8 +201,8 @@ class TlsBackends(unittest.TestCase):
         self.assertLess(took, scaled(HANDSHAKE_MS / 1000 + 2))
         self.assertEqual(self.metric("sidestep_upstream_tls_handshake_failures_total",
                                      backend=self.silent.addr, reason="timeout"), 1)
-        self.assertEqual(self.metric("sidestep_upstream_failures_total",
-                                     backend=self.silent.addr, kind="connect_timeout"), 1)
+        self.assertGreaterEqual(self.metric("sidestep_upstream_failures_total",
+                                            backend=self.silent.addr, kind="connect_timeout"), 1)
         # the backend saw the ClientHello, then our close
         self.assertEqual(self.silent.conns[0].wait_peer_closed(scaled(2)), "fin")
         self.assertTrue(self.silent.conns[0].received.startswith(b"\x16\x03"))

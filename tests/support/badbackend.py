@@ -22,6 +22,11 @@ the kernel completes handshakes up to the backlog, then nothing answers. `proxy_
 makes every connection start with a PROXY v1 or v2 header, read (and recorded as `conn.proxy`,
 a proxy_header.Header) before the script runs; a connection without a valid one is recorded
 in `errors` and closed. Every wait is bounded.
+
+Gray failures (issue 15): `silent` accepts and then says nothing, `stall_mid_response` sends a
+head and part of the body and then nothing, `cut_mid_response` sends as much and resets, and
+`FullAcceptQueue` is a listener whose accept queue is full, so the kernel drops new SYNs and a
+connect stays pending (a blackholed or overloaded host).
 """
 
 import socket
@@ -338,6 +343,80 @@ def respond(data, then="close", read_body=True):
                 c.close()
             return
     return script
+
+
+def next_request(c, health=False):
+    """Reads the next request on `c`; with `health`, /healthz probes are answered 200 first
+    (so that active checks stay green while traffic meets the fault). None when the peer
+    closed."""
+    while True:
+        q = c.read_request()
+        if q is None or not health or q.target != "/healthz":
+            return q
+        c.send(ok())
+
+
+def silent(health=False):
+    """A script: reads a request (recorded), then says nothing and keeps the connection open
+    until the peer closes it (the gray failure of issue 15: accepted, then silence)."""
+    def script(c):
+        if next_request(c, health) is not None:
+            c.stall(timeout=30)
+    return script
+
+
+def stall_mid_response(head, part, health=False):
+    """A script: reads a request, sends `head` and `part` of the body, then nothing more until
+    the peer closes."""
+    def script(c):
+        if next_request(c, health) is not None:
+            c.send(head + part)
+            c.stall(timeout=30)
+    return script
+
+
+def cut_mid_response(head, part, pause=0.01, health=False):
+    """A script: reads a request, sends `head` and `part` of the body, and resets the
+    connection `pause` seconds later (the bench's "reset" fault)."""
+    def script(c):
+        if next_request(c, health) is not None:
+            c.send(head + part)
+            time.sleep(pause)
+            c.reset()
+    return script
+
+
+class FullAcceptQueue:
+    """A listener on 127.0.0.1 with a backlog of 0 whose accept queue is filled by one
+    connection of its own and never accepted: Linux then drops every new SYN (TcpExt
+    ListenOverflows counts them), so a connect neither completes nor is refused. It completes
+    only if the queue frees up, which it never does here."""
+
+    def __init__(self, host=LOOPBACK):
+        self.host = host
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind((host, 0))
+        self.lsock.listen(0)
+        self.port = self.lsock.getsockname()[1]
+        self.filler = socket.create_connection((host, self.port), timeout=2)
+
+    @property
+    def addr(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def stop(self):
+        for s in (self.filler, self.lsock):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
 
 
 def ok(body=b"ok", extra=b""):

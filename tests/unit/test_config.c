@@ -131,6 +131,7 @@ static void check_default_health(const sst_health_cfg_t *h)
     assert_int_equal(h->passive_fall_refused, 1);
     assert_false(h->passive_5xx);
     assert_int_equal(h->initial, SST_INITIAL_AUTO);
+    assert_int_equal(h->slow_ms, 0);
 }
 
 static void test_defaults(void **state)
@@ -190,6 +191,8 @@ static void test_defaults(void **state)
     assert_false(rt->cors_credentials);
     assert_int_equal(rt->redirect_discard_bytes, 64 * 1024);
     assert_int_equal(rt->retries, 2);
+    assert_int_equal(rt->try_timeout_ms, 0);
+    assert_null(rt->idempotency_header);
 
     const sst_limits_cfg_t *lim = &cfg->limits;
     assert_int_equal(lim->request_line, 8 * 1024);
@@ -273,6 +276,7 @@ static const char full_yaml[] =
     "      passive_fall_refused: 2\n"
     "      passive_5xx: true\n"
     "      initial: up\n"
+    "      slow: 400ms\n"
     "    min_healthy: 50%\n"
     "    max_ejection: 30\n"
     "    slow_start: 20s\n"
@@ -299,6 +303,8 @@ static const char full_yaml[] =
     "    cors_origins: [\"https://App.Example.com\", \"*\", \"http://localhost:3000\"]\n"
     "    redirect_discard: 1m\n"
     "    retries: 0\n"
+    "    try_timeout: 300ms\n"
+    "    idempotency_header: Idempotency-Key\n"
     "  - primary: eu-west\n"
     "    match: {host: shop.example.com}\n"
     "    all_down: {fallback: us-east}\n"
@@ -397,6 +403,7 @@ static void test_every_key(void **state)
     assert_int_equal(h->passive_fall_refused, 2);
     assert_true(h->passive_5xx);
     assert_int_equal(h->initial, SST_INITIAL_UP);
+    assert_int_equal(h->slow_ms, 400);
     assert_int_equal(us->min_healthy, 50);
     assert_true(us->min_healthy_pct);
     assert_int_equal(us->max_ejection_pct, 30);
@@ -445,6 +452,10 @@ static void test_every_key(void **state)
     assert_string_equal(r->cors_origins[2], "http://localhost:3000");
     assert_int_equal(r->redirect_discard_bytes, 1024 * 1024);
     assert_int_equal(r->retries, 0);
+    assert_int_equal(r->try_timeout_ms, 300);
+    assert_string_equal(r->idempotency_header, "Idempotency-Key");
+    assert_int_equal(cfg->routes[1].try_timeout_ms, 0);
+    assert_null(cfg->routes[1].idempotency_header);
     assert_string_equal(cfg->routes[1].name, "route1");
     assert_string_equal(cfg->routes[1].host, "shop.example.com");
     assert_string_equal(cfg->routes[1].path_prefix, "/");
@@ -509,14 +520,14 @@ static void test_every_key(void **state)
 static void test_health_merge(void **state)
 {
     sst_config_t *cfg =
-        load_ok(BASE "health: {interval: 4s, rise: 5, path: /top, jitter: 25%}\n"
+        load_ok(BASE "health: {interval: 4s, rise: 5, path: /top, jitter: 25%, slow: 250ms}\n"
                      "regions:\n"
                      "  - name: a\n"
                      "    health: {interval: 3s, fall: 4, path: /region}\n"
                      "    backends:\n"
                      "      - 127.0.0.1:9001\n"
                      "      - address: 127.0.0.1:9002\n"
-                     "        health: {path: /own, interval: 2s, timeout: 500ms}\n"
+                     "        health: {path: /own, interval: 2s, timeout: 500ms, slow: 0}\n"
                      "  - name: b\n"
                      "    url: http://b.example\n"
                      "    backends: [127.0.0.1:9003]\n"
@@ -536,6 +547,7 @@ static void test_health_merge(void **state)
     assert_string_equal(ra->path, "/region");
     assert_int_equal(ra->jitter_ms, 750); /* 25% of the region's own interval */
     assert_int_equal(ra->timeout_ms, 1000);
+    assert_int_equal(ra->slow_ms, 250);
     assert_memory_equal(b0, ra, sizeof *ra); /* a plain backend inherits the region as is */
     /* backend over region */
     assert_string_equal(b1->path, "/own");
@@ -544,6 +556,7 @@ static void test_health_merge(void **state)
     assert_int_equal(b1->timeout_ms, 500);
     assert_int_equal(b1->rise, 5);
     assert_int_equal(b1->fall, 4);
+    assert_int_equal(b1->slow_ms, 0); /* a backend may turn slow off */
     /* a region without a block gets the top-level one */
     assert_int_equal(rb->interval_ms, 4000);
     assert_string_equal(rb->path, "/top");
@@ -911,6 +924,15 @@ static const bad_case_t bad_cases[] = {
     {BASE "health: {initial: Up}\n" REGIONS,
      "t.yaml:2:19: health.initial: ", "expected one of auto, up, down (did you mean \"up\"?)"},
     {BASE "health: [interval]\n" REGIONS, "t.yaml:2:9: health: ", "expected a mapping"},
+    /* issue 15: health.slow below the probe timeout, blamed where the pair was last set */
+    {BASE "health: {slow: 1s}\n" REGIONS,
+     "t.yaml:2:16: health.slow: ", "slow 1s must be below timeout 1s"},
+    {BASE "health: {slow: -5ms}\n" REGIONS, "t.yaml:2:16: health.slow: ", "negative"},
+    {BASE "health: {slow: fast}\n" REGIONS, "t.yaml:2:16: health.slow: ", "invalid duration"},
+    {BASE "health: {slow: 600ms}\n"
+          "regions: [{name: a, backends: [{address: 127.0.0.1:1, health: {timeout: 500ms}}]}]\n",
+     "t.yaml:3:73: regions[0].backends[0].health.timeout: ",
+     "slow 600ms must be below timeout 500ms"},
     /* local_region */
     {BASE "local_region: us-eats\n"
           "regions: [{name: us-east, backends: [127.0.0.1:1]}]\n",
@@ -950,6 +972,30 @@ static const bad_case_t bad_cases[] = {
      "t.yaml:3:37: routes[0].at_hop_limit: ", "expected one of serve, reject"},
     {BASE REGIONS "routes: [{primary: a, retries: 17}]\n",
      "t.yaml:3:32: routes[0].retries: ", "out of range (0..16)"},
+    /* issue 15: try_timeout and idempotency_header */
+    {BASE REGIONS "routes: [{primary: a, try_timeout: 0}]\n",
+     "t.yaml:3:36: routes[0].try_timeout: ", "must be above 0"},
+    {BASE REGIONS "routes: [{primary: a, try_timeout: 1x}]\n",
+     "t.yaml:3:36: routes[0].try_timeout: ", "invalid duration \"1x\""},
+    {BASE REGIONS "routes: [{primary: a, try_timeout: 30s}]\n",
+     "t.yaml:3:36: routes[0].try_timeout: ",
+     "try_timeout 30s must be below timeouts.upstream_response 30s"},
+    {BASE REGIONS "routes:\n  - {primary: a}\n  - {primary: a, match: {host: b.c}, "
+                  "try_timeout: 2s}\n"
+                  "timeouts: {upstream_response: 1500ms}\n",
+     "t.yaml:5:51: routes[1].try_timeout: ",
+     "try_timeout 2s must be below timeouts.upstream_response 1500ms"},
+    {BASE REGIONS "routes: [{primary: a, idempotency_header: \"Idempotency Key\"}]\n",
+     "t.yaml:3:43: routes[0].idempotency_header: ", "expected a header field name"},
+    {BASE REGIONS "routes: [{primary: a, idempotency_header: \"\"}]\n",
+     "t.yaml:3:43: routes[0].idempotency_header: ", "must not be empty"},
+    {BASE REGIONS "routes: [{primary: a, idempotency_header: Connection}]\n",
+     "t.yaml:3:43: routes[0].idempotency_header: ", "cannot carry an idempotency key"},
+    {BASE REGIONS "routes: [{primary: a, idempotency_header: x-forwarded-for}]\n",
+     "t.yaml:3:43: routes[0].idempotency_header: ", "cannot carry an idempotency key"},
+    {BASE REGIONS "routes: [{primary: a, idempotency_header: "
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]\n",
+     "t.yaml:3:43: routes[0].idempotency_header: ", "longer than 64 bytes"},
     {BASE REGIONS "routes: [{primary: a, retry_after: 1d}]\n",
      "t.yaml:3:36: routes[0].retry_after: ", "unknown unit \"d\""},
     {BASE REGIONS "routes: [{primary: a, redirect_discard: 2g}]\n",

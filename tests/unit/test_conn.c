@@ -37,6 +37,8 @@ struct sst_upstream_s {
     void *owner;
     const sst__upstream_cb_t *cb;
     const sst_config_t *cfg;
+    uint64_t try_ms;
+    size_t backend;
     bool writable;
     bool paused;
     int resumed;
@@ -72,8 +74,8 @@ static void sent_add(sst_upstream_t *u, const char *at, size_t len)
 }
 
 int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t *cfg,
-                          const sst__upstream_cb_t *cb, void *owner, const sst_tp_pp_out_t *pp,
-                          sst_upstream_t **out)
+                          uint64_t try_ms, const sst__upstream_cb_t *cb, void *owner,
+                          const sst_tp_pp_out_t *pp, sst_upstream_t **out)
 {
     F.last_backend = pool->backend;
     if (pp != NULL)
@@ -86,17 +88,20 @@ int sst__upstream_connect(sst_worker_t *w, sst_pool_t *pool, const sst_config_t 
     u->owner = owner;
     u->cb = cb;
     u->cfg = cfg;
+    u->try_ms = try_ms;
+    u->backend = pool->backend;
     u->writable = true;
     *out = u;
     return 0;
 }
 
-void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, const sst__upstream_cb_t *cb,
-                          void *owner)
+void sst__upstream_attach(sst_upstream_t *u, const sst_config_t *cfg, uint64_t try_ms,
+                          const sst__upstream_cb_t *cb, void *owner)
 {
     u->owner = owner;
     u->cb = cb;
     u->cfg = cfg;
+    u->try_ms = try_ms;
 }
 
 int sst__upstream_send_head(sst_upstream_t *u, sst_chunk_t *chunk, char *heap, const char *head,
@@ -266,10 +271,12 @@ static void on_closed_noop(uv_handle_t *h)
     (void)h;
 }
 
-/* Region a (primary: two backends, up or down from the start; `a_extra`: more of its keys,
- * each followed by ", "), region b (failover), on the listener `listen`. */
-static fixture_t *fixture_new_ex(const char *listen, const char *a_extra, const char *a_initial,
-                                 const char *extra)
+/* Region a (primary: backends `a_backends`, up or down from the start; `a_extra`: more of its
+ * keys, each followed by ","), region b (failover, up or down), on the listener `listen`;
+ * route_extra adds keys to the route, extra to the file. */
+static fixture_t *fixture_new_any(const char *listen, const char *a_backends, const char *a_extra,
+                                  const char *a_initial, const char *b_initial,
+                                  const char *route_extra, const char *extra)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     char yaml[1024], err[256] = "";
@@ -280,14 +287,14 @@ static fixture_t *fixture_new_ex(const char *listen, const char *a_extra, const 
     snprintf(yaml, sizeof(yaml),
              "listen: %s\n"
              "regions:\n"
-             "  - {name: a, url: http://a.example, backends: [127.0.0.1:1, 127.0.0.1:2], %s"
+             "  - {name: a, url: http://a.example, backends: [%s], %s"
              " health: {enabled: false, initial: %s}}\n"
              "  - {name: b, url: http://b.example, backends: [127.0.0.1:3],"
-             " health: {enabled: false, initial: up}}\n"
+             " health: {enabled: false, initial: %s}}\n"
              "routes:\n"
-             "  - {name: r, primary: a, failover: [b], retries: 1}\n"
+             "  - {name: r, primary: a, failover: [b]%s}\n"
              "log: {access: stderr}\n%s",
-             listen, a_extra, a_initial, extra);
+             listen, a_backends, a_extra, a_initial, b_initial, route_extra, extra);
     memset(&diag, 0, sizeof(diag));
     if (sst_config_load_string("t.yaml", yaml, strlen(yaml), &f->cfg, &diag) != 0)
         fail_msg("%s", sst_diag_format(&diag, err, sizeof(err)));
@@ -341,9 +348,23 @@ static fixture_t *fixture_new_ex(const char *listen, const char *a_extra, const 
     return f;
 }
 
+static fixture_t *fixture_new_full(const char *a_backends, const char *a_initial,
+                                   const char *b_initial, const char *route_extra,
+                                   const char *extra)
+{
+    return fixture_new_any("[127.0.0.1:0]", a_backends, "", a_initial, b_initial, route_extra,
+                           extra);
+}
+
+static fixture_t *fixture_new_ex(const char *listen, const char *a_extra, const char *a_initial,
+                                 const char *extra)
+{
+    return fixture_new_any(listen, "127.0.0.1:1, 127.0.0.1:2", a_extra, a_initial, "up", "", extra);
+}
+
 static fixture_t *fixture_new(const char *a_initial, const char *extra)
 {
-    return fixture_new_ex("[127.0.0.1:0]", "", a_initial, extra);
+    return fixture_new_full("127.0.0.1:1, 127.0.0.1:2", a_initial, "up", ", retries: 1", extra);
 }
 
 static void fixture_free(fixture_t *f)
@@ -589,11 +610,13 @@ static const fail_case_t fail_cases[] = {
     {"no response to a POST: 502", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
      SST_FAIL_SENT, SST_M_UP_RESET, false, 1, "HTTP/1.1 502 Bad Gateway", SST_PASSIVE_RESET},
     {"response timeout: 504", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", SST_FAIL_RESPONSE_TIMEOUT,
-     SST_M_UP_TIMEOUT, false, 1, "HTTP/1.1 504 Gateway Timeout", SST_PASSIVE_OK},
+     SST_M_UP_TIMEOUT, false, 1, "HTTP/1.1 504 Gateway Timeout", SST_PASSIVE_TIMEOUT},
     {"bad response: 502", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", SST_FAIL_BAD_RESPONSE,
      SST_M_UP_BAD_RESPONSE, false, 1, "HTTP/1.1 502 Bad Gateway", SST_PASSIVE_RESET},
     {"cut after the head: the client sees the cut", "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-     SST_FAIL_RESPONSE_STARTED, SST_M_UP_ABORTED, true, 1, NULL, SST_PASSIVE_OK},
+     SST_FAIL_RESPONSE_STARTED, SST_M_UP_ABORTED, true, 1, NULL, SST_PASSIVE_ABORTED},
+    {"body stalled after the head: the client sees the cut", "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+     SST_FAIL_RESPONSE_STARTED, SST_M_UP_TIMEOUT, true, 1, NULL, SST_PASSIVE_TIMEOUT},
 };
 
 static void test_failures(void **state)
@@ -903,6 +926,235 @@ static void test_proxy_refusals(void **state)
     fixture_free(f);
 }
 
+/* ---- issue 15: the per-try timeout, evidence of life, idempotency keys, passive signals ---- */
+
+#define TRY_ROUTE ", retries: 1, try_timeout: 300ms, idempotency_header: Idempotency-Key"
+#define TWO_A     "127.0.0.1:1, 127.0.0.1:2"
+
+static void fire_try(sst_upstream_t *u)
+{
+    u->cb->on_try_timeout(u->owner);
+}
+
+/* One backend of the region silent, the other answering other requests meanwhile: the
+ * abandoned attempt is retried there (200). The abandoned connection is aborted as a try
+ * timeout (closed, never pooled) and reported as a passive TIMEOUT. */
+static void test_try_timeout_retry_on_a_live_backend(void **state)
+{
+    fixture_t *f = fixture_new_full(TWO_A, "up", "up", TRY_ROUTE, "");
+    client_send(f, "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    size_t first = u->backend, other = 1 - first;
+    assert_int_equal(u->try_ms, 300);
+    u->cb->on_ready(u->owner);
+    f->w->conns.alive_ms[other] = uv_now(&f->w->loop); /* it answered someone meanwhile */
+    fire_try(u);
+    assert_true(u->aborted);
+    assert_int_equal(u->abort_kind, SST_M_UP_TRY_TIMEOUT);
+    sst_upstream_t *u2 = wait_upstream(f, 2);
+    assert_int_equal(u2->backend, other);
+    assert_int_equal(sst_counter_get(&f->w->metrics->retries), 1);
+    u2->cb->on_ready(u2->owner);
+    up_respond(f, u2, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
+    u2->cb->on_done(u2->owner);
+    client_read(f, "\r\n\r\nok", NULL);
+    assert_int_equal(passive_count(f, first, SST_PASSIVE_TIMEOUT), 1);
+    fixture_free(f);
+}
+
+/* The whole region silent: no other backend showed life since the attempt began, so no
+ * second wait: the 307 to the next region at once (in-flight failover). */
+static void test_try_timeout_silent_region_307(void **state)
+{
+    fixture_t *f = fixture_new_full(TWO_A, "up", "up", TRY_ROUTE, "");
+    client_send(f, "GET /s?q=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    size_t first = u->backend;
+    u->cb->on_ready(u->owner);
+    /* life seen before the attempt began is no evidence */
+    f->w->conns.alive_ms[1 - first] = the_conn(f)->req->attempt_ms - 1;
+    fire_try(u);
+    client_read(f, "Location: http://b.example/s?q=1", NULL);
+    assert_non_null(strstr(rx, "HTTP/1.1 307"));
+    assert_int_equal(F.n_ups, 1);
+    assert_int_equal(sst_counter_get(&f->w->metrics->retries), 0);
+    assert_int_equal(sst_counter_get(&f->w->metrics->inflight_failovers[f->prep->region_mid[0]]),
+                     1);
+    assert_int_equal(passive_count(f, first, SST_PASSIVE_TIMEOUT), 1);
+    assert_int_equal(the_conn(f)->state, SST_CONN_IDLE); /* no body: the connection stays */
+    fixture_free(f);
+}
+
+/* No redirect left (the failover region is down): waiting on the other backend beats a 504,
+ * live or not; once it is silent too, 504. */
+static void test_try_timeout_no_redirect_left(void **state)
+{
+    fixture_t *f = fixture_new_full(TWO_A, "up", "down", TRY_ROUTE, "");
+    client_send(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    u->cb->on_ready(u->owner);
+    fire_try(u);
+    sst_upstream_t *u2 = wait_upstream(f, 2);
+    assert_int_not_equal(u2->backend, u->backend);
+    u2->cb->on_ready(u2->owner);
+    fire_try(u2);
+    client_read(f, "HTTP/1.1 504 Gateway Timeout", NULL);
+    assert_non_null(strstr(last_access, "backend try timeout"));
+    fixture_free(f);
+}
+
+/* Three backends, one live: a retry after a timeout goes to the live one, never to the one
+ * that showed no life (it counts as tried). A connect timeout follows the same rule; with
+ * none live, the 307 at once. */
+static void test_timeout_retry_only_on_live_backends(void **state)
+{
+    for (int round = 0; round < 6; round++) {
+        fixture_t *f = fixture_new_full("127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:4", "up", "up",
+                                        ", retries: 2, try_timeout: 300ms", "");
+        client_send(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        sst_upstream_t *u = wait_upstream(f, 1);
+        size_t live = (u->backend + 1 + (size_t)(round % 3 == 2)) % 3;
+        bool connect = round >= 3;
+        if (round % 3 != 0)
+            f->w->conns.alive_ms[live] = uv_now(&f->w->loop);
+        if (connect) {
+            u->owner = NULL;
+            u->cb->on_fail(the_conn(f), SST_FAIL_CONNECT, SST_M_UP_CONNECT_TIMEOUT, "ctout");
+        } else {
+            u->cb->on_ready(u->owner);
+            fire_try(u);
+        }
+        if (round % 3 == 0) {
+            client_read(f, "Location: http://b.example/", NULL);
+            assert_int_equal(F.n_ups, 1);
+        } else {
+            sst_upstream_t *u2 = wait_upstream(f, 2);
+            assert_int_equal(u2->backend, live);
+            /* and the third backend, silent, is not tried after the live one fails */
+            u2->owner = NULL;
+            u2->cb->on_fail(the_conn(f), SST_FAIL_CONNECT, SST_M_UP_REFUSED, "refused");
+            client_read(f, "Location: http://b.example/", NULL);
+            assert_int_equal(F.n_ups, 2);
+        }
+        if (connect)
+            assert_int_equal(passive_count(f, u->backend, SST_PASSIVE_CONNECT_TIMEOUT), 1);
+        fixture_free(f);
+    }
+}
+
+/* A POST without a key is never abandoned: the try timeout is only reported (one passive
+ * TIMEOUT), the request waits for the response timeout (504), which is not reported again,
+ * and it reached one backend once. */
+static void test_try_timeout_post_waits(void **state)
+{
+    fixture_t *f = fixture_new_full(TWO_A, "up", "up", TRY_ROUTE, "");
+    client_send(f, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    assert_int_equal(u->try_ms, 300); /* the connect is bounded for every request */
+    u->cb->on_ready(u->owner);
+    uint64_t end = ms_now() + 5000;
+    while (!u->request_sent && ms_now() < end)
+        spin(f);
+    fire_try(u);
+    assert_false(u->aborted);
+    assert_ptr_equal(the_conn(f)->up, u);
+    fire_try(u); /* at most one report per attempt, whatever the upstream does */
+    u->owner = NULL;
+    u->cb->on_fail(the_conn(f), SST_FAIL_RESPONSE_TIMEOUT, SST_M_UP_TIMEOUT, "response timeout");
+    client_read(f, "HTTP/1.1 504 Gateway Timeout", NULL);
+    assert_int_equal(F.n_ups, 1);
+    assert_int_equal(passive_count(f, u->backend, SST_PASSIVE_TIMEOUT), 1);
+    fixture_free(f);
+}
+
+/* What counts as an idempotency key: one well-formed field, forwarded as sent. A keyed POST
+ * is abandoned at the try timeout and, its body already read, sent to the next region with a
+ * 307 (the client re-sends it; never a second copy from sidestep); without a valid key it
+ * waits. */
+static void test_idempotency_keys(void **state)
+{
+    static const struct {
+        const char *fields;
+        bool key;
+    } cases[] = {
+        {"Idempotency-Key: \"8e03978e-40d5-43e8-bc93-6894a57f9324\"\r\n", true},
+        {"idempotency-key:   \"k\"  \r\n", true}, /* names are case-insensitive, OWS trimmed */
+        {"Idempotency-Key: 8e03978e-40d5-43e8-bc93-6894a57f9324\r\n", false}, /* unquoted */
+        {"Idempotency-Key: \"\"\r\n", false},                                 /* empty */
+        {"Idempotency-Key: \"a\";p=1\r\n", false},                            /* parameters */
+        {"Idempotency-Key: \"a\"\r\nIdempotency-Key: \"a\"\r\n", false},      /* twice */
+        {"Connection: Idempotency-Key\r\nIdempotency-Key: \"a\"\r\n", false}, /* hop-by-hop */
+        {"X-Other: \"a\"\r\n", false},
+    };
+    char req[512];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fixture_t *f = fixture_new_full(TWO_A, "up", "up", TRY_ROUTE, "");
+        snprintf(req, sizeof(req), "POST /k HTTP/1.1\r\nHost: x\r\n%sContent-Length: 3\r\n\r\nabc",
+                 cases[i].fields);
+        client_send(f, req);
+        sst_upstream_t *u = wait_upstream(f, 1);
+        if (the_conn(f)->req->idem_key != cases[i].key)
+            fail_msg("case %zu: key %d", i, the_conn(f)->req->idem_key);
+        u->cb->on_ready(u->owner);
+        uint64_t end = ms_now() + 5000;
+        while (!u->request_sent && ms_now() < end)
+            spin(f);
+        fire_try(u);
+        if (cases[i].key) {
+            assert_true(u->aborted);
+            client_read(f, "Location: http://b.example/k", NULL);
+            assert_non_null(strstr(rx, "HTTP/1.1 307"));
+            assert_non_null(strstr(rx, "Connection: close")); /* the body was read */
+        } else {
+            assert_false(u->aborted);
+        }
+        assert_int_equal(F.n_ups, 1); /* never a second copy */
+        fixture_free(f);
+    }
+    /* without idempotency_header on the route, a valid key means nothing */
+    fixture_t *f = fixture_new_full(TWO_A, "up", "up", ", retries: 1, try_timeout: 300ms", "");
+    client_send(f, "POST /k HTTP/1.1\r\nHost: x\r\nIdempotency-Key: \"a\"\r\n"
+                   "Content-Length: 1\r\n\r\nz");
+    wait_upstream(f, 1);
+    assert_false(the_conn(f)->req->idem_key);
+    fixture_free(f);
+}
+
+/* The passive OK that ends a run of failures waits for the response to complete: a head
+ * alone sends nothing, the end does. A response head is evidence of life. */
+static void test_passive_ok_at_completion(void **state)
+{
+    fixture_t *f = fixture_new_full(TWO_A, "up", "up", ", retries: 1", "");
+    client_send(f, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    size_t x = u->backend;
+    u->cb->on_ready(u->owner);
+    u->owner = NULL;
+    u->cb->on_fail(the_conn(f), SST_FAIL_RESPONSE_TIMEOUT, SST_M_UP_TIMEOUT, "response timeout");
+    client_read(f, "504", NULL);
+    assert_int_equal(passive_count(f, x, SST_PASSIVE_TIMEOUT), 1);
+    /* the next request goes to the other backend (round-robin), the one after to x again */
+    for (int i = 2; i <= 3; i++) {
+        client_send(f, "GET /n HTTP/1.1\r\nHost: x\r\n\r\n");
+        u = wait_upstream(f, i);
+        u->cb->on_ready(u->owner);
+        uint64_t before = uv_now(&f->w->loop);
+        up_respond(f, u, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", NULL);
+        assert_true(f->w->conns.alive_ms[u->backend] >= before);
+        sst_passive_msg_t m;
+        assert_false(sst__passive_pop(&f->w->passive, &m)); /* nothing at the head */
+        sst_chunk_t *ch = sst__chunk_get(&f->w->bufs);
+        memcpy(ch->data, "ok", 2);
+        u->cb->on_body(u->owner, ch, ch->data, 2);
+        sst__chunk_unref(&f->w->bufs, ch);
+        u->cb->on_done(u->owner);
+        client_read(f, "\r\n\r\nok", NULL);
+        assert_int_equal(passive_count(f, x, SST_PASSIVE_OK), u->backend == x ? 1 : 0);
+    }
+    assert_int_equal(F.ups[2].backend, x);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -919,6 +1171,13 @@ int main(void)
         cmocka_unit_test(test_proxy_header_declares_the_client),
         cmocka_unit_test(test_no_proxy_header_by_default),
         cmocka_unit_test(test_proxy_refusals),
+        cmocka_unit_test(test_try_timeout_retry_on_a_live_backend),
+        cmocka_unit_test(test_try_timeout_silent_region_307),
+        cmocka_unit_test(test_try_timeout_no_redirect_left),
+        cmocka_unit_test(test_timeout_retry_only_on_live_backends),
+        cmocka_unit_test(test_try_timeout_post_waits),
+        cmocka_unit_test(test_idempotency_keys),
+        cmocka_unit_test(test_passive_ok_at_completion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -317,7 +317,8 @@ typedef struct passive_case_s {
     const char *name;
     uint32_t passive_fall, passive_fall_refused;
     bool passive_5xx;
-    const char *signals; /* o OK, r refused, t connect timeout, x reset, 5 5xx */
+    const char *signals; /* o OK, r refused, t connect timeout, x reset, 5 5xx, T timeout,
+                            a aborted mid-response */
     const char *ops;     /* after each signal */
     sst_reason_t reason; /* of the ejection, NONE when none */
 } passive_case_t;
@@ -332,6 +333,19 @@ static const passive_case_t passive_cases[] = {
      SST_REASON_NONE},
     {"5xx counted with passive_5xx", 3, 1, true, "555", "UUD", SST_REASON_PASSIVE_5XX},
     {"both thresholds off", 0, 0, false, "rrrrxx", "UUUUUU", SST_REASON_NONE},
+    /* issue 15: timeouts and responses cut short are passive failures like resets */
+    {"timeouts eject after passive_fall", 3, 1, false, "TTT", "UUD", SST_REASON_PASSIVE_TIMEOUT},
+    {"one timeout is not a refusal", 0, 1, false, "TTTT", "UUUU", SST_REASON_NONE},
+    {"a timeout breaks a refused run", 5, 2, false, "rTrr", "UUUD", SST_REASON_PASSIVE_REFUSED},
+    {"OK breaks a timeout run", 2, 1, false, "ToTT", "UUUD", SST_REASON_PASSIVE_TIMEOUT},
+    {"timeouts and resets form one run", 3, 1, false, "xTT", "UUD", SST_REASON_PASSIVE_TIMEOUT},
+    {"connect timeouts and timeouts form one run", 3, 1, false, "ttT", "UUD",
+     SST_REASON_PASSIVE_TIMEOUT},
+    {"an uncounted 5xx breaks a timeout run", 3, 1, false, "TT5TT", "UUUUU", SST_REASON_NONE},
+    {"aborted responses eject", 3, 1, false, "aaa", "UUD", SST_REASON_PASSIVE_ABORTED},
+    {"aborts and timeouts form one run", 2, 1, false, "Ta", "UD", SST_REASON_PASSIVE_ABORTED},
+    {"OK breaks an abort run", 2, 1, false, "aoaoa", "UUUUU", SST_REASON_NONE},
+    {"timeouts off with passive_fall 0", 0, 0, false, "TTTaaa", "UUUUUU", SST_REASON_NONE},
 };
 
 static sst_passive_t passive_sig(char c)
@@ -345,6 +359,10 @@ static sst_passive_t passive_sig(char c)
         return SST_PASSIVE_RESET;
     case '5':
         return SST_PASSIVE_5XX;
+    case 'T':
+        return SST_PASSIVE_TIMEOUT;
+    case 'a':
+        return SST_PASSIVE_ABORTED;
     default:
         return SST_PASSIVE_OK;
     }
@@ -385,6 +403,73 @@ static void test_passive_ejection(void **state)
         sst_health_destroy(h);
         cfx_free(cfg);
     }
+}
+
+/* A silent region under traffic (issue 15): timeouts eject its backends one by one, within the
+ * ejection cap, until min_healthy takes the region down; the events say why. */
+static void test_passive_timeout_region(void **state)
+{
+    (void)state;
+    for (int capped = 0; capped < 2; capped++) {
+        sst_config_t *cfg = two_regions(2, 2, 2);
+        cfg->regions[0].max_ejection_pct = capped ? 50 : 100;
+        events_t ev = {0};
+        sst_health_t *h = make(cfg, &ev);
+        for (uint64_t t = 1; t <= 3; t++)
+            sst_health_passive(h, 0, SST_PASSIVE_TIMEOUT, t);
+        assert_int_equal(op_state(h, 0), SST_DOWN);
+        assert_int_equal(ev.n, 1); /* 1/2 still meets min_healthy 1 */
+        assert_int_equal(ev.ev[0].reason, SST_REASON_PASSIVE_TIMEOUT);
+        assert_int_equal(ev.ev[0].failures, 3);
+        assert_string_equal(ev.ev[0].text, "timeout by passive check (3 consecutive failures)");
+        assert_int_equal(region(h, 0).state, SST_UP);
+        bool changed = false;
+        for (uint64_t t = 4; t <= 6; t++)
+            changed |= sst_health_passive(h, 1, SST_PASSIVE_TIMEOUT, t);
+        sst_health_backend_info_t bi;
+        sst_health_backend_info(h, 1, &bi);
+        if (capped) {
+            /* the cap keeps the last backend: one refusal per signal past the threshold */
+            assert_false(changed);
+            assert_int_equal(bi.op, SST_UP);
+            assert_int_equal(bi.passive_ejections_refused, 1);
+            assert_int_equal(region(h, 0).state, SST_UP);
+            assert_int_equal(ev.n, 1);
+        } else {
+            assert_true(changed);
+            assert_int_equal(bi.op, SST_DOWN);
+            assert_int_equal(ev.n, 3);
+            assert_int_equal(ev.ev[1].reason, SST_REASON_PASSIVE_TIMEOUT);
+            assert_int_equal(ev.ev[2].kind, SST_EVENT_REGION);
+            assert_int_equal(ev.ev[2].reason, SST_REASON_MIN_HEALTHY);
+            assert_string_equal(ev.ev[2].text, "0/2 backends up, min_healthy 1");
+            assert_int_equal(region(h, 0).state, SST_DOWN);
+        }
+        sst_health_destroy(h);
+        cfx_free(cfg);
+    }
+
+    /* a signal outside the enum changes nothing */
+    sst_config_t *cfg = two_regions(1, 2, 2);
+    cfg->backends[0].health.passive_fall = 1;
+    sst_health_t *h = make(cfg, NULL);
+    assert_false(sst_health_passive(h, 0, SST_PASSIVE__COUNT, 1));
+    assert_false(sst_health_passive(h, 0, (sst_passive_t)77, 2));
+    assert_int_equal(op_state(h, 0), SST_UP);
+    sst_health_backend_info_t bi;
+    sst_health_backend_info(h, 0, &bi);
+    assert_int_equal(bi.passive_failures, 0);
+    sst_health_destroy(h);
+    cfx_free(cfg);
+
+    assert_string_equal(sst_passive_name(SST_PASSIVE_OK), "ok");
+    assert_string_equal(sst_passive_name(SST_PASSIVE_CONNECT_TIMEOUT), "connect_timeout");
+    assert_string_equal(sst_passive_name(SST_PASSIVE_5XX), "5xx");
+    assert_string_equal(sst_passive_name(SST_PASSIVE_TIMEOUT), "timeout");
+    assert_string_equal(sst_passive_name(SST_PASSIVE_ABORTED), "aborted");
+    assert_string_equal(sst_passive_name(SST_PASSIVE__COUNT), "unknown");
+    for (int k = 0; k < SST_PASSIVE__COUNT; k++)
+        assert_true(strlen(sst_passive_name((sst_passive_t)k)) > 0);
 }
 
 static void test_passive_needs_rise_to_return(void **state)
@@ -940,6 +1025,116 @@ static void test_reload_region_change_event(void **state)
     cfx_free(c2);
 }
 
+/* --- slow probes (L7SLOW, issue 15) ------------------------------------------------------- */
+
+static void test_classify_slow(void **state)
+{
+    static const struct {
+        const char *name;
+        bool ok;
+        sst_reason_t reason;
+        uint64_t duration_ms, slow_ms;
+        bool changed;
+        const char *detail; /* after the call */
+    } cases[] = {
+        {"slow success", true, SST_REASON_L7OK, 2013, 500, true, "probe took 2013ms > slow 500ms"},
+        {"just over", true, SST_REASON_L7OK, 501, 500, true, "probe took 501ms > slow 500ms"},
+        {"exactly slow is not slower", true, SST_REASON_L7OK, 500, 500, false, ""},
+        {"fast success", true, SST_REASON_L7OK, 20, 500, false, ""},
+        {"slow in seconds", true, SST_REASON_L7OK, 1500, 1000, true, "probe took 1500ms > slow 1s"},
+        {"off", true, SST_REASON_L7OK, 90000, 0, false, ""},
+        {"a failure stays what it is", false, SST_REASON_L7STS, 2013, 500, false, ""},
+        {"a timeout stays what it is", false, SST_REASON_L7TOUT, 2013, 500, false, ""},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sst_probe_result_t r = {.ok = cases[i].ok,
+                                .reason = cases[i].reason,
+                                .status = 200,
+                                .duration_ms = cases[i].duration_ms};
+        sst_health_cfg_t hc = {.enabled = true, .slow_ms = cases[i].slow_ms};
+        bool changed = sst_health_classify_slow(&r, &hc);
+        if (changed != cases[i].changed || strcmp(r.detail, cases[i].detail) != 0)
+            fail_msg("%s: changed %d detail \"%s\"", cases[i].name, changed, r.detail);
+        assert_int_equal(r.ok, cases[i].ok && !changed);
+        assert_int_equal(r.reason, changed ? SST_REASON_L7SLOW : cases[i].reason);
+        assert_int_equal(r.status, 200);
+    }
+    sst_probe_result_t r = result_ok();
+    sst_health_cfg_t hc = {.slow_ms = 1};
+    assert_false(sst_health_classify_slow(NULL, &hc));
+    assert_false(sst_health_classify_slow(&r, NULL));
+}
+
+/* Slow probes take a backend down like failed ones, `fall` of them in a row; `rise` fast ones
+ * bring it back; a backend whose latency hovers around `slow` does not flap while rise and
+ * fall are 2 or more (one slow, one fast, ...). */
+static void test_slow_probes(void **state)
+{
+    static const struct {
+        const char *name;
+        uint32_t rise, fall;
+        const char *durations; /* per probe: 's' 2013 ms (slow), 'f' 20 ms */
+        const char *ops;
+    } cases[] = {
+        {"fall slow probes take it down", 2, 2, "ss", "UD"},
+        {"rise fast probes bring it back", 2, 2, "ssff", "UDDU"},
+        {"hovering around slow never flips", 2, 2, "sfsfsfsf", "UUUUUUUU"},
+        {"hovering from DOWN never rises", 2, 2, "sssfsfsf", "UDDDDDDD"},
+        {"fall 1 follows every slow probe", 1, 1, "sfsf", "DUDU"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sst_config_t *cfg = two_regions(1, cases[i].rise, cases[i].fall);
+        cfg->backends[0].health.slow_ms = 500;
+        events_t ev = {0};
+        sst_health_t *h = make(cfg, &ev);
+        for (size_t k = 0; cases[i].durations[k] != '\0'; k++) {
+            sst_probe_result_t r = result_ok();
+            r.duration_ms = cases[i].durations[k] == 's' ? 2013 : 20;
+            sst_health_probe_result(h, 0, &r, 1000 * (k + 1));
+            if (op_state(h, 0) != (cases[i].ops[k] == 'U' ? SST_UP : SST_DOWN))
+                fail_msg("%s: after probe %zu", cases[i].name, k + 1);
+        }
+        if (cases[i].ops[1] == 'D') {
+            /* the DOWN event says how slow */
+            assert_int_equal(ev.ev[0].reason, SST_REASON_L7SLOW);
+            assert_string_equal(ev.ev[0].text, "status 200: probe took 2013ms > slow 500ms");
+        }
+        sst_health_backend_info_t bi;
+        sst_health_backend_info(h, 0, &bi);
+        size_t slow = 0;
+        for (size_t k = 0; cases[i].durations[k] != '\0'; k++)
+            slow += cases[i].durations[k] == 's';
+        assert_int_equal(bi.probes_failed, slow);
+        sst_health_destroy(h);
+        cfx_free(cfg);
+    }
+
+    /* without slow set, the same probes are plain successes */
+    sst_config_t *cfg = two_regions(1, 2, 1);
+    sst_health_t *h = make(cfg, NULL);
+    sst_probe_result_t r = result_ok();
+    r.duration_ms = 2013;
+    assert_false(sst_health_probe_result(h, 0, &r, 10));
+    sst_health_backend_info_t bi;
+    sst_health_backend_info(h, 0, &bi);
+    assert_int_equal(bi.last_probe_reason, SST_REASON_L7OK);
+    assert_int_equal(op_state(h, 0), SST_UP);
+    sst_health_destroy(h);
+    /* with it, the backend info keeps the verdict, and the caller's result is untouched */
+    cfg->backends[0].health.slow_ms = 1000;
+    h = make(cfg, NULL);
+    assert_true(sst_health_probe_result(h, 0, &r, 10));
+    assert_true(r.ok);
+    sst_health_backend_info(h, 0, &bi);
+    assert_int_equal(bi.last_probe_reason, SST_REASON_L7SLOW);
+    assert_int_equal(bi.last_probe_duration_ms, 2013);
+    assert_int_equal(op_state(h, 0), SST_DOWN);
+    sst_health_destroy(h);
+    cfx_free(cfg);
+}
+
 /* --- events ------------------------------------------------------------------------------- */
 
 typedef struct text_case_s {
@@ -1030,6 +1225,11 @@ static void test_reason_codes(void **state)
     assert_string_equal(sst_reason_code(SST_REASON_L7STS), "L7STS");
     assert_string_equal(sst_reason_text(SST_REASON_L7STS), "unexpected status");
     assert_string_equal(sst_reason_code(SST_REASON_PASSIVE_REFUSED), "PASSIVE_REFUSED");
+    assert_string_equal(sst_reason_code(SST_REASON_PASSIVE_TIMEOUT), "PASSIVE_TIMEOUT");
+    assert_string_equal(sst_reason_text(SST_REASON_PASSIVE_TIMEOUT), "timeout by passive check");
+    assert_string_equal(sst_reason_code(SST_REASON_PASSIVE_ABORTED), "PASSIVE_ABORTED");
+    assert_string_equal(sst_reason_code(SST_REASON_L7SLOW), "L7SLOW");
+    assert_string_equal(sst_reason_text(SST_REASON_L7SLOW), "probe too slow");
     assert_string_equal(sst_reason_text(SST_REASON_FAILBACK), "failback delay elapsed");
     assert_string_equal(sst_reason_code(SST_REASON_NONE), "NONE");
     assert_string_equal(sst_reason_code(SST_REASON__COUNT), "UNKNOWN");
@@ -1181,6 +1381,7 @@ int main(void)
         cmocka_unit_test(test_min_healthy),
         cmocka_unit_test(test_region_without_backends),
         cmocka_unit_test(test_passive_ejection),
+        cmocka_unit_test(test_passive_timeout_region),
         cmocka_unit_test(test_passive_needs_rise_to_return),
         cmocka_unit_test(test_passive_ignored_when_checks_disabled),
         cmocka_unit_test(test_ejection_cap),
@@ -1192,6 +1393,8 @@ int main(void)
         cmocka_unit_test(test_reload_carry_over),
         cmocka_unit_test(test_reload_first_probe_delay),
         cmocka_unit_test(test_reload_region_change_event),
+        cmocka_unit_test(test_classify_slow),
+        cmocka_unit_test(test_slow_probes),
         cmocka_unit_test(test_event_texts_and_counts),
         cmocka_unit_test(test_reason_codes),
         cmocka_unit_test(test_snapshot_contents),

@@ -24,9 +24,11 @@ static void test_failure_kinds(void **state)
         {SST_M_UP_CONNECT_ERROR, SST_PASSIVE_RESET},
         {SST_M_UP_RESET, SST_PASSIVE_RESET},
         {SST_M_UP_BAD_RESPONSE, SST_PASSIVE_RESET},
-        /* say nothing about the backend's health */
-        {SST_M_UP_TIMEOUT, SST_PASSIVE_OK},
-        {SST_M_UP_ABORTED, SST_PASSIVE_OK},
+        /* issue 15: silence and cut responses count */
+        {SST_M_UP_TIMEOUT, SST_PASSIVE_TIMEOUT},
+        {SST_M_UP_TRY_TIMEOUT, SST_PASSIVE_TIMEOUT},
+        {SST_M_UP_ABORTED, SST_PASSIVE_ABORTED},
+        /* says nothing about the backend's health */
         {SST_M_UP_FAILS, SST_PASSIVE_OK},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -37,23 +39,31 @@ static void test_response_statuses(void **state)
 {
     static const struct {
         unsigned status;
-        bool passive_5xx, was_bad, report;
+        bool passive_5xx, was_bad, complete, report;
         sst_passive_t sig;
     } cases[] = {
-        {200, false, false, false, SST_PASSIVE_OK}, /* the common path sends nothing */
-        {200, true, false, false, SST_PASSIVE_OK},
-        {200, false, true, true, SST_PASSIVE_OK}, /* the first good answer after a failure */
-        {404, true, true, true, SST_PASSIVE_OK},
-        {500, true, false, true, SST_PASSIVE_5XX},
-        {503, true, true, true, SST_PASSIVE_5XX},
-        {503, false, false, false, SST_PASSIVE_OK}, /* 5xx not counted without passive_5xx */
-        {503, false, true, true, SST_PASSIVE_OK},
-        {499, true, false, false, SST_PASSIVE_OK},
+        /* the head: a counted 5xx, nothing else */
+        {200, false, false, false, false, SST_PASSIVE_OK}, /* the common path sends nothing */
+        {200, true, false, false, false, SST_PASSIVE_OK},
+        {200, false, true, false, false, SST_PASSIVE_OK}, /* the OK waits for the end */
+        {404, true, true, false, false, SST_PASSIVE_OK},
+        {500, true, false, false, true, SST_PASSIVE_5XX},
+        {503, true, true, false, true, SST_PASSIVE_5XX},
+        {503, false, false, false, false, SST_PASSIVE_OK}, /* not counted without passive_5xx */
+        {503, false, true, false, false, SST_PASSIVE_OK},
+        {499, true, false, false, false, SST_PASSIVE_OK},
+        /* the end: the first good answer after a failure */
+        {200, false, false, true, false, SST_PASSIVE_OK},
+        {200, false, true, true, true, SST_PASSIVE_OK},
+        {404, true, true, true, true, SST_PASSIVE_OK},
+        {503, false, true, true, true, SST_PASSIVE_OK}, /* a 5xx that is not counted is an OK */
+        {503, true, true, true, false, SST_PASSIVE_OK}, /* a counted one was reported already */
+        {500, true, false, true, false, SST_PASSIVE_OK},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         sst_passive_t sig = (sst_passive_t)99;
-        bool r =
-            sst__passive_of_response(cases[i].status, cases[i].passive_5xx, cases[i].was_bad, &sig);
+        bool r = sst__passive_of_response(cases[i].status, cases[i].passive_5xx, cases[i].was_bad,
+                                          cases[i].complete, &sig);
         if (r != cases[i].report || (r && sig != cases[i].sig))
             fail_msg("case %zu: status %u: report %d sig %d", i, cases[i].status, r, (int)sig);
     }
@@ -86,17 +96,22 @@ static void test_ring(void **state)
     assert_int_equal(uv_async_init(&loop, &async, on_async), 0);
     sst__passive_init(r, &async);
 
-    sst__passive_response(r, cfg, 0, 200); /* nothing: no failure before */
+    sst__passive_response(r, cfg, 0, 200, true); /* nothing: no failure before */
     assert_false(sst__passive_pop(r, &m));
     sst__passive_failure(r, cfg, 1, SST_M_UP_REFUSED);
-    sst__passive_failure(r, cfg, 1, SST_M_UP_TIMEOUT); /* not a signal */
-    sst__passive_response(r, cfg, 1, 200);             /* the good answer after it */
-    sst__passive_response(r, cfg, 1, 200);             /* and then nothing again */
-    sst__passive_response(r, cfg, 0, 502);
+    sst__passive_failure(r, cfg, 1, SST_M_UP_FAILS);   /* not a signal */
+    sst__passive_response(r, cfg, 1, 200, false);      /* a head: the OK waits for the end */
+    sst__passive_failure(r, cfg, 1, SST_M_UP_ABORTED); /* cut mid-body */
+    sst__passive_response(r, cfg, 1, 200, false);
+    sst__passive_response(r, cfg, 1, 200, true); /* the good answer after it, complete */
+    sst__passive_response(r, cfg, 1, 200, true); /* and then nothing again */
+    sst__passive_response(r, cfg, 0, 502, false);
     assert_true(sst__passive_pop(r, &m));
     assert_int_equal(m.backend, 1);
     assert_int_equal(m.signal, SST_PASSIVE_REFUSED);
     assert_int_equal(m.config_version, 7);
+    assert_true(sst__passive_pop(r, &m));
+    assert_int_equal(m.signal, SST_PASSIVE_ABORTED);
     assert_true(sst__passive_pop(r, &m));
     assert_int_equal(m.signal, SST_PASSIVE_OK);
     assert_true(sst__passive_pop(r, &m));
@@ -108,7 +123,7 @@ static void test_ring(void **state)
     sst__passive_failure(r, cfg, 0, SST_M_UP_RESET);
     assert_true(sst__passive_pop(r, &m));
     sst__passive_forget(r);
-    sst__passive_response(r, cfg, 0, 200);
+    sst__passive_response(r, cfg, 0, 200, true);
     assert_false(sst__passive_pop(r, &m));
 
     /* full: the excess is counted, never overwrites */

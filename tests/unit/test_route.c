@@ -1481,36 +1481,302 @@ typedef struct fail_case_s {
 #define ABORT   SST_ON_FAIL_ABORT
 
 /* One row per cell of the safety matrix in docs/routing.md: phase x (idempotent, body already
- * read, backend left, attempts vs retries). */
+ * read, backend left, attempts vs retries, idempotency key). */
 static const fail_case_t fail_cases[] = {
-    {"no backend", {SST_FAIL_NO_BACKEND, true, false, 1, 2, true}, REROUTE, 0},
-    {"no backend, POST", {SST_FAIL_NO_BACKEND, false, true, 0, 2, false}, REROUTE, 0},
-    {"connect, GET", {SST_FAIL_CONNECT, true, false, 1, 2, true}, RETRY, 0},
-    {"connect, POST", {SST_FAIL_CONNECT, false, false, 1, 2, true}, RETRY, 0},
-    {"connect, POST body read", {SST_FAIL_CONNECT, false, true, 1, 2, true}, RETRY, 0},
-    {"connect, last retry", {SST_FAIL_CONNECT, false, false, 2, 2, true}, RETRY, 0},
-    {"connect, retries used", {SST_FAIL_CONNECT, true, false, 3, 2, true}, REROUTE, 0},
-    {"connect, retries 0", {SST_FAIL_CONNECT, true, false, 1, 0, true}, REROUTE, 0},
-    {"connect, no backend left", {SST_FAIL_CONNECT, true, false, 1, 2, false}, REROUTE, 0},
-    {"partial, POST", {SST_FAIL_SEND_PARTIAL, false, false, 1, 2, true}, RETRY, 0},
-    {"partial, GET", {SST_FAIL_SEND_PARTIAL, true, false, 1, 2, true}, RETRY, 0},
-    {"partial, body read", {SST_FAIL_SEND_PARTIAL, false, true, 1, 2, true}, REROUTE, 0},
-    {"partial, PUT body read", {SST_FAIL_SEND_PARTIAL, true, true, 1, 2, true}, REROUTE, 0},
-    {"partial, no backend left", {SST_FAIL_SEND_PARTIAL, false, false, 1, 2, false}, REROUTE, 0},
-    {"partial, retries used", {SST_FAIL_SEND_PARTIAL, false, false, 3, 2, true}, REROUTE, 0},
-    {"sent, GET", {SST_FAIL_SENT, true, false, 1, 2, true}, RETRY, 0},
-    {"sent, GET last retry", {SST_FAIL_SENT, true, false, 2, 2, true}, RETRY, 0},
-    {"sent, POST", {SST_FAIL_SENT, false, false, 1, 2, true}, RESPOND, 502},
-    {"sent, POST body read", {SST_FAIL_SENT, false, true, 1, 2, true}, RESPOND, 502},
-    {"sent, PUT body read", {SST_FAIL_SENT, true, true, 1, 2, true}, REROUTE, 0},
-    {"sent, GET no backend left", {SST_FAIL_SENT, true, false, 1, 2, false}, REROUTE, 0},
-    {"sent, GET retries used", {SST_FAIL_SENT, true, false, 3, 2, true}, REROUTE, 0},
-    {"timeout, GET", {SST_FAIL_RESPONSE_TIMEOUT, true, false, 1, 2, true}, RESPOND, 504},
-    {"timeout, POST", {SST_FAIL_RESPONSE_TIMEOUT, false, true, 1, 2, true}, RESPOND, 504},
-    {"bad response, GET", {SST_FAIL_BAD_RESPONSE, true, false, 1, 2, true}, RESPOND, 502},
-    {"bad response, POST", {SST_FAIL_BAD_RESPONSE, false, true, 1, 2, true}, RESPOND, 502},
-    {"response started, GET", {SST_FAIL_RESPONSE_STARTED, true, false, 1, 2, true}, ABORT, 0},
-    {"response started, POST", {SST_FAIL_RESPONSE_STARTED, false, true, 1, 2, true}, ABORT, 0},
+    {"no backend",
+     {SST_FAIL_NO_BACKEND, true, false, 1, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"no backend, POST",
+     {SST_FAIL_NO_BACKEND, false, true, 0, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"connect, GET",
+     {SST_FAIL_CONNECT, true, false, 1, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"connect, POST",
+     {SST_FAIL_CONNECT, false, false, 1, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"connect, POST body read",
+     {SST_FAIL_CONNECT, false, true, 1, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"connect, last retry",
+     {SST_FAIL_CONNECT, false, false, 2, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"connect, retries used",
+     {SST_FAIL_CONNECT, true, false, 3, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"connect, retries 0",
+     {SST_FAIL_CONNECT, true, false, 1, 0, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"connect, no backend left",
+     {SST_FAIL_CONNECT, true, false, 1, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"partial, POST",
+     {SST_FAIL_SEND_PARTIAL, false, false, 1, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"partial, GET",
+     {SST_FAIL_SEND_PARTIAL, true, false, 1, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"partial, body read",
+     {SST_FAIL_SEND_PARTIAL, false, true, 1, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"partial, PUT body read",
+     {SST_FAIL_SEND_PARTIAL, true, true, 1, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"partial, no backend left",
+     {SST_FAIL_SEND_PARTIAL, false, false, 1, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"partial, retries used",
+     {SST_FAIL_SEND_PARTIAL, false, false, 3, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"sent, GET", {SST_FAIL_SENT, true, false, 1, 2, true, false, false, false, false}, RETRY, 0},
+    {"sent, GET last retry",
+     {SST_FAIL_SENT, true, false, 2, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"sent, POST",
+     {SST_FAIL_SENT, false, false, 1, 2, true, false, false, false, false},
+     RESPOND,
+     502},
+    {"sent, POST body read",
+     {SST_FAIL_SENT, false, true, 1, 2, true, false, false, false, false},
+     RESPOND,
+     502},
+    {"sent, PUT body read",
+     {SST_FAIL_SENT, true, true, 1, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"sent, GET no backend left",
+     {SST_FAIL_SENT, true, false, 1, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"sent, GET retries used",
+     {SST_FAIL_SENT, true, false, 3, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"timeout, GET",
+     {SST_FAIL_RESPONSE_TIMEOUT, true, false, 1, 2, true, false, false, false, false},
+     RESPOND,
+     504},
+    {"timeout, POST",
+     {SST_FAIL_RESPONSE_TIMEOUT, false, true, 1, 2, true, false, false, false, false},
+     RESPOND,
+     504},
+    {"bad response, GET",
+     {SST_FAIL_BAD_RESPONSE, true, false, 1, 2, true, false, false, false, false},
+     RESPOND,
+     502},
+    {"bad response, POST",
+     {SST_FAIL_BAD_RESPONSE, false, true, 1, 2, true, false, false, false, false},
+     RESPOND,
+     502},
+    {"response started, GET",
+     {SST_FAIL_RESPONSE_STARTED, true, false, 1, 2, true, false, false, false, false},
+     ABORT,
+     0},
+    {"response started, POST",
+     {SST_FAIL_RESPONSE_STARTED, false, true, 1, 2, true, false, false, false, false},
+     ABORT,
+     0},
+    /* issue 15: an idempotency key makes a POST repeatable where that matters (SENT), and
+     * changes nothing elsewhere */
+    {"sent, POST key",
+     {SST_FAIL_SENT, false, false, 1, 2, true, true, false, false, false},
+     RETRY,
+     0},
+    {"sent, POST key body read",
+     {SST_FAIL_SENT, false, true, 1, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"sent, POST key no backend left",
+     {SST_FAIL_SENT, false, false, 1, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"sent, POST key retries used",
+     {SST_FAIL_SENT, false, false, 3, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"sent, GET key",
+     {SST_FAIL_SENT, true, false, 1, 2, true, true, false, false, false},
+     RETRY,
+     0},
+    {"sent, PUT key body read",
+     {SST_FAIL_SENT, true, true, 1, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"connect, POST key",
+     {SST_FAIL_CONNECT, false, false, 1, 2, true, true, false, false, false},
+     RETRY,
+     0},
+    {"partial, POST key body read",
+     {SST_FAIL_SEND_PARTIAL, false, true, 1, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"timeout, POST key",
+     {SST_FAIL_RESPONSE_TIMEOUT, false, false, 1, 2, true, true, false, false, false},
+     RESPOND,
+     504},
+    {"bad response, POST key",
+     {SST_FAIL_BAD_RESPONSE, false, false, 1, 2, true, true, false, false, false},
+     RESPOND,
+     502},
+    {"response started, POST key",
+     {SST_FAIL_RESPONSE_STARTED, false, false, 1, 2, true, true, false, false, false},
+     ABORT,
+     0},
+    /* issue 15: the try timeout, every combination of method (idempotent or not), key, body
+     * consumed, backend left and retries left (attempts 1 of retries 2, or 3 of 2) */
+    {"try, GET",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 1, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"try, GET retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 3, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, GET none left",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 1, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, GET none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 3, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT body",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 1, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT body retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 3, 2, true, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT body none left",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 1, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT body none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 3, 2, false, false, false, false, false},
+     REROUTE,
+     0},
+    {"try, GET key",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 1, 2, true, true, false, false, false},
+     RETRY,
+     0},
+    {"try, GET key retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 3, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, GET key none left",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 1, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, GET key none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 3, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT key body",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 1, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT key body retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 3, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT key body none left",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 1, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, PUT key body none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, true, true, 3, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 1, 2, true, true, false, false, false},
+     RETRY,
+     0},
+    {"try, POST key retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 3, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key none left",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 1, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 3, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key body",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 1, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key body retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 3, 2, true, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key body none left",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 1, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    {"try, POST key body none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 3, 2, false, true, false, false, false},
+     REROUTE,
+     0},
+    /* never armed for these; if it fires anyway the request is not repeated: 504 */
+    {"try, POST",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 1, 2, true, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 3, 2, true, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST none left",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 1, 2, false, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, false, 3, 2, false, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST body",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 1, 2, true, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST body retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 3, 2, true, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST body none left",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 1, 2, false, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, POST body none left, retries used",
+     {SST_FAIL_TRY_TIMEOUT, false, true, 3, 2, false, false, false, false, false},
+     RESPOND,
+     504},
+    {"try, GET last retry",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 2, 2, true, false, false, false, false},
+     RETRY,
+     0},
+    {"try, GET retries 0",
+     {SST_FAIL_TRY_TIMEOUT, true, false, 1, 0, true, false, false, false, false},
+     REROUTE,
+     0},
 };
 
 static void test_route_on_failure(void **state)
@@ -1524,6 +1790,259 @@ static void test_route_on_failure(void **state)
             fail_msg("%s: action %d status %u, want %d %u", c->name, d.action, d.status, c->action,
                      c->status);
         assert_non_null(d.reason);
+    }
+}
+
+/* Issue 15: after a timeout, a retry goes only to a backend that showed life; with none, a
+ * reroute when a redirect is left (a 307 now, not another wait on a silent backend), else a
+ * retry on any backend (waiting beats a 504). Refusals and resets are not timeouts: unchanged. */
+static void test_route_on_failure_after_silence(void **state)
+{
+    static const struct {
+        const char *name;
+        sst_fail_phase_t phase;
+        bool idempotent, body, timed_out, live, redirect;
+        sst_fail_action_t action;
+        bool live_only;
+    } cases[] = {
+        /* one backend of the region silent, another answering: retry there */
+        {"try, a live backend", SST_FAIL_TRY_TIMEOUT, true, false, true, true, true, RETRY, true},
+        {"try implies timed_out", SST_FAIL_TRY_TIMEOUT, true, false, false, true, true, RETRY,
+         true},
+        /* the whole region silent: the 307 at once */
+        {"try, none live, redirect", SST_FAIL_TRY_TIMEOUT, true, false, true, false, true, REROUTE,
+         false},
+        {"try implied, none live, redirect", SST_FAIL_TRY_TIMEOUT, true, false, false, false, true,
+         REROUTE, false},
+        /* nowhere to redirect: any backend rather than a 504 */
+        {"try, none live, no redirect", SST_FAIL_TRY_TIMEOUT, true, false, true, false, false,
+         RETRY, false},
+        {"try, live, no redirect", SST_FAIL_TRY_TIMEOUT, true, false, true, true, false, RETRY,
+         true},
+        /* a body read from the client: never a retry, live or not */
+        {"try, body, live", SST_FAIL_TRY_TIMEOUT, true, true, true, true, true, REROUTE, false},
+        {"connect timeout, live", SST_FAIL_CONNECT, false, false, true, true, true, RETRY, true},
+        {"connect timeout, none live, redirect", SST_FAIL_CONNECT, false, false, true, false, true,
+         REROUTE, false},
+        {"connect timeout, none live, no redirect", SST_FAIL_CONNECT, false, false, true, false,
+         false, RETRY, false},
+        /* a refused connect is no silence: any backend, as before */
+        {"refused, none live, redirect", SST_FAIL_CONNECT, true, false, false, false, true, RETRY,
+         false},
+        {"sent, reset, none live", SST_FAIL_SENT, true, false, false, false, true, RETRY, false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sst_fail_input_t in = {
+            .phase = cases[i].phase,
+            .idempotent = cases[i].idempotent,
+            .body_consumed = cases[i].body,
+            .attempts = 1,
+            .retries = 2,
+            .backend_left = true,
+            .timed_out = cases[i].timed_out,
+            .live_backend_left = cases[i].live,
+            .redirect_left = cases[i].redirect,
+        };
+        sst_fail_decision_t d;
+        memset(&d, 0xa5, sizeof(d));
+        sst_route_on_failure(&in, &d);
+        if (d.action != cases[i].action || d.live_only != cases[i].live_only)
+            fail_msg("%s: action %d live_only %d, want %d %d", cases[i].name, d.action, d.live_only,
+                     cases[i].action, cases[i].live_only);
+        /* no retry left: the same facts never make a retry */
+        in.backend_left = false;
+        sst_route_on_failure(&in, &d);
+        assert_int_not_equal(d.action, RETRY);
+        assert_false(d.live_only);
+    }
+}
+
+/* Rules that must hold in every cell, whatever the table above says: checked over every
+ * combination of phase, method, key, body, backend left, attempts and retries. */
+static void test_route_on_failure_invariants(void **state)
+{
+    static const uint32_t attempts[] = {0, 1, 2, 3, 17};
+    static const uint32_t retries[] = {0, 2, 16};
+    size_t checked = 0;
+
+    (void)state;
+    for (int ph = SST_FAIL_NO_BACKEND; ph <= SST_FAIL_TRY_TIMEOUT; ph++)
+        for (unsigned bits = 0; bits < 128; bits++)
+            for (size_t a = 0; a < sizeof(attempts) / sizeof(attempts[0]); a++)
+                for (size_t r = 0; r < sizeof(retries) / sizeof(retries[0]); r++) {
+                    sst_fail_input_t in = {
+                        .phase = (sst_fail_phase_t)ph,
+                        .idempotent = bits & 1,
+                        .body_consumed = (bits >> 1) & 1,
+                        .backend_left = (bits >> 2) & 1,
+                        .idempotency_key = (bits >> 3) & 1,
+                        .timed_out = (bits >> 4) & 1,
+                        .live_backend_left = (bits >> 5) & 1,
+                        .redirect_left = (bits >> 6) & 1,
+                        .attempts = attempts[a],
+                        .retries = retries[r],
+                    };
+                    sst_fail_decision_t d, plain;
+                    sst_route_on_failure(&in, &d);
+                    bool may_have_seen = ph == SST_FAIL_SENT || ph == SST_FAIL_TRY_TIMEOUT;
+                    bool body_needed = may_have_seen || ph == SST_FAIL_SEND_PARTIAL;
+                    assert_non_null(d.reason);
+                    if (d.action == SST_ON_FAIL_RESPOND)
+                        assert_true(d.status == 502 || d.status == 504);
+                    else
+                        assert_int_equal(d.status, 0);
+                    /* a retry needs a backend and an attempt left */
+                    if (d.action == SST_ON_FAIL_RETRY)
+                        assert_true(in.backend_left && in.attempts <= in.retries);
+                    /* after a timeout with a redirect left, a retry only on a live backend */
+                    bool silent = in.timed_out || ph == SST_FAIL_TRY_TIMEOUT;
+                    if (d.action == SST_ON_FAIL_RETRY && silent &&
+                        (ph == SST_FAIL_CONNECT || ph == SST_FAIL_TRY_TIMEOUT) && in.redirect_left)
+                        assert_true(in.live_backend_left && d.live_only);
+                    if (d.live_only)
+                        assert_true(d.action == SST_ON_FAIL_RETRY && silent &&
+                                    in.live_backend_left);
+                    /* a request that is not repeatable is never sent again once the backend
+                     * may have it whole */
+                    if (may_have_seen && !in.idempotent && !in.idempotency_key)
+                        assert_true(d.action != SST_ON_FAIL_RETRY &&
+                                    d.action != SST_ON_FAIL_REROUTE);
+                    /* sidestep keeps no body: a consumed one cannot be sent again by it */
+                    if (body_needed && in.body_consumed)
+                        assert_true(d.action != SST_ON_FAIL_RETRY);
+                    /* the key matters only where the method would: SENT and TRY_TIMEOUT of a
+                     * request that is not idempotent */
+                    in.idempotency_key = false;
+                    sst_route_on_failure(&in, &plain);
+                    if (!may_have_seen || in.idempotent)
+                        assert_true(d.action == plain.action && d.status == plain.status);
+                    checked++;
+                }
+    assert_int_equal(checked, 8 * 128 * 5 * 3);
+
+    /* a phase outside the enum gets the safest answer */
+    sst_fail_input_t bad = {.phase = (sst_fail_phase_t)99,
+                            .idempotent = true,
+                            .backend_left = true,
+                            .attempts = 1,
+                            .retries = 2};
+    sst_fail_decision_t d;
+    sst_route_on_failure(&bad, &d);
+    assert_int_equal(d.action, SST_ON_FAIL_RESPOND);
+    assert_int_equal(d.status, 502);
+}
+
+static void test_idempotency_key_valid(void **state)
+{
+    static const struct {
+        const char *value;
+        bool want;
+    } cases[] = {
+        {"\"8e03978e-40d5-43e8-bc93-6894a57f9324\"", true}, /* the draft's example */
+        {"\"a\"", true},
+        {" \t\"a\" \t", true}, /* OWS around the value */
+        {"\"a b ~!#$%&'()*+,-./:;<=>?@[]^_`{|}\"", true},
+        {"\"\\\"\"", true}, /* an escaped quote */
+        {"\"\\\\\"", true}, /* an escaped backslash */
+        {"\"x\\\"y\\\\z\"", true},
+        {"\" \"", true}, /* one character, a space: RFC 8941 allows it */
+        {"", false},
+        {"   ", false},
+        {"\"\"", false}, /* empty */
+        {"\"", false},
+        {"abc", false}, /* the unquoted form some APIs send */
+        {"8e03978e-40d5-43e8-bc93-6894a57f9324", false},
+        {"\"abc", false}, /* not closed */
+        {"abc\"", false},
+        {"\"a\"b", false},       /* something after the closing quote */
+        {"\"a\";p=1", false},    /* parameters */
+        {"\"a\", \"b\"", false}, /* the field repeated, as a recipient would combine it */
+        {"\"a\" \"b\"", false},
+        {"\"a\\b\"", false}, /* an escape RFC 8941 does not define */
+        {"\"a\\\"", false},  /* the closing quote escaped away */
+        {"\"a\\", false},
+        {"\"a\tb\"", false}, /* HTAB is not allowed inside an sf-string */
+        {"\"a\x01\"", false},
+        {"\"a\x7f\"", false},
+        {"\"caf\xc3\xa9\"", false}, /* non-ASCII */
+        {"\"a\"\r\n", false},
+        {"'a'", false},
+    };
+    char big[SST_IDEMPOTENCY_KEY_MAX + 2];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (sst_idempotency_key_valid(fx_s(cases[i].value)) != cases[i].want)
+            fail_msg("case %zu: %s", i, cases[i].value);
+    assert_false(sst_idempotency_key_valid(sst_str(NULL, 0)));
+    /* NUL inside is a control character, whatever C strings think of it */
+    assert_false(sst_idempotency_key_valid(sst_str("\"a\0b\"", 5)));
+    /* the bound counts the whole value, quotes included */
+    memset(big, 'k', sizeof(big));
+    big[0] = '"';
+    big[SST_IDEMPOTENCY_KEY_MAX - 1] = '"';
+    assert_true(sst_idempotency_key_valid(sst_str(big, SST_IDEMPOTENCY_KEY_MAX)));
+    big[SST_IDEMPOTENCY_KEY_MAX - 1] = 'k';
+    big[SST_IDEMPOTENCY_KEY_MAX] = '"';
+    assert_false(sst_idempotency_key_valid(sst_str(big, SST_IDEMPOTENCY_KEY_MAX + 1)));
+}
+
+static void test_try_timeout(void **state)
+{
+    sst_route_cfg_t rt = {.try_timeout_ms = 300};
+    sst_route_cfg_t off = {.try_timeout_ms = 0};
+
+    (void)state;
+    /* armed for a request that may be repeated: by method or by key */
+    assert_int_equal(sst_route_try_timeout(&rt, true, false), 300);
+    assert_int_equal(sst_route_try_timeout(&rt, false, true), 300);
+    assert_int_equal(sst_route_try_timeout(&rt, true, true), 300);
+    assert_int_equal(sst_route_try_timeout(&rt, false, false), 0);
+    assert_int_equal(sst_route_try_timeout(&off, true, true), 0);
+    assert_int_equal(sst_route_try_timeout(NULL, true, true), 0);
+}
+
+static void test_attempt_deadlines(void **state)
+{
+    /* for the connect, phase TRY_TIMEOUT stands for "true: the try timeout sets the deadline" */
+    static const struct {
+        const char *name;
+        bool connect; /* sst_route_connect_deadline, else sst_route_response_deadline */
+        uint64_t try_ms, from_ms;
+        sst_fail_phase_t phase;
+        uint64_t deadline_ms;
+    } cases[] = {
+        /* timeouts.connect 2s, upstream_response 3s */
+        {"connect, no try timer", true, 0, 1000, SST_FAIL_CONNECT, 3000},
+        {"connect, try below connect", true, 300, 1000, SST_FAIL_TRY_TIMEOUT, 1300},
+        {"connect, try equal to connect", true, 2000, 1000, SST_FAIL_TRY_TIMEOUT, 3000},
+        {"connect, try above connect", true, 2500, 1000, SST_FAIL_CONNECT, 3000},
+        {"connect, saturates", true, 300, UINT64_MAX - 100, SST_FAIL_TRY_TIMEOUT, UINT64_MAX},
+        {"connect, saturates without try", true, 0, UINT64_MAX - 1, SST_FAIL_CONNECT, UINT64_MAX},
+        {"response, no try timer", false, 0, 5000, SST_FAIL_RESPONSE_TIMEOUT, 8000},
+        {"response, try", false, 300, 5000, SST_FAIL_TRY_TIMEOUT, 5300},
+        {"response, try equal to response", false, 3000, 5000, SST_FAIL_RESPONSE_TIMEOUT, 8000},
+        {"response, try above response", false, 4000, 5000, SST_FAIL_RESPONSE_TIMEOUT, 8000},
+        {"response, saturates", false, 300, UINT64_MAX - 1, SST_FAIL_TRY_TIMEOUT, UINT64_MAX},
+    };
+    sst_timeouts_cfg_t to = {.connect_ms = 2000, .upstream_response_ms = 3000};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t at = 0;
+        sst_fail_phase_t ph;
+        if (cases[i].connect)
+            ph = sst_route_connect_deadline(&to, cases[i].try_ms, cases[i].from_ms, &at)
+                     ? SST_FAIL_TRY_TIMEOUT
+                     : SST_FAIL_CONNECT;
+        else
+            ph = sst_route_response_deadline(&to, cases[i].try_ms, cases[i].from_ms, &at);
+        if (ph != cases[i].phase || at != cases[i].deadline_ms)
+            fail_msg("%s: phase %d at %llu, want %d at %llu", cases[i].name, ph,
+                     (unsigned long long)at, cases[i].phase,
+                     (unsigned long long)cases[i].deadline_ms);
     }
 }
 
@@ -1555,6 +2074,11 @@ int main(void)
         cmocka_unit_test(test_route_decide_short_snapshot),
         cmocka_unit_test(test_route_https),
         cmocka_unit_test(test_route_on_failure),
+        cmocka_unit_test(test_route_on_failure_after_silence),
+        cmocka_unit_test(test_route_on_failure_invariants),
+        cmocka_unit_test(test_idempotency_key_valid),
+        cmocka_unit_test(test_try_timeout),
+        cmocka_unit_test(test_attempt_deadlines),
         cmocka_unit_test(test_method_is_idempotent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,7 +155,10 @@ static void backend_step(backend_t *b)
 
 typedef struct owner_s {
     sst_upstream_t *u;
-    int ready, heads, bodies, flushes, done, fails, drained;
+    int ready, heads, bodies, flushes, done, fails, drained, try_timeouts;
+    bool abandon_on_try; /* on_try_timeout gives the attempt up, as a repeatable request does */
+    uint64_t try_at;     /* uv_now of the last on_try_timeout */
+    sst_up_state_t abandoned_state; /* the connection's state right after giving it up */
     unsigned status;
     sst_fail_phase_t phase;
     sst_m_upfail_t kind;
@@ -229,6 +232,19 @@ static void own_drained(void *o)
     ((owner_t *)o)->drained++;
 }
 
+static void own_try_timeout(void *o)
+{
+    owner_t *w = o;
+    w->try_timeouts++;
+    w->try_at = uv_now(&w->u->w->loop);
+    if (w->abandon_on_try) {
+        sst_upstream_t *u = w->u;
+        w->u = NULL;
+        sst__upstream_abort(u, SST_M_UP_TRY_TIMEOUT);
+        w->abandoned_state = u->state; /* freed once the loop runs the close callbacks */
+    }
+}
+
 static const sst__upstream_cb_t owner_cb = {
     .on_ready = own_ready,
     .on_head = own_head,
@@ -237,6 +253,7 @@ static const sst__upstream_cb_t owner_cb = {
     .on_done = own_done,
     .on_fail = own_fail,
     .on_drained = own_drained,
+    .on_try_timeout = own_try_timeout,
 };
 
 /* ---- fixture: a worker's worth of state around one pool ------------------------------------ */
@@ -342,7 +359,7 @@ static void run_ms(fixture_t *f, int ms)
 static sst_upstream_t *connect_ready(fixture_t *f)
 {
     assert_int_equal(
-        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, NULL, &f->own.u), 0);
+        sst__upstream_connect(f->w, f->pool, f->cfg, 0, &owner_cb, &f->own, NULL, &f->own.u), 0);
     assert_int_equal(f->own.u->state, SST_UP_CONNECTING);
     run_until(f, &f->own.ready, f->own.ready + 1);
     assert_int_equal(f->own.u->state, SST_UP_ACTIVE);
@@ -369,7 +386,7 @@ static void test_connect_refused(void **state)
     fixture_t *f = *state;
     backend_close(&f->be); /* nothing listens on the port any more */
     assert_int_equal(
-        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, NULL, &f->own.u), 0);
+        sst__upstream_connect(f->w, f->pool, f->cfg, 0, &owner_cb, &f->own, NULL, &f->own.u), 0);
     assert_true(sst__pool_full(f->pool, 1));
     run_until(f, &f->own.fails, 1);
     assert_int_equal(f->own.phase, SST_FAIL_CONNECT);
@@ -398,7 +415,7 @@ static void test_exchange_and_reuse(void **state)
     sst_upstream_t *again = sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL);
     assert_ptr_equal(again, u);
     f->own.u = u;
-    sst__upstream_attach(u, f->cfg, &owner_cb, &f->own);
+    sst__upstream_attach(u, f->cfg, 0, &owner_cb, &f->own);
     assert_int_equal(u->state, SST_UP_ACTIVE);
     send_get(f, u);
     run_until(f, &f->own.done, 2);
@@ -425,7 +442,7 @@ static void test_proxy_header_first_and_pool_key(void **state)
     f->be.answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     f->own.release_on_done = true;
     assert_int_equal(
-        sst__upstream_connect(f->w, f->pool, f->cfg, &owner_cb, &f->own, &pp, &f->own.u), 0);
+        sst__upstream_connect(f->w, f->pool, f->cfg, 0, &owner_cb, &f->own, &pp, &f->own.u), 0);
     run_until(f, &f->own.ready, 1);
     sst_upstream_t *u = f->own.u;
     send_get(f, u);
@@ -441,7 +458,7 @@ static void test_proxy_header_first_and_pool_key(void **state)
     assert_ptr_equal(sst__pool_take(f->pool, false, uv_now(&f->w->loop), &pp), u);
     /* reused: no second header on the same connection */
     f->own.u = u;
-    sst__upstream_attach(u, f->cfg, &owner_cb, &f->own);
+    sst__upstream_attach(u, f->cfg, 0, &owner_cb, &f->own);
     size_t before = f->be.log_len;
     send_get(f, u);
     run_until(f, &f->own.done, 2);
@@ -656,6 +673,140 @@ static void test_abort(void **state)
     assert_false(sst__pool_full(f->pool, 1));
 }
 
+/* Issue 15: a connect still pending at the try timeout fails as a connect timeout (nothing was
+ * sent), at try_ms, not at timeouts.connect; without a try timeout, at timeouts.connect. The
+ * backend's accept queue is full, so its kernel drops our SYNs. */
+static void test_connect_try_timeout(void **state)
+{
+    fixture_t *f = *state;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    int one = 1;
+    close(f->be.lfd);
+    f->be.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->be.lfd >= 0);
+    setsockopt(f->be.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(f->be.port);
+    assert_int_equal(bind(f->be.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(f->be.lfd, 0), 0);
+    int filler = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(filler >= 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    int lfd = f->be.lfd;
+    f->be.lfd = -1; /* nobody accepts */
+    f->cfg->timeouts.connect_ms = 2000;
+
+    uint64_t t0 = uv_now(&f->w->loop);
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, 60, &owner_cb, &f->own, NULL, &f->own.u), 0);
+    run_until(f, &f->own.fails, 1);
+    uint64_t took = uv_now(&f->w->loop) - t0;
+    assert_int_equal(f->own.phase, SST_FAIL_CONNECT);
+    assert_int_equal(f->own.kind, SST_M_UP_CONNECT_TIMEOUT);
+    assert_string_equal(f->own.why, "backend connect try timeout");
+    assert_true(took >= 60 && took < 1000);
+    assert_int_equal(failures(f, SST_M_UP_CONNECT_TIMEOUT), 1);
+    assert_int_equal(f->own.try_timeouts, 0); /* the connect is the upstream's own business */
+
+    /* no try timeout: timeouts.connect ends it */
+    memset(&f->own, 0, sizeof(f->own));
+    f->cfg->timeouts.connect_ms = 80;
+    assert_int_equal(
+        sst__upstream_connect(f->w, f->pool, f->cfg, 0, &owner_cb, &f->own, NULL, &f->own.u), 0);
+    run_until(f, &f->own.fails, 1);
+    assert_int_equal(f->own.kind, SST_M_UP_CONNECT_TIMEOUT);
+    assert_string_equal(f->own.why, "backend connect timeout");
+    close(filler);
+    close(lfd);
+}
+
+/* Issue 15: the request is written and the backend says nothing. At try_ms the owner hears
+ * of it once; abandoning closes the connection (never pooled, counted as try_timeout); keeping
+ * it waits for the response timeout, counted from the same write, and counts a try wait. A
+ * connection taken from the pool gets its try timeout at attach. */
+static void test_response_try_timeout(void **state)
+{
+    fixture_t *f = *state;
+    f->be.action = SILENT;
+    f->cfg->timeouts.upstream_response_ms = 300;
+
+    /* kept waiting: the response timeout follows */
+    sst_upstream_t *u = NULL;
+    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, 60, &owner_cb, &f->own, NULL, &u),
+                     0);
+    f->own.u = u;
+    run_until(f, &f->own.ready, 1);
+    send_get(f, u);
+    uint64_t written = uv_now(&f->w->loop);
+    run_until(f, &f->own.fails, 1);
+    assert_int_equal(f->own.try_timeouts, 1);
+    assert_true(f->own.try_at - written >= 60 && f->own.try_at - written < 250);
+    assert_int_equal(f->own.phase, SST_FAIL_RESPONSE_TIMEOUT);
+    assert_int_equal(f->own.kind, SST_M_UP_TIMEOUT);
+    assert_true(uv_now(&f->w->loop) - written >= 300);
+    assert_int_equal(sst_counter_get(&f->w->metrics->up_try_waits[3]), 1);
+    run_ms(f, 5);
+    backend_drop(&f->be, false);
+
+    /* abandoned: closed at once, counted as a try timeout, no on_fail (the owner has it) */
+    memset(&f->own, 0, sizeof(f->own));
+    f->own.abandon_on_try = true;
+    u = NULL;
+    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, 60, &owner_cb, &f->own, NULL, &u),
+                     0);
+    f->own.u = u;
+    run_until(f, &f->own.ready, 1);
+    send_get(f, u);
+    run_until(f, &f->own.try_timeouts, 1);
+    assert_int_equal(f->own.abandoned_state, SST_UP_CLOSING);
+    assert_int_equal(failures(f, SST_M_UP_TRY_TIMEOUT), 1);
+    run_ms(f, 350); /* past the response timeout: nothing more */
+    assert_int_equal(f->own.fails, 0);
+    assert_int_equal(f->own.try_timeouts, 1);
+    assert_false(sst__pool_full(f->pool, 1));
+    assert_int_equal(sst_counter_get(&f->w->metrics->up_try_waits[3]), 1);
+    backend_drop(&f->be, false);
+
+    /* pooled: the try timeout given at attach applies */
+    memset(&f->own, 0, sizeof(f->own));
+    f->be.action = ANSWER;
+    f->be.answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    f->own.release_on_done = true;
+    u = connect_ready(f);
+    send_get(f, u);
+    run_until(f, &f->own.done, 1);
+    assert_int_equal(u->state, SST_UP_IDLE);
+    f->be.action = SILENT;
+    f->own.abandon_on_try = true;
+    assert_ptr_equal(sst__pool_take(f->pool, false, uv_now(&f->w->loop), NULL), u);
+    f->own.u = u;
+    sst__upstream_attach(u, f->cfg, 60, &owner_cb, &f->own);
+    send_get(f, u);
+    run_until(f, &f->own.try_timeouts, 1);
+    assert_int_equal(f->own.abandoned_state, SST_UP_CLOSING);
+    assert_int_equal(failures(f, SST_M_UP_TRY_TIMEOUT), 2);
+}
+
+/* Issue 15: any response byte stops the try timer: the backend is answering, and only the
+ * response timeout (from the write) is left. */
+static void test_try_timeout_stopped_by_a_byte(void **state)
+{
+    fixture_t *f = *state;
+    f->be.answer = "HTTP/1.1 200 OK\r\n"; /* half a head, then nothing */
+    f->cfg->timeouts.upstream_response_ms = 250;
+    sst_upstream_t *u = NULL;
+    assert_int_equal(sst__upstream_connect(f->w, f->pool, f->cfg, 40, &owner_cb, &f->own, NULL, &u),
+                     0);
+    f->own.u = u;
+    run_until(f, &f->own.ready, 1);
+    send_get(f, u);
+    uint64_t written = uv_now(&f->w->loop);
+    run_until(f, &f->own.fails, 1);
+    assert_int_equal(f->own.try_timeouts, 0);
+    assert_int_equal(f->own.phase, SST_FAIL_RESPONSE_TIMEOUT);
+    assert_true(uv_now(&f->w->loop) - written >= 250);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +820,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_try_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_try_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_try_timeout_stopped_by_a_byte, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
