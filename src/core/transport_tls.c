@@ -266,7 +266,7 @@ static void tls_closed_one(sst_transport_t *t)
     t->tcp.data = NULL;
     sst_tls_conn_free(st->eng);
     free(st);
-    sst__tp_pp_free(t); /* a PROXY header's state, kept below every kind */
+    sst__tp_pp_free(t);  /* a PROXY header's state, kept below every kind */
     t->cb->on_closed(t); /* the last call: every write callback ran before the socket's close */
 }
 
