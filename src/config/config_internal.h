@@ -82,6 +82,8 @@ int sst__cfg_string(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t max_len, boo
                     char **out);
 int sst__cfg_bool(sst__cfg_ctx_t *c, const yaml_node_t *n, bool *out);
 int sst__cfg_uint(sst__cfg_ctx_t *c, const yaml_node_t *n, uint64_t lo, uint64_t hi, uint64_t *out);
+/* sst__cfg_uint into a uint32_t (config_regions.c). */
+int sst__cfg_u32(sst__cfg_ctx_t *c, const yaml_node_t *v, uint32_t lo, uint32_t hi, uint32_t *out);
 int sst__cfg_duration(sst__cfg_ctx_t *c, const yaml_node_t *n, uint64_t lo, uint64_t hi,
                       uint64_t *out);
 int sst__cfg_size(sst__cfg_ctx_t *c, const yaml_node_t *n, uint64_t lo, uint64_t hi, uint64_t *out);
@@ -106,10 +108,12 @@ char *sst__cfg_strdup(sst__cfg_ctx_t *c, sst_str_t s);
  * the defaults; returns 0 or the first section's error (the diag is filled). */
 int sst__cfg_build(sst__cfg_ctx_t *c, const yaml_node_t *root);
 
-/* --- sections (config_regions.c) --------------------------------------------------------- */
+/* --- regions and routes (config_regions.c, config_routes.c) ------------------------------ */
 
 /* Top-level `health` defaults and `regions` with their backends. */
 int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root);
+/* Region and route names: [A-Za-z0-9_.-]+, so they read well in logs, metrics and URLs. */
+bool sst__cfg_is_name(const char *s);
 /* `routes`, or the default route when the key is absent; needs regions and local_region. */
 int sst__cfg_parse_routes(sst__cfg_ctx_t *c, const yaml_node_t *root);
 /* Route keys checked against other sections once those are read: try_timeout below
