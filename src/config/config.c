@@ -1,7 +1,6 @@
 /* The config loader: YAML text (libyaml document API) to one validated, immutable sst_config_t.
- * Owns the snapshot's lifetime, the diagnostics, the node helpers and the YAML text; the
- * top-level sections live in config_top.c, regions, health and routes in config_regions.c. Never
- * aborts on input: every failure fills sst_diag_t. */
+ * Owns the snapshot, diagnostics, node helpers and YAML text; sections live in config_top.c,
+ * config_regions.c, config_routes.c and beside. Never aborts: every failure fills sst_diag_t. */
 #include "sidestep/config.h"
 
 #include <errno.h>
