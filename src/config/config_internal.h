@@ -37,6 +37,9 @@ typedef struct sst__cfg_ctx_s {
  * SST_EINVAL so callers can `return sst__cfg_fail(...)`. */
 int sst__cfg_fail(sst__cfg_ctx_t *c, const yaml_node_t *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same at a libyaml mark (a position with no node: an empty file, a YAML syntax error). */
+int sst__cfg_fail_mark(sst__cfg_ctx_t *c, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Records an allocation failure; returns SST_ENOMEM. */
 int sst__cfg_nomem(sst__cfg_ctx_t *c);
 /* Appends ".key" (or "key" at the top) / "[i]" to the path; returns the length to pop back to. */
@@ -79,9 +82,13 @@ int sst__cfg_string(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t max_len, boo
                     char **out);
 int sst__cfg_bool(sst__cfg_ctx_t *c, const yaml_node_t *n, bool *out);
 int sst__cfg_uint(sst__cfg_ctx_t *c, const yaml_node_t *n, uint64_t lo, uint64_t hi, uint64_t *out);
+/* sst__cfg_uint into a uint32_t (config_regions.c). */
+int sst__cfg_u32(sst__cfg_ctx_t *c, const yaml_node_t *v, uint32_t lo, uint32_t hi, uint32_t *out);
 int sst__cfg_duration(sst__cfg_ctx_t *c, const yaml_node_t *n, uint64_t lo, uint64_t hi,
                       uint64_t *out);
 int sst__cfg_size(sst__cfg_ctx_t *c, const yaml_node_t *n, uint64_t lo, uint64_t hi, uint64_t *out);
+/* Formats a byte count the way users write it ("8k", "1m", "1g", else bytes); returns buf. */
+const char *sst__cfg_fmt_size(uint64_t v, char *buf, size_t size);
 /* "50%", or a bare integer when bare_ok; lo..hi percent. */
 int sst__cfg_percent(sst__cfg_ctx_t *c, const yaml_node_t *n, uint32_t lo, uint32_t hi,
                      bool bare_ok, uint32_t *out);
@@ -95,10 +102,18 @@ int sst__cfg_region_ref(sst__cfg_ctx_t *c, const yaml_node_t *n, size_t *out);
 /* Copies `s` into the config's strings (NUL-terminated); NULL on allocation failure. */
 char *sst__cfg_strdup(sst__cfg_ctx_t *c, sst_str_t s);
 
-/* --- sections (config_regions.c) --------------------------------------------------------- */
+/* --- the top-level sections (config_top.c) ----------------------------------------------- */
+
+/* Reads every section of the document's root into c->cfg, in dependency order, after setting
+ * the defaults; returns 0 or the first section's error (the diag is filled). */
+int sst__cfg_build(sst__cfg_ctx_t *c, const yaml_node_t *root);
+
+/* --- regions and routes (config_regions.c, config_routes.c) ------------------------------ */
 
 /* Top-level `health` defaults and `regions` with their backends. */
 int sst__cfg_parse_regions(sst__cfg_ctx_t *c, const yaml_node_t *root);
+/* Region and route names: [A-Za-z0-9_.-]+, so they read well in logs, metrics and URLs. */
+bool sst__cfg_is_name(const char *s);
 /* `routes`, or the default route when the key is absent; needs regions and local_region. */
 int sst__cfg_parse_routes(sst__cfg_ctx_t *c, const yaml_node_t *root);
 /* Route keys checked against other sections once those are read: try_timeout below

@@ -1,6 +1,6 @@
 /* The etcd gateway client's I/O: connections (keep-alive pool for unary calls, one per watch),
- * endpoint failover, timeouts, and delivery of results. Decoding is etcd_codec.c's; HTTP parsing
- * is http1.c's. Callbacks never run inside the call that started them. */
+ * endpoint failover, timeouts, and delivery of results. Request kinds are etcd_call.c's, decoding
+ * etcd_codec.c's, HTTP parsing http1.c's. Callbacks never run inside the call that started them. */
 #include "fleet/etcd.h"
 
 #include <assert.h>
@@ -13,70 +13,13 @@
 #include <uv.h>
 
 #include "fleet/etcd_codec.h"
+#include "fleet/etcd_internal.h"
 #include "http/http1.h"
 #include "sidestep/error.h"
 
-#define ETCD_READ_BUF (16 * 1024)
 #define ETCD_HEAD_MAX (64 * 1024)
 #define ETCD_LINE_MAX 8192
 #define ETCD_FIELDS   100
-
-/* Intrusive ring with a sentinel. */
-typedef struct link_s {
-    struct link_s *prev, *next;
-} link_t;
-
-static void link_init(link_t *l)
-{
-    l->prev = l->next = l;
-}
-static bool link_empty(const link_t *l)
-{
-    return l->next == l;
-}
-/* Appends n at the tail of ring h. */
-static void link_append(link_t *h, link_t *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-static void link_remove(link_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    link_init(n);
-}
-#define link_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-typedef struct etcd_call_s etcd_call_t;
-
-typedef enum conn_state_e {
-    CONN_CONNECTING = 0,
-    CONN_BUSY, /* carries a call */
-    CONN_IDLE, /* in the keep-alive pool */
-    CONN_CLOSING,
-} conn_state_t;
-
-typedef struct etcd_conn_s {
-    link_t link; /* e->conns */
-    link_t idle; /* e->idle while CONN_IDLE */
-    sst_etcd_t *e;
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* dial timeout, then the call's deadline */
-    uv_connect_t connect;
-    int pending_closes;
-    conn_state_t state;
-    size_t endpoint;
-    etcd_call_t *call;
-    bool reused;     /* the call took it from the pool */
-    bool got_bytes;  /* response bytes arrived for the current call */
-    bool keep_alive; /* the response allows another request */
-    sst_h1_t h1;
-    sst_head_t *head;
-    char rbuf[ETCD_READ_BUF];
-} etcd_conn_t;
 
 /* A uv_write and the bytes it sends, freed in its callback (which runs, with UV_ECANCELED,
  * before the connection's close callback). */
@@ -86,58 +29,6 @@ typedef struct etcd_write_s {
     char data[];
 } etcd_write_t;
 
-struct etcd_call_s {
-    link_t link; /* e->calls while running, e->done once finished */
-    sst_etcd_t *e;
-    sst__etcd_call_t kind;
-    char *body; /* JSON request body */
-    size_t body_len;
-    uint64_t deadline_ms; /* unary: the whole call; watch: until etcd confirms it */
-    size_t first_endpoint, attempts;
-    bool retried;
-    bool finished;
-    etcd_conn_t *conn;
-    int status;
-    sst__etcd_diag_t diag;
-    /* response */
-    unsigned http_status;
-    bool streaming; /* a watch answered 200: messages go to the tokener */
-    bool too_big;
-    char *resp;
-    size_t resp_len, resp_cap;
-    /* unary */
-    sst_etcd_cb cb;
-    void *arg;
-    /* watch */
-    sst_etcd_watch_cb wcb;
-    json_tokener *tok;
-    size_t msg_bytes;
-    bool created;
-    int64_t last_revision;
-    sst_etcd_watch_msg_t end;
-};
-
-struct sst_etcd_watch_s {
-    etcd_call_t call;
-};
-
-struct sst_etcd_s {
-    uv_loop_t *loop;
-    sst_addr_t endpoints[SST_ETCD_MAX_ENDPOINTS];
-    size_t n_endpoints;
-    size_t preferred;
-    uint64_t dial_timeout_ms, request_timeout_ms;
-    size_t max_message;
-    unsigned max_idle, keepalive_s;
-    link_t conns, idle, calls, done;
-    size_t n_idle;
-    uv_timer_t done_timer; /* delivers finished calls from the loop */
-    bool closing, freeing;
-    sst_etcd_close_cb close_cb;
-    void *close_arg;
-};
-
-static void call_dispatch(etcd_call_t *c, bool allow_reuse);
 static void conn_close(etcd_conn_t *conn);
 
 /* ---- client lifetime ---------------------------------------------------------------------- */
@@ -205,10 +96,7 @@ static void etcd_maybe_free(sst_etcd_t *e)
 
 /* ---- finishing and delivering calls ------------------------------------------------------- */
 
-static void diag_printf(sst__etcd_diag_t *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void diag_printf(sst__etcd_diag_t *d, const char *fmt, ...)
+void sst__etcd_diag_printf(sst__etcd_diag_t *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -217,7 +105,7 @@ static void diag_printf(sst__etcd_diag_t *d, const char *fmt, ...)
     va_end(ap);
 }
 
-static void call_free(etcd_call_t *c)
+void sst__etcd_call_free(etcd_call_t *c)
 {
     if (c->tok != NULL)
         json_tokener_free(c->tok);
@@ -245,7 +133,7 @@ static void call_finish(etcd_call_t *c, int status)
 }
 
 /* Fails a running call: status, message, and its connection closed. */
-static void call_fail(etcd_call_t *c, int status, bool close_conn)
+void sst__etcd_call_fail(etcd_call_t *c, int status, bool close_conn)
 {
     etcd_conn_t *conn = c->conn;
     if (c->kind == SST__ETCD_WATCH) {
@@ -292,7 +180,7 @@ static void etcd_on_done_timer(uv_timer_t *t)
         etcd_call_t *c = link_of(e->done.next, etcd_call_t, link);
         link_remove(&c->link);
         call_deliver(c);
-        call_free(c);
+        sst__etcd_call_free(c);
     }
     etcd_maybe_free(e);
 }
@@ -441,8 +329,8 @@ static void conn_begin(etcd_conn_t *conn, etcd_call_t *c, bool reused)
     conn_arm(conn, c);
     int rc = conn_send(conn);
     if (rc != 0) {
-        diag_printf(&c->diag, "sending to etcd: %s", sst_strerror(rc));
-        call_fail(c, rc == SST_ENOMEM ? SST_ENOMEM : SST_ECONNRESET, true);
+        sst__etcd_diag_printf(&c->diag, "sending to etcd: %s", sst_strerror(rc));
+        sst__etcd_call_fail(c, rc == SST_ENOMEM ? SST_ENOMEM : SST_ECONNRESET, true);
     }
 }
 
@@ -454,12 +342,12 @@ static void conn_on_connect(uv_connect_t *req, int status)
     if (conn->state != CONN_CONNECTING || c == NULL)
         return; /* closed meanwhile (UV_ECANCELED) */
     if (status < 0) {
-        diag_printf(&c->diag, "connect to etcd %s: %s", e->endpoints[conn->endpoint].text,
-                    sst_strerror(status));
+        sst__etcd_diag_printf(&c->diag, "connect to etcd %s: %s", e->endpoints[conn->endpoint].text,
+                              sst_strerror(status));
         c->status = status == UV_ETIMEDOUT ? SST_ETIMEDOUT : SST_ECONNREFUSED;
         etcd_endpoint_failed(e, conn->endpoint);
         conn_close(conn);
-        call_dispatch(c, false);
+        sst__etcd_call_dispatch(c, false);
         return;
     }
     e->preferred = conn->endpoint;
@@ -468,8 +356,8 @@ static void conn_on_connect(uv_connect_t *req, int status)
         uv_tcp_keepalive(&conn->tcp, 1, e->keepalive_s);
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, conn_on_alloc, conn_on_read);
     if (rc != 0) {
-        diag_printf(&c->diag, "reading from etcd: %s", sst_strerror(rc));
-        call_fail(c, SST_ECONNRESET, true);
+        sst__etcd_diag_printf(&c->diag, "reading from etcd: %s", sst_strerror(rc));
+        sst__etcd_call_fail(c, SST_ECONNRESET, true);
         return;
     }
     conn_begin(conn, c, false);
@@ -517,7 +405,7 @@ static int conn_open(etcd_call_t *c, size_t i)
 
 /* Puts `c` on a connection: a pooled one to the preferred endpoint when allowed, else a new one
  * to the next endpoint not tried yet. With none left, the call fails with the last error. */
-static void call_dispatch(etcd_call_t *c, bool allow_reuse)
+void sst__etcd_call_dispatch(etcd_call_t *c, bool allow_reuse)
 {
     sst_etcd_t *e = c->e;
     if (allow_reuse && c->kind != SST__ETCD_WATCH) {
@@ -539,16 +427,17 @@ static void call_dispatch(etcd_call_t *c, bool allow_reuse)
         int rc = conn_open(c, i);
         if (rc == 0)
             return;
-        diag_printf(&c->diag, "connect to etcd %s: %s", e->endpoints[i].text, sst_strerror(rc));
+        sst__etcd_diag_printf(&c->diag, "connect to etcd %s: %s", e->endpoints[i].text,
+                              sst_strerror(rc));
         c->status = rc == SST_ENOMEM ? SST_ENOMEM : SST_ECONNREFUSED;
         etcd_endpoint_failed(e, i);
     }
     if (c->status == 0) {
         c->status = SST_ETIMEDOUT;
-        diag_printf(&c->diag, "no etcd endpoint answered within %llu ms",
-                    (unsigned long long)e->request_timeout_ms);
+        sst__etcd_diag_printf(&c->diag, "no etcd endpoint answered within %llu ms",
+                              (unsigned long long)e->request_timeout_ms);
     }
-    call_fail(c, c->status, false);
+    sst__etcd_call_fail(c, c->status, false);
 }
 
 static void conn_on_timer(uv_timer_t *t)
@@ -559,22 +448,25 @@ static void conn_on_timer(uv_timer_t *t)
     if (c == NULL)
         return;
     if (conn->state == CONN_CONNECTING) {
-        diag_printf(&c->diag, "connect to etcd %s: no answer within %llu ms",
-                    e->endpoints[conn->endpoint].text, (unsigned long long)e->dial_timeout_ms);
+        sst__etcd_diag_printf(&c->diag, "connect to etcd %s: no answer within %llu ms",
+                              e->endpoints[conn->endpoint].text,
+                              (unsigned long long)e->dial_timeout_ms);
         c->status = SST_ETIMEDOUT;
         etcd_endpoint_failed(e, conn->endpoint);
         conn_close(conn);
-        call_dispatch(c, false);
+        sst__etcd_call_dispatch(c, false);
         return;
     }
     if (c->kind == SST__ETCD_WATCH)
-        diag_printf(&c->diag, "etcd %s did not confirm the watch within %llu ms",
-                    e->endpoints[conn->endpoint].text, (unsigned long long)e->request_timeout_ms);
+        sst__etcd_diag_printf(&c->diag, "etcd %s did not confirm the watch within %llu ms",
+                              e->endpoints[conn->endpoint].text,
+                              (unsigned long long)e->request_timeout_ms);
     else
-        diag_printf(&c->diag, "no answer from etcd %s within %llu ms",
-                    e->endpoints[conn->endpoint].text, (unsigned long long)e->request_timeout_ms);
+        sst__etcd_diag_printf(&c->diag, "no answer from etcd %s within %llu ms",
+                              e->endpoints[conn->endpoint].text,
+                              (unsigned long long)e->request_timeout_ms);
     etcd_endpoint_failed(e, conn->endpoint);
-    call_fail(c, SST_ETIMEDOUT, true);
+    sst__etcd_call_fail(c, SST_ETIMEDOUT, true);
 }
 
 /* Back to the pool after a complete response, or closed. */
@@ -594,96 +486,6 @@ static void conn_release(etcd_conn_t *conn, bool reusable)
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
-/* One complete watch stream message. Returns false when the watch ended. */
-static bool watch_on_message(etcd_call_t *c, json_object *obj)
-{
-    sst__etcd_arena_t arena = {NULL};
-    sst_etcd_watch_msg_t msg;
-    int rc = sst__etcd_decode_watch(obj, &arena, &msg, &c->diag);
-    json_object_put(obj);
-    if (rc == 0 && msg.kind == SST_ETCD_WATCH_END) {
-        c->end = msg; /* compact_revision; err is the status below */
-        rc = msg.err;
-    } else if (rc == 0 && msg.kind == SST_ETCD_WATCH_CREATED) {
-        if (c->created) {
-            rc = SST_EPROTO;
-            diag_printf(&c->diag, "malformed watch stream: a second creation message");
-        }
-        c->created = true;
-        /* Watching from now, the creation's header revision is no bound: etcd reads it after
-         * registering the watcher, so a write in between is both at or below it and delivered
-         * as an event. last_revision stays unknown (0) until an event or a progress message. */
-        if (c->conn != NULL)
-            uv_timer_stop(&c->conn->timer); /* confirmed: no deadline from here on */
-    } else if (rc == 0 && !c->created) {
-        rc = SST_EPROTO;
-        diag_printf(&c->diag, "malformed watch stream: a message before the creation");
-    } else if (rc == 0 && msg.kind == SST_ETCD_WATCH_EVENTS) {
-        int64_t last = c->last_revision;
-        for (size_t i = 0; i < msg.n_events && rc == 0; i++) {
-            int64_t r = msg.events[i].kv.mod_revision;
-            /* the caller resumes from last_revision + 1: a gap or a step back would lose or
-             * repeat events, so it is refused rather than delivered */
-            if (r <= c->last_revision || r < last) {
-                rc = SST_EPROTO;
-                diag_printf(&c->diag, "malformed watch stream: event revision %lld after %lld",
-                            (long long)r, (long long)last);
-            }
-            last = r;
-        }
-        if (rc == 0)
-            c->last_revision = last;
-    } else if (rc == 0 && msg.revision > c->last_revision) {
-        c->last_revision = msg.revision; /* progress */
-    }
-    if (rc != 0) {
-        sst__etcd_arena_free(&arena);
-        call_fail(c, rc, true);
-        return false;
-    }
-    msg.last_revision = c->last_revision;
-    c->wcb(c->arg, &msg);
-    sst__etcd_arena_free(&arena);
-    return !c->finished;
-}
-
-/* Splits the watch body into JSON messages: chunk boundaries need not match them. Each message
- * is bounded by max_message before json-c buffers more of it. */
-static int watch_feed(etcd_call_t *c, const char *at, size_t len)
-{
-    size_t max = c->e->max_message;
-    while (len > 0) {
-        size_t room = max - c->msg_bytes + 1; /* one byte past the bound proves it too large */
-        size_t n = len < room ? len : room;
-        json_object *obj = json_tokener_parse_ex(c->tok, at, (int)n);
-        enum json_tokener_error jerr = json_tokener_get_error(c->tok);
-        if (obj != NULL) {
-            size_t used = json_tokener_get_parse_end(c->tok);
-            json_tokener_reset(c->tok);
-            c->msg_bytes = 0;
-            at += used;
-            len -= used;
-            if (!watch_on_message(c, obj))
-                return -1;
-            continue;
-        }
-        if (jerr != json_tokener_continue) {
-            diag_printf(&c->diag, "malformed watch stream: %s", json_tokener_error_desc(jerr));
-            call_fail(c, SST_EPROTO, true);
-            return -1;
-        }
-        c->msg_bytes += n;
-        at += n;
-        len -= n;
-        if (c->msg_bytes > max) {
-            diag_printf(&c->diag, "watch message larger than %zu bytes", max);
-            call_fail(c, SST_E2BIG, true);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int conn_on_body(void *opaque, const char *at, size_t len)
 {
     etcd_conn_t *conn = opaque;
@@ -691,7 +493,7 @@ static int conn_on_body(void *opaque, const char *at, size_t len)
     if (c == NULL)
         return -1;
     if (c->streaming)
-        return watch_feed(c, at, len);
+        return sst__etcd_watch_feed(c, at, len);
     size_t max = conn->e->max_message;
     if (len > max - c->resp_len) {
         c->too_big = true;
@@ -719,9 +521,9 @@ static int conn_on_head(etcd_conn_t *conn)
     sst_h1_response_t r;
     const char *why = NULL;
     if (sst_h1_check_response(&conn->h1, &r, &why) != 0) {
-        diag_printf(&c->diag, "malformed HTTP from etcd %s: %s",
-                    conn->e->endpoints[conn->endpoint].text, why ? why : "bad head");
-        call_fail(c, SST_EPROTO, true);
+        sst__etcd_diag_printf(&c->diag, "malformed HTTP from etcd %s: %s",
+                              conn->e->endpoints[conn->endpoint].text, why ? why : "bad head");
+        sst__etcd_call_fail(c, SST_EPROTO, true);
         return -1;
     }
     c->http_status = r.status;
@@ -731,8 +533,9 @@ static int conn_on_head(etcd_conn_t *conn)
         return 0;
     }
     if (r.has_length && r.content_length > conn->e->max_message) {
-        diag_printf(&c->diag, "etcd response larger than %zu bytes", conn->e->max_message);
-        call_fail(c, SST_E2BIG, true);
+        sst__etcd_diag_printf(&c->diag, "etcd response larger than %zu bytes",
+                              conn->e->max_message);
+        sst__etcd_call_fail(c, SST_E2BIG, true);
         return -1;
     }
     return 0;
@@ -749,9 +552,9 @@ static void conn_on_done(etcd_conn_t *conn, bool leftover)
         return;
     }
     if (c->streaming) {
-        diag_printf(&c->diag, "etcd %s ended the watch stream",
-                    conn->e->endpoints[conn->endpoint].text);
-        call_fail(c, SST_ECONNRESET, true);
+        sst__etcd_diag_printf(&c->diag, "etcd %s ended the watch stream",
+                              conn->e->endpoints[conn->endpoint].text);
+        sst__etcd_call_fail(c, SST_ECONNRESET, true);
         return;
     }
     /* The watch was refused with an error body. */
@@ -760,7 +563,7 @@ static void conn_on_done(etcd_conn_t *conn, bool leftover)
     int rc =
         sst__etcd_decode(c->kind, c->http_status, c->resp, c->resp_len, &arena, &resp, &c->diag);
     sst__etcd_arena_free(&arena);
-    call_fail(c, rc != 0 ? rc : SST_EPROTO, true);
+    sst__etcd_call_fail(c, rc != 0 ? rc : SST_EPROTO, true);
 }
 
 static void conn_on_eof(etcd_conn_t *conn, int err)
@@ -779,19 +582,19 @@ static void conn_on_eof(etcd_conn_t *conn, int err)
         conn_close(conn);
         c->attempts = 0;
         c->first_endpoint = e->preferred;
-        call_dispatch(c, false);
+        sst__etcd_call_dispatch(c, false);
         return;
     }
     if (c->kind == SST__ETCD_WATCH)
-        diag_printf(&c->diag, "watch connection to etcd %s lost: %s",
-                    e->endpoints[conn->endpoint].text,
-                    err == UV_EOF ? "closed by etcd" : sst_strerror(err));
+        sst__etcd_diag_printf(&c->diag, "watch connection to etcd %s lost: %s",
+                              e->endpoints[conn->endpoint].text,
+                              err == UV_EOF ? "closed by etcd" : sst_strerror(err));
     else
-        diag_printf(&c->diag, "etcd %s closed the connection before a complete response: %s",
-                    e->endpoints[conn->endpoint].text,
-                    err == UV_EOF ? "end of stream" : sst_strerror(err));
+        sst__etcd_diag_printf(
+            &c->diag, "etcd %s closed the connection before a complete response: %s",
+            e->endpoints[conn->endpoint].text, err == UV_EOF ? "end of stream" : sst_strerror(err));
     etcd_endpoint_failed(e, conn->endpoint);
-    call_fail(c, SST_ECONNRESET, true);
+    sst__etcd_call_fail(c, SST_ECONNRESET, true);
 }
 
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -836,160 +639,15 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         etcd_call_t *c = conn->call;
         if (c->too_big)
-            diag_printf(&c->diag, "etcd response larger than %zu bytes", conn->e->max_message);
+            sst__etcd_diag_printf(&c->diag, "etcd response larger than %zu bytes",
+                                  conn->e->max_message);
         else
-            diag_printf(&c->diag, "malformed HTTP from etcd %s: %s",
-                        conn->e->endpoints[conn->endpoint].text,
-                        conn->h1.err_reason ? conn->h1.err_reason : "parse error");
-        call_fail(c, c->too_big ? SST_E2BIG : SST_EPROTO, true);
+            sst__etcd_diag_printf(&c->diag, "malformed HTTP from etcd %s: %s",
+                                  conn->e->endpoints[conn->endpoint].text,
+                                  conn->h1.err_reason ? conn->h1.err_reason : "parse error");
+        sst__etcd_call_fail(c, c->too_big ? SST_E2BIG : SST_EPROTO, true);
         return;
     }
-}
-
-/* ---- calls -------------------------------------------------------------------------------- */
-
-/* Starts a call whose request body is `body` (consumed). */
-static int call_start(sst_etcd_t *e, sst__etcd_call_t kind, json_object *body, sst_etcd_cb cb,
-                      sst_etcd_watch_cb wcb, void *arg, etcd_call_t **out)
-{
-    etcd_call_t *c = calloc(1, kind == SST__ETCD_WATCH ? sizeof(sst_etcd_watch_t) : sizeof(*c));
-    int rc;
-    if (c == NULL) {
-        json_object_put(body);
-        return SST_ENOMEM;
-    }
-    rc = sst__etcd_json_text(body, e->max_message, &c->body, &c->body_len);
-    json_object_put(body);
-    if (rc == 0 && kind == SST__ETCD_WATCH) {
-        if ((c->tok = json_tokener_new()) == NULL)
-            rc = SST_ENOMEM;
-        else
-            json_tokener_set_flags(c->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
-    }
-    if (rc != 0) {
-        call_free(c);
-        return rc;
-    }
-    c->e = e;
-    c->kind = kind;
-    c->cb = cb;
-    c->wcb = wcb;
-    c->arg = arg;
-    /* The loop's cached time may be old when the caller ran long since the loop last woke;
-     * timeouts counted from it would fire at once. */
-    uv_update_time(e->loop);
-    c->deadline_ms = uv_now(e->loop) + e->request_timeout_ms;
-    c->first_endpoint = e->preferred;
-    link_append(&e->calls, &c->link);
-    if (out != NULL)
-        *out = c;
-    call_dispatch(c, true);
-    return 0;
-}
-
-static int etcd_check(const sst_etcd_t *e, const void *cb, const void *req)
-{
-    if (e == NULL || cb == NULL || req == NULL)
-        return SST_EINVAL;
-    return e->closing ? SST_ECANCELED : 0;
-}
-
-int sst_etcd_range(sst_etcd_t *e, const sst_etcd_range_t *req, sst_etcd_cb cb, void *arg)
-{
-    json_object *o = NULL;
-    int rc = etcd_check(e, (const void *)cb, req);
-    if (rc == 0 && (rc = sst__etcd_json_range(req, &o)) == 0)
-        rc = call_start(e, SST__ETCD_RANGE, o, cb, NULL, arg, NULL);
-    return rc;
-}
-
-int sst_etcd_put(sst_etcd_t *e, const sst_etcd_put_t *req, sst_etcd_cb cb, void *arg)
-{
-    json_object *o = NULL;
-    int rc = etcd_check(e, (const void *)cb, req);
-    if (rc == 0 && (rc = sst__etcd_json_put(req, &o)) == 0)
-        rc = call_start(e, SST__ETCD_PUT, o, cb, NULL, arg, NULL);
-    return rc;
-}
-
-int sst_etcd_delete(sst_etcd_t *e, const sst_etcd_delete_t *req, sst_etcd_cb cb, void *arg)
-{
-    json_object *o = NULL;
-    int rc = etcd_check(e, (const void *)cb, req);
-    if (rc == 0 && (rc = sst__etcd_json_delete(req, &o)) == 0)
-        rc = call_start(e, SST__ETCD_DELETE, o, cb, NULL, arg, NULL);
-    return rc;
-}
-
-int sst_etcd_txn(sst_etcd_t *e, const sst_etcd_txn_t *req, sst_etcd_cb cb, void *arg)
-{
-    json_object *o = NULL;
-    int rc = etcd_check(e, (const void *)cb, req);
-    if (rc == 0 && (rc = sst__etcd_json_txn(req, &o)) == 0)
-        rc = call_start(e, SST__ETCD_TXN, o, cb, NULL, arg, NULL);
-    return rc;
-}
-
-int sst_etcd_compact(sst_etcd_t *e, int64_t revision, bool physical, sst_etcd_cb cb, void *arg)
-{
-    json_object *o = NULL;
-    int rc = etcd_check(e, (const void *)cb, e);
-    if (rc == 0 && (rc = sst__etcd_json_compact(revision, physical, &o)) == 0)
-        rc = call_start(e, SST__ETCD_COMPACT, o, cb, NULL, arg, NULL);
-    return rc;
-}
-
-static int etcd_lease_call(sst_etcd_t *e, sst__etcd_call_t kind, int64_t ttl_s, int64_t id,
-                           sst_etcd_cb cb, void *arg)
-{
-    json_object *o = NULL;
-    int rc = etcd_check(e, (const void *)cb, e);
-    if (rc == 0 && (rc = sst__etcd_json_lease(kind, ttl_s, id, &o)) == 0)
-        rc = call_start(e, kind, o, cb, NULL, arg, NULL);
-    return rc;
-}
-
-int sst_etcd_lease_grant(sst_etcd_t *e, int64_t ttl_s, int64_t id, sst_etcd_cb cb, void *arg)
-{
-    return etcd_lease_call(e, SST__ETCD_LEASE_GRANT, ttl_s, id, cb, arg);
-}
-
-int sst_etcd_lease_keepalive(sst_etcd_t *e, int64_t id, sst_etcd_cb cb, void *arg)
-{
-    return etcd_lease_call(e, SST__ETCD_LEASE_KEEPALIVE, 0, id, cb, arg);
-}
-
-int sst_etcd_lease_revoke(sst_etcd_t *e, int64_t id, sst_etcd_cb cb, void *arg)
-{
-    return etcd_lease_call(e, SST__ETCD_LEASE_REVOKE, 0, id, cb, arg);
-}
-
-int sst_etcd_watch(sst_etcd_t *e, const sst_etcd_watch_opts_t *opts, sst_etcd_watch_cb cb,
-                   void *arg, sst_etcd_watch_t **out)
-{
-    json_object *o = NULL;
-    etcd_call_t *c = NULL;
-    int rc = etcd_check(e, (const void *)cb, opts);
-    if (rc == 0 && out == NULL)
-        rc = SST_EINVAL;
-    if (rc != 0 || (rc = sst__etcd_json_watch(opts, &o)) != 0)
-        return rc;
-    if ((rc = call_start(e, SST__ETCD_WATCH, o, NULL, cb, arg, &c)) != 0)
-        return rc;
-    if (opts->start_revision > 0)
-        c->last_revision = opts->start_revision - 1;
-    *out = (sst_etcd_watch_t *)c;
-    return 0;
-}
-
-void sst_etcd_watch_cancel(sst_etcd_watch_t *w)
-{
-    etcd_call_t *c = &w->call;
-    if (c->finished)
-        return;
-    diag_printf(&c->diag, "watch cancelled");
-    c->diag.grpc_code = 0;
-    call_fail(c, SST_ECANCELED, true);
 }
 
 void sst_etcd_close(sst_etcd_t *e, sst_etcd_close_cb cb, void *arg)
@@ -1001,9 +659,9 @@ void sst_etcd_close(sst_etcd_t *e, sst_etcd_close_cb cb, void *arg)
     e->close_arg = arg;
     while (!link_empty(&e->calls)) {
         etcd_call_t *c = link_of(e->calls.next, etcd_call_t, link);
-        diag_printf(&c->diag, "etcd client closed");
+        sst__etcd_diag_printf(&c->diag, "etcd client closed");
         c->diag.grpc_code = 0;
-        call_fail(c, SST_ECANCELED, true);
+        sst__etcd_call_fail(c, SST_ECANCELED, true);
     }
     for (link_t *l = e->conns.next; l != &e->conns; l = l->next)
         conn_close(link_of(l, etcd_conn_t, link)); /* unlinked only in the close callback */

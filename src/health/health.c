@@ -1,6 +1,6 @@
 /* Health bookkeeping: rise/fall, passive ejection and its cap, operator forces and drains with
- * TTLs, region state from min_healthy, failback holds and slow start. Pure: no libuv calls, no
- * clock, no rand(), no I/O; time and the RNG state come from the caller. */
+ * TTLs, region state from min_healthy, failback holds, slow start (health_view.c reads it out).
+ * Pure: no libuv calls, no clock, no rand(), no I/O; the caller passes time and the RNG state. */
 #include "sidestep/health.h"
 
 #include <stdarg.h>
@@ -10,55 +10,7 @@
 
 #include "sidestep/error.h"
 
-typedef struct health_backend_s {
-    sst_state_t op;      /* operational: from probes and passive signals */
-    sst_state_t eff;     /* effective: force over op; what was last announced */
-    bool boot_down;      /* started DOWN and never changed: the first success brings it UP */
-    bool awaiting_probe; /* no probe result yet: probe at fast_interval */
-    uint32_t successes;  /* consecutive active successes */
-    uint32_t failures;   /* consecutive active failures */
-    uint32_t passive_failures;
-    uint32_t passive_refused;
-    bool passive_down;
-    uint64_t passive_ejections;
-    uint64_t passive_ejections_refused;
-    uint64_t since_ms;
-    sst_reason_t reason;
-    char reason_text[160];
-    uint64_t probes_ok, probes_failed;
-    uint64_t last_probe_ms, last_probe_duration_ms;
-    uint16_t last_status;
-    sst_reason_t last_probe_reason;
-    sst_force_t force;
-    uint64_t force_expires_ms;
-    char force_reason[128];
-    uint64_t slow_start_begin_ms, slow_start_end_ms;
-} health_backend_t;
-
-typedef struct health_region_s {
-    sst_state_t eff;
-    bool ever_up; /* has been effectively UP: the next DOWN -> UP gets a failback hold */
-    uint32_t n_up;
-    uint64_t since_ms;
-    uint64_t hold_until_ms;
-    sst_reason_t reason;
-    char reason_text[160];
-    sst_force_t force;
-    uint64_t force_expires_ms;
-    char force_reason[128];
-    bool drained;
-    uint64_t drain_expires_ms;
-    char drain_reason[128];
-} health_region_t;
-
-struct sst_health_s {
-    const sst_config_t *cfg;
-    sst_health_event_cb cb;
-    void *opaque;
-    bool dirty; /* something a snapshot shows changed during the current call */
-    health_region_t regions[SST_MAX_REGIONS];
-    health_backend_t backends[SST_MAX_BACKENDS];
-};
+#include "health/health_internal.h"
 
 /* What caused a change, passed down to the functions that record and announce it. */
 typedef struct health_cause_s {
@@ -70,45 +22,6 @@ typedef struct health_cause_s {
     bool startup;    /* backends: the boot-time first UP, which skips slow start */
     bool allow_hold; /* regions: a DOWN -> UP may start a failback hold */
 } health_cause_t;
-
-/* --- reasons ------------------------------------------------------------------------------ */
-
-static const char *const reason_codes[SST_REASON__COUNT] = {
-#define HEALTH_REASON_CODE(name, text) [SST_REASON_##name] = #name,
-    SST_REASON_MAP(HEALTH_REASON_CODE)
-#undef HEALTH_REASON_CODE
-};
-
-static const char *const reason_texts[SST_REASON__COUNT] = {
-#define HEALTH_REASON_TEXT(name, text) [SST_REASON_##name] = text,
-    SST_REASON_MAP(HEALTH_REASON_TEXT)
-#undef HEALTH_REASON_TEXT
-};
-
-const char *sst_reason_code(sst_reason_t r)
-{
-    return (unsigned)r < SST_REASON__COUNT ? reason_codes[r] : "UNKNOWN";
-}
-
-const char *sst_reason_text(sst_reason_t r)
-{
-    return (unsigned)r < SST_REASON__COUNT ? reason_texts[r] : "unknown reason";
-}
-
-static const char *const passive_names[SST_PASSIVE__COUNT] = {
-    [SST_PASSIVE_OK] = "ok",
-    [SST_PASSIVE_REFUSED] = "refused",
-    [SST_PASSIVE_CONNECT_TIMEOUT] = "connect_timeout",
-    [SST_PASSIVE_RESET] = "reset",
-    [SST_PASSIVE_5XX] = "5xx",
-    [SST_PASSIVE_TIMEOUT] = "timeout",
-    [SST_PASSIVE_ABORTED] = "aborted",
-};
-
-const char *sst_passive_name(sst_passive_t sig)
-{
-    return (unsigned)sig < SST_PASSIVE__COUNT ? passive_names[sig] : "unknown";
-}
 
 /* --- small helpers ------------------------------------------------------------------------ */
 
@@ -134,7 +47,7 @@ static uint32_t sat_inc(uint32_t v)
     return v == UINT32_MAX ? v : v + 1;
 }
 
-static void text_copy(char *dst, size_t size, const char *src)
+void sst__health_text_copy(char *dst, size_t size, const char *src)
 {
     size_t i = 0;
     if (src != NULL)
@@ -256,7 +169,7 @@ static void emit(sst_health_t *h, sst_event_kind_t kind, size_t index, sst_state
     ev.from = from;
     ev.to = to;
     ev.reason = cause->reason;
-    text_copy(ev.text, sizeof(ev.text), text);
+    sst__health_text_copy(ev.text, sizeof(ev.text), text);
     ev.successes = cause->successes;
     ev.failures = cause->failures;
     if (kind == SST_EVENT_REGION) {
@@ -338,7 +251,7 @@ static void region_settle(sst_health_t *h, size_t r, uint64_t now_ms, const heal
         }
     }
     if (cause->text != NULL)
-        text_copy(text, sizeof(text), cause->text);
+        sst__health_text_copy(text, sizeof(text), cause->text);
     else
         region_count_text(h, r, text, sizeof(text));
     if (held) {
@@ -346,7 +259,7 @@ static void region_settle(sst_health_t *h, size_t r, uint64_t now_ms, const heal
         text_append_duration(text, sizeof(text), rc->failback_delay_ms);
     }
     hr->reason = cause->reason;
-    text_copy(hr->reason_text, sizeof(hr->reason_text), text);
+    sst__health_text_copy(hr->reason_text, sizeof(hr->reason_text), text);
     emit(h, SST_EVENT_REGION, r, from, to, cause, text, now_ms);
 }
 
@@ -388,7 +301,7 @@ static void backend_settle(sst_health_t *h, size_t b, uint64_t now_ms, const hea
     }
     if (from != to || cause->announce) {
         hb->reason = cause->reason;
-        text_copy(hb->reason_text, sizeof(hb->reason_text), cause->text);
+        sst__health_text_copy(hb->reason_text, sizeof(hb->reason_text), cause->text);
         emit(h, SST_EVENT_BACKEND, b, from, to, cause, cause->text, now_ms);
     }
     health_cause_t rcause = {.reason = SST_REASON_MIN_HEALTHY, .allow_hold = true};
@@ -426,10 +339,10 @@ static void backend_reset(sst_health_t *h, size_t b, uint64_t now_ms)
     hb->awaiting_probe = true;
     hb->since_ms = now_ms;
     hb->reason = SST_REASON_INIT;
-    text_copy(hb->reason_text, sizeof(hb->reason_text), why);
+    sst__health_text_copy(hb->reason_text, sizeof(hb->reason_text), why);
 }
 
-static bool backend_valid(const sst_health_t *h, size_t b)
+bool sst__health_backend_valid(const sst_health_t *h, size_t b)
 {
     return h != NULL && b < h->cfg->n_backends;
 }
@@ -506,7 +419,7 @@ bool sst_health_classify_slow(sst_probe_result_t *res, const sst_health_cfg_t *h
 bool sst_health_probe_result(sst_health_t *h, size_t b, const sst_probe_result_t *in,
                              uint64_t now_ms)
 {
-    if (!backend_valid(h, b) || in == NULL)
+    if (!sst__health_backend_valid(h, b) || in == NULL)
         return false;
     const sst_health_cfg_t *hc = &h->cfg->backends[b].health;
     health_backend_t *hb = &h->backends[b];
@@ -594,7 +507,7 @@ static bool ejection_allowed(const sst_health_t *h, size_t r)
 
 bool sst_health_passive(sst_health_t *h, size_t b, sst_passive_t sig, uint64_t now_ms)
 {
-    if (!backend_valid(h, b) || (unsigned)sig >= SST_PASSIVE__COUNT)
+    if (!sst__health_backend_valid(h, b) || (unsigned)sig >= SST_PASSIVE__COUNT)
         return false;
     const sst_backend_cfg_t *bc = &h->cfg->backends[b];
     const sst_health_cfg_t *hc = &bc->health;
@@ -689,7 +602,7 @@ static void set_force(sst_force_t *force, uint64_t *expires, char *reason_buf, s
 {
     *force = value;
     *expires = value != SST_FORCE_NONE && ttl_ms != 0 ? sat_add(now_ms, ttl_ms) : 0;
-    text_copy(reason_buf, size, value != SST_FORCE_NONE ? reason : NULL);
+    sst__health_text_copy(reason_buf, size, value != SST_FORCE_NONE ? reason : NULL);
 }
 
 int sst_health_admin_region(sst_health_t *h, size_t r, sst_admin_op_t op, const char *reason,
@@ -708,7 +621,7 @@ int sst_health_admin_region(sst_health_t *h, size_t r, sst_admin_op_t op, const 
     case SST_ADMIN_DRAIN:
         hr->drained = true;
         hr->drain_expires_ms = ttl_ms != 0 ? sat_add(now_ms, ttl_ms) : 0;
-        text_copy(hr->drain_reason, sizeof(hr->drain_reason), reason);
+        sst__health_text_copy(hr->drain_reason, sizeof(hr->drain_reason), reason);
         admin_text(text, sizeof(text), "drain", reason, ttl_ms);
         region_settle(h, r, now_ms, &cause);
         break;
@@ -766,7 +679,7 @@ int sst_health_admin_backend(sst_health_t *h, size_t b, sst_admin_op_t op, const
 
     if (changed != NULL)
         *changed = false;
-    if (!backend_valid(h, b) || (unsigned)op > SST_ADMIN_CLEAR)
+    if (!sst__health_backend_valid(h, b) || (unsigned)op > SST_ADMIN_CLEAR)
         return SST_EINVAL;
     health_backend_t *hb = &h->backends[b];
     switch (op) {
@@ -894,7 +807,7 @@ bool sst_health_tick(sst_health_t *h, uint64_t now_ms, uint64_t *next_ms)
 
 uint64_t sst_health_probe_delay(const sst_health_t *h, size_t b, bool first, uint64_t *rng)
 {
-    if (!backend_valid(h, b) || rng == NULL)
+    if (!sst__health_backend_valid(h, b) || rng == NULL)
         return 1;
     const sst_health_cfg_t *hc = &h->cfg->backends[b].health;
     const health_backend_t *hb = &h->backends[b];
@@ -1006,7 +919,7 @@ int sst_health_create(const sst_config_t *cfg, const sst_health_t *prev, uint64_
         hr->ever_up = hr->eff == SST_UP;
         hr->since_ms = now_ms;
         hr->reason = SST_REASON_INIT;
-        text_copy(hr->reason_text, sizeof(hr->reason_text), "initial state: ");
+        sst__health_text_copy(hr->reason_text, sizeof(hr->reason_text), "initial state: ");
         region_count_text(h, r, hr->reason_text, sizeof(hr->reason_text));
     }
     *out = h;
@@ -1016,133 +929,4 @@ int sst_health_create(const sst_config_t *cfg, const sst_health_t *prev, uint64_
 void sst_health_destroy(sst_health_t *h)
 {
     free(h);
-}
-
-/* --- snapshots and views ------------------------------------------------------------------ */
-
-sst_hsnap_t *sst_hsnap_ref(sst_hsnap_t *s)
-{
-    if (s != NULL)
-        atomic_fetch_add_explicit(&s->refcount, 1, memory_order_relaxed);
-    return s;
-}
-
-void sst_hsnap_unref(sst_hsnap_t *s)
-{
-    if (s == NULL)
-        return;
-    /* acq_rel: the thread that frees sees every other thread's reads as finished. */
-    if (atomic_fetch_sub_explicit(&s->refcount, 1, memory_order_acq_rel) == 1)
-        free(s);
-}
-
-int sst_health_snapshot(const sst_health_t *h, uint64_t generation, sst_hsnap_t **out)
-{
-    if (h == NULL || out == NULL)
-        return SST_EINVAL;
-    const sst_config_t *cfg = h->cfg;
-    sst_hsnap_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return SST_ENOMEM;
-    atomic_init(&s->refcount, 1);
-    s->generation = generation;
-    s->config_version = cfg->version;
-    s->n_regions = cfg->n_regions;
-    s->n_backends = cfg->n_backends;
-    for (size_t r = 0; r < cfg->n_regions; r++) {
-        const health_region_t *hr = &h->regions[r];
-        sst_hsnap_region_t *sr = &s->regions[r];
-        sr->state = (uint8_t)hr->eff;
-        sr->force = (uint8_t)hr->force;
-        sr->reason = (uint8_t)hr->reason;
-        sr->drained = hr->drained;
-        sr->since_ms = hr->since_ms;
-        sr->hold_until_ms = hr->hold_until_ms;
-        sr->n_up = hr->n_up;
-    }
-    for (size_t b = 0; b < cfg->n_backends; b++) {
-        const health_backend_t *hb = &h->backends[b];
-        sst_hsnap_backend_t *sb = &s->backends[b];
-        sb->state = (uint8_t)hb->eff;
-        sb->op = (uint8_t)hb->op;
-        sb->force = (uint8_t)hb->force;
-        sb->reason = (uint8_t)hb->reason;
-        sb->since_ms = hb->since_ms;
-        sb->slow_start_begin_ms = hb->slow_start_begin_ms;
-        sb->slow_start_end_ms = hb->slow_start_end_ms;
-    }
-    *out = s;
-    return 0;
-}
-
-uint32_t sst_hsnap_backend_weight(const sst_hsnap_t *s, const sst_config_t *cfg, size_t b,
-                                  uint64_t now_ms)
-{
-    if (s == NULL || cfg == NULL || b >= s->n_backends || b >= cfg->n_backends)
-        return 0;
-    const sst_hsnap_backend_t *sb = &s->backends[b];
-    uint64_t full = (uint64_t)cfg->backends[b].weight * 16;
-
-    if (sb->state != SST_UP || full == 0)
-        return 0;
-    if (sb->slow_start_end_ms <= sb->slow_start_begin_ms || now_ms >= sb->slow_start_end_ms)
-        return (uint32_t)full;
-    uint64_t span = sb->slow_start_end_ms - sb->slow_start_begin_ms;
-    uint64_t elapsed = now_ms > sb->slow_start_begin_ms ? now_ms - sb->slow_start_begin_ms : 0;
-    /* 10% at the start, 100% at the end, linear in between. */
-    double frac = 0.1 + 0.9 * ((double)elapsed / (double)span);
-    uint64_t w = (uint64_t)((double)full * frac);
-    return w < 1 ? 1 : (uint32_t)w;
-}
-
-void sst_health_backend_info(const sst_health_t *h, size_t b, sst_health_backend_info_t *out)
-{
-    if (out == NULL)
-        return;
-    memset(out, 0, sizeof(*out));
-    if (!backend_valid(h, b))
-        return;
-    const health_backend_t *hb = &h->backends[b];
-    out->state = hb->eff;
-    out->op = hb->op;
-    out->force = hb->force;
-    out->since_ms = hb->since_ms;
-    out->reason = hb->reason;
-    text_copy(out->reason_text, sizeof(out->reason_text), hb->reason_text);
-    out->successes = hb->successes;
-    out->failures = hb->failures;
-    out->passive_failures = hb->passive_failures;
-    out->passive_down = hb->passive_down;
-    out->passive_ejections = hb->passive_ejections;
-    out->passive_ejections_refused = hb->passive_ejections_refused;
-    out->probes_ok = hb->probes_ok;
-    out->probes_failed = hb->probes_failed;
-    out->last_probe_ms = hb->last_probe_ms;
-    out->last_probe_duration_ms = hb->last_probe_duration_ms;
-    out->last_status = hb->last_status;
-    out->last_probe_reason = hb->last_probe_reason;
-    out->force_expires_ms = hb->force_expires_ms;
-    text_copy(out->force_reason, sizeof(out->force_reason), hb->force_reason);
-}
-
-void sst_health_region_info(const sst_health_t *h, size_t r, sst_health_region_info_t *out)
-{
-    if (out == NULL)
-        return;
-    memset(out, 0, sizeof(*out));
-    if (h == NULL || r >= h->cfg->n_regions)
-        return;
-    const health_region_t *hr = &h->regions[r];
-    out->state = hr->eff;
-    out->force = hr->force;
-    out->drained = hr->drained;
-    out->since_ms = hr->since_ms;
-    out->hold_until_ms = hr->hold_until_ms;
-    out->n_up = hr->n_up;
-    out->reason = hr->reason;
-    text_copy(out->reason_text, sizeof(out->reason_text), hr->reason_text);
-    out->force_expires_ms = hr->force_expires_ms;
-    out->drain_expires_ms = hr->drain_expires_ms;
-    text_copy(out->force_reason, sizeof(out->force_reason), hr->force_reason);
-    text_copy(out->drain_reason, sizeof(out->drain_reason), hr->drain_reason);
 }

@@ -11,7 +11,7 @@
 #define LB_CURRENT_LIMIT (INT32_C(1) << 30)
 
 /* Effective weight of backend b at now_ms, as documented for sst_hsnap_backend_weight (which
- * health.c owns): 0 when DOWN, else the configured weight * 16, ramped linearly from 10% to
+ * health_view.c owns): 0 when DOWN, else the configured weight * 16, ramped linearly from 10% to
  * 100% between slow_start_begin_ms and slow_start_end_ms. Never 0 for an UP backend with a
  * non-zero configured weight, so slow start cannot starve it. */
 static uint32_t lb_cfg_weight(const sst_config_t *cfg, size_t b)
