@@ -101,6 +101,9 @@ void sst_tls_server_unref(sst_tls_server_t *s);
  * reference), SST_EINVAL or SST_ENOMEM. Blocking: reads the ca file. */
 int sst_tls_client_new(const sst_config_t *cfg, size_t region, sst_tls_client_t **out,
                        sst_diag_t *diag);
+/* What the backends' chains are checked against: 16 hex digits of the CA file's SHA-256
+ * (its contents, read when the context was built), "system" or "-" (verify off). */
+const char *sst_tls_client_trust(const sst_tls_client_t *c);
 sst_tls_client_t *sst_tls_client_ref(sst_tls_client_t *c);
 void sst_tls_client_unref(sst_tls_client_t *c);
 

@@ -36,8 +36,11 @@ void sst__pools_init(sst_pools_t *ps, sst_wmetrics_t *metrics)
 }
 
 /* The pool identity of cfg->backends[b]: its address, and for a TLS backend the settings its
- * connections were verified with (a pooled connection is reused only under the same ones). */
-static void pool_key(const sst_config_t *cfg, size_t b, char *key, size_t size)
+ * connections were verified with and the trust they were checked against (the CA file's
+ * contents, not its path: a reload after the file changed opens a new pool, and the old one's
+ * connections close as they come back). A pooled connection is reused only under the same. */
+static void pool_key(const sst_config_t *cfg, const sst_prep_t *prep, size_t b, char *key,
+                     size_t size)
 {
     const sst_backend_cfg_t *bc = &cfg->backends[b];
     const sst_tls_upstream_cfg_t *t = &cfg->regions[bc->region].tls;
@@ -46,9 +49,10 @@ static void pool_key(const sst_config_t *cfg, size_t b, char *key, size_t size)
         snprintf(key, size, "%s", bc->addr.text);
         return;
     }
-    snprintf(key, size, "%s tls name=%s verify=%d ca=%s", bc->addr.text,
+    const sst_tls_client_t *cli = sst_tls_set_client(prep->tls, bc->region);
+    snprintf(key, size, "%s tls name=%s verify=%d ca=%s#%s", bc->addr.text,
              t->server_name != NULL ? t->server_name : bc->addr.host, t->verify,
-             t->ca != NULL ? t->ca : "-");
+             t->ca != NULL ? t->ca : "-", cli != NULL ? sst_tls_client_trust(cli) : "-");
 }
 
 static sst_pool_t *pool_find(sst_pools_t *ps, const char *key)
@@ -68,7 +72,7 @@ static sst_pool_t *pool_get(sst_pools_t *ps, const sst_config_t *cfg, const sst_
                             size_t b, bool current)
 {
     char key[sizeof(((sst_pool_t *)0)->key)];
-    pool_key(cfg, b, key, sizeof(key));
+    pool_key(cfg, prep, b, key, sizeof(key));
     sst_pool_t *p = pool_find(ps, key);
     if (p != NULL && !current)
         return p;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 
 #include "sidestep/error.h"
 
@@ -31,8 +32,10 @@ static bool client_is_ip(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static int client_load_ca(const sst_config_t *cfg, size_t region, SSL_CTX *ctx, sst_diag_t *diag)
+static int client_load_ca(const sst_config_t *cfg, size_t region, sst_tls_client_t *cli,
+                          sst_diag_t *diag)
 {
+    SSL_CTX *ctx = cli->ctx;
     const sst_tls_upstream_cfg_t *t = &cfg->regions[region].tls;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     STACK_OF(X509) *certs = NULL;
@@ -48,6 +51,7 @@ static int client_load_ca(const sst_config_t *cfg, size_t region, SSL_CTX *ctx, 
             return sst__tls_fail(diag, cfg, none, key, "cannot load the system trust store (%s)",
                                  sst__tls_err_text(why, sizeof why));
         }
+        snprintf(cli->trust, sizeof cli->trust, "system");
         return 0;
     }
     rc = sst__tls_read_file(t->ca, CA_FILE_MAX, &data, &len, why, sizeof why);
@@ -55,6 +59,10 @@ static int client_load_ca(const sst_config_t *cfg, size_t region, SSL_CTX *ctx, 
         return rc;
     if (rc != 0)
         return sst__tls_fail(diag, cfg, t->ca_pos, key, "%s: cannot read: %s", t->ca, why);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)data, len, digest);
+    for (size_t i = 0; i < (sizeof cli->trust - 1) / 2; i++)
+        snprintf(cli->trust + 2 * i, 3, "%02x", digest[i]);
     rc = sst__tls_pem_certs(data, len, &certs, why, sizeof why);
     free(data);
     if (rc == SST_ENOMEM)
@@ -92,6 +100,7 @@ int sst_tls_client_new(const sst_config_t *cfg, size_t region, sst_tls_client_t 
     }
     atomic_init(&cli->refcount, 1);
     cli->verify = r->tls.verify;
+    snprintf(cli->trust, sizeof cli->trust, "-");
     cli->first_backend = r->first_backend;
     cli->n_backends = r->n_backends;
     cli->backends = calloc(r->n_backends, sizeof *cli->backends);
@@ -113,7 +122,7 @@ int sst_tls_client_new(const sst_config_t *cfg, size_t region, sst_tls_client_t 
     SSL_CTX_set_options(cli->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(cli->ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(cli->ctx, cli->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    if (cli->verify && (rc = client_load_ca(cfg, region, cli->ctx, diag)) != 0)
+    if (cli->verify && (rc = client_load_ca(cfg, region, cli, diag)) != 0)
         goto fail;
     /* 0 is success here */
     if (SSL_CTX_set_alpn_protos(cli->ctx, (const unsigned char *)"\x08http/1.1", 9) != 0) {
@@ -131,6 +140,11 @@ fail:
     ERR_clear_error();
     client_free(cli);
     return rc;
+}
+
+const char *sst_tls_client_trust(const sst_tls_client_t *c)
+{
+    return c->trust;
 }
 
 sst_tls_client_t *sst_tls_client_ref(sst_tls_client_t *c)

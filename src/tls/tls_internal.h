@@ -75,6 +75,10 @@ struct sst_tls_client_s {
     atomic_uint_fast32_t refcount;
     SSL_CTX *ctx;
     bool verify;
+    /* what the chain is checked against: the first 8 bytes of the CA file's SHA-256 in hex,
+     * "system" for the system store, "-" without verification. Part of a pool's identity, so
+     * a reload that changes the CA file's contents never reuses a connection checked before. */
+    char trust[17];
     size_t first_backend; /* cfg->backends index of backends[0] */
     size_t n_backends;
     sst__tls_backend_t *backends;

@@ -9,7 +9,10 @@ a backend that accepts TCP and never answers the ClientHello is cut at timeouts.
 (a connect timeout: the in-flight failover applies).
 """
 
+import os
 import re
+import shutil
+import tempfile
 import time
 import unittest
 
@@ -206,6 +209,69 @@ class TlsBackends(unittest.TestCase):
         # the backend saw the ClientHello, then our close
         self.assertEqual(self.silent.conns[0].wait_peer_closed(scaled(2)), "fin")
         self.assertTrue(self.silent.conns[0].received.startswith(b"\x16\x03"))
+
+
+class TlsBackendTrustAtReload(unittest.TestCase):
+    """A pooled TLS connection is reused across a reload that leaves the trust as it was, and
+    never after a reload that changed the CA file's contents under the same path: it was
+    checked against the old trust (the pool's identity carries a digest of the file)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = sst.tls_certs()
+        f = cls.certs["files"]
+        cls.dir = tempfile.mkdtemp(prefix="sst-trust-")
+        cls.ca = os.path.join(cls.dir, "ca.pem")
+        shutil.copyfile(cls.certs["ca"], cls.ca)
+        cls.stub = Stub(name="origin")
+        cls.front = TlsFront(cls.stub.port, f["api-ecdsa"]["cert"], f["api-ecdsa"]["key"])
+        cls.sst = Sidestep({
+            "workers": 1,
+            "listen": ["127.0.0.1:0"],
+            "admin": {"address": "127.0.0.1:0"},
+            "regions": [{"name": "us-east", "url": "https://us-east.example",
+                         "backends": [cls.front.addr],
+                         "tls": {"ca": cls.ca, "server_name": "api.example.test"},
+                         "health": {"enabled": False, "initial": "up"}}],
+        })
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sst.stop()
+        cls.front.stop()
+        cls.stub.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def get(self, name):
+        r = sst.http(self.sst.port, "GET", "/" + name)
+        self.assertEqual(r.status, 200)
+
+    def reload(self):
+        r = sst.http(self.sst.admin_port, "POST", "/reload")
+        self.assertEqual(r.status, 200, r.body)
+
+    def test_trust_change_renews_pooled_connections(self):
+        self.get("warm")
+        conns = self.front.accepted
+        self.get("reused")
+        self.assertEqual(self.front.accepted, conns)  # kept alive and reused
+
+        self.reload()  # the same file: the pool and its connection stay
+        for i in range(5):
+            self.get("same-trust-%d" % i)
+            time.sleep(0.05)
+        self.assertEqual(self.front.accepted, conns)
+
+        # the same path, other contents (one more trusted CA): a new pool, a new connection
+        with open(self.ca, "a") as out, open(self.certs["other_ca"]) as extra:
+            out.write(extra.read())
+        self.reload()
+
+        def renewed():
+            self.get("new-trust")
+            return self.front.accepted > conns
+        sst.wait_until(renewed, 5, what="a new TLS connection after the CA file changed")
+        self.assertEqual(self.front.failed, 0)
 
 
 if __name__ == "__main__":
