@@ -730,7 +730,8 @@ void sst__conn_run(sst_conn_t *c)
                 c->w->conns.n_out_bufs = 0; /* the body is malformed: nothing more of it leaves */
             else if (c->req != NULL && c->req->sink == SST_SINK_UPSTREAM)
                 sst__conn_flush_body(c);
-            if (c->state == SST_CONN_CLOSING)
+            /* a failed body write may have answered and ended the request already */
+            if (c->state == SST_CONN_CLOSING || c->req == NULL)
                 break;
             switch (rc) {
             case SST_H1_MORE:

@@ -64,6 +64,7 @@ typedef struct sst_req_s {
     const char *note; /* why, for the access log */
     sst_body_sink_t sink;
     bool parsed;       /* the whole request has been read */
+    bool flush_failed; /* a body write failed inside the parser: reported once it returns */
     bool responded;    /* the whole response is queued */
     bool resp_started; /* response bytes were queued to the client */
     bool close_after;  /* close the connection after this exchange */

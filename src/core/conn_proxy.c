@@ -219,12 +219,14 @@ static void conn_up_on_ready(void *owner)
     sst__conn_run(c);
 }
 
-void sst__conn_flush_body(sst_conn_t *c)
+/* Sends the body bytes gathered in w->out_bufs on to the upstream. Returns 0 or the write's
+ * negative error. */
+static int conn_send_body(sst_conn_t *c)
 {
     uint32_t n = c->w->conns.n_out_bufs;
     c->w->conns.n_out_bufs = 0;
     if (n == 0 || c->up == NULL)
-        return;
+        return 0;
     int rc;
     if (c->req->info.chunked) {
         size_t total = 0;
@@ -237,12 +239,23 @@ void sst__conn_flush_body(sst_conn_t *c)
     } else {
         rc = sst__upstream_send_body(c->up, c->in, c->w->conns.out_bufs, n, NULL, 0, NULL, 0);
     }
-    if (rc != 0) {
-        sst__conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
+    if (rc == 0 && !sst__upstream_writable(c->up))
+        c->backpressured = true;
+    return rc;
+}
+
+void sst__conn_flush_body(sst_conn_t *c)
+{
+    /* a failure inside the parser (sst__conn_on_body) waits until the parser has returned:
+     * the answer it leads to may end the request, and the parser lives in it */
+    bool failed = c->req->flush_failed;
+    c->req->flush_failed = false;
+    if (failed) {
+        c->w->conns.n_out_bufs = 0;
+    } else if (conn_send_body(c) == 0) {
         return;
     }
-    if (!sst__upstream_writable(c->up))
-        c->backpressured = true;
+    sst__conn_attempt_failed(c, SST_FAIL_SEND_PARTIAL, SST_M_UP_RESET, "write failed");
 }
 
 /* Request body bytes as parsed (chunk framing removed), through http1.c. */
@@ -253,9 +266,11 @@ int sst__conn_on_body(void *opaque, const char *at, size_t len)
 
     r->body_in += len;
     r->bytes_in += len;
-    if (r->sink == SST_SINK_UPSTREAM && c->up != NULL) {
-        if (c->w->conns.n_out_bufs == SST_WREQ_BUFS - 4)
-            sst__conn_flush_body(c);
+    if (r->sink == SST_SINK_UPSTREAM && c->up != NULL && !r->flush_failed) {
+        if (c->w->conns.n_out_bufs == SST_WREQ_BUFS - 4 && conn_send_body(c) != 0) {
+            r->flush_failed = true; /* sst__conn_flush_body reports it after the parser */
+            return 0;
+        }
         c->w->conns.out_bufs[c->w->conns.n_out_bufs++] = uv_buf_init((char *)at, (unsigned)len);
     }
     /* SST_SINK_DISCARD and a failed upstream: the bytes are dropped */

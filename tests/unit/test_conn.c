@@ -56,6 +56,8 @@ static struct {
     sst_upstream_t ups[16];
     int n_ups;
     int connect_rc;
+    int body_rc; /* what sst__upstream_send_body returns (0: the bytes are taken) */
+    int body_calls;
     sst_pool_t pools[SST_MAX_BACKENDS];
     bool pool_full;
     sst_upstream_t *pooled; /* what sst__pool_take hands out once */
@@ -117,6 +119,9 @@ int sst__upstream_send_body(sst_upstream_t *u, sst_chunk_t *chunk, const uv_buf_
                             const char *prefix, size_t prefix_len, const char *suffix,
                             size_t suffix_len)
 {
+    F.body_calls++;
+    if (F.body_rc != 0)
+        return F.body_rc;
     sent_add(u, prefix, prefix_len);
     for (uint32_t i = 0; i < n; i++)
         sent_add(u, bufs[i].base, bufs[i].len);
@@ -717,6 +722,34 @@ static void test_request_backpressure(void **state)
     fixture_free(f);
 }
 
+/* A body write that fails while the parser is inside the body (many chunks in one read fill
+ * the worker's body buffers mid-parse): the failure is reported once the parser returned, so
+ * the answer it leads to never frees the request under the running parser (ASan would see
+ * it). The client gets the failover's 307 (the backend never had a whole request), and
+ * nothing more is written upstream. */
+static void test_body_write_failure_inside_the_parser(void **state)
+{
+    fixture_t *f = fixture_new("up", "");
+    client_send(f, "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    sst_upstream_t *u = wait_upstream(f, 1);
+    u->cb->on_ready(u->owner);
+    F.body_rc = SST_ENOMEM;
+    char body[2048] = "";
+    for (int i = 0; i < 40; i++) /* 40 one-byte chunks: more than SST_WREQ_BUFS spans */
+        strcat(body, "1\r\nx\r\n");
+    strcat(body, "0\r\n\r\n");
+    client_send(f, body);
+    int status = 1;
+    const char *got = client_read(f, NULL, &status);
+    /* the backend never got a whole request: the failover answers, as for a refused send */
+    assert_non_null(strstr(got, "HTTP/1.1 307 "));
+    assert_non_null(strstr(got, "Location: http://b.example/p\r\n"));
+    assert_int_equal(F.body_calls, 1); /* the failed one; nothing after it */
+    assert_false(u->request_sent);
+    F.body_rc = 0;
+    fixture_free(f);
+}
+
 /* Response back-pressure: a client that does not read makes the connection pause the
  * upstream; once the client reads, it is resumed. */
 static void test_response_backpressure(void **state)
@@ -1164,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_reroute_after_refusals),
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_request_backpressure),
+        cmocka_unit_test(test_body_write_failure_inside_the_parser),
         cmocka_unit_test(test_response_backpressure),
         cmocka_unit_test(test_client_gone),
         cmocka_unit_test(test_local_answers),
