@@ -254,7 +254,9 @@ class Fleet(unittest.TestCase):
             statuses = sorted(r.status for r in results.values())
             self.assertEqual(statuses, [200, 409], {k: v.body for k, v in results.items()})
             won = [k for k, v in results.items() if v.status == 200][0]
-            self.assertEqual([o["region"] for o in get_json(a, "/fleet")["overrides"]], [won])
+            # the winner may have written through b: a sees it when its watch delivers it
+            sst.wait_until(lambda: [o["region"] for o in get_json(a, "/fleet")["overrides"]]
+                           == [won], 2.0, what="the winner's override at instance a")
             self.fleet_clear(won)
             sst.wait_until(lambda: get_json(b, "/fleet")["overrides"] == [], 2.0,
                            what="the override cleared")
