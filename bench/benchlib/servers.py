@@ -93,12 +93,15 @@ class Launcher:
                                % (name, line, proc.log_text()[-2000:]))
         return Running("stub", proc, port, None)
 
-    def server(self, kind, mode, workers, cpus, stub_port=None, stub2_port=None):
-        """Starts `kind` (sidestep, nginx, haproxy) in `mode` (redirect, proxy, failover-*)."""
+    def server(self, kind, mode, workers, cpus, stub_port=None, stub2_port=None, extra=None):
+        """Starts `kind` (sidestep, nginx, haproxy) in `mode` (redirect, proxy, failover-*, or
+        a mode with a template of its own, KIND-MODE.yaml/.conf/.cfg, such as redirect-tls);
+        `extra` adds template values."""
         d = self._dir("%s-%s-w%d" % (kind, mode, workers))
         port = self.ports.take()
         values = {"WORKERS": workers, "PORT": port, "DIR": d, "NOFILE": self.nofile,
                   "MAXCONN": self.maxconn}
+        values.update(extra or {})
         if stub_port is not None:
             values["STUB"] = stub_port
         if stub2_port is not None:
@@ -112,8 +115,7 @@ class Launcher:
         raise ValueError("unknown server %r" % kind)
 
     def _sidestep(self, d, mode, values, cpus):
-        template = {"redirect": "sidestep-redirect.yaml", "proxy": "sidestep-proxy.yaml",
-                    "failover": "sidestep-failover.yaml"}[mode]
+        template = "sidestep-%s.yaml" % mode
         values["CLOSED"] = self.ports.take()  # never listened on: connections are refused
         values["CLOSED2"] = self.ports.take()
         cfg = os.path.join(d, "sidestep.yaml")
@@ -144,8 +146,7 @@ class Launcher:
         return Running("sidestep", proc, values["PORT"], cfg)
 
     def _nginx(self, d, mode, values, cpus):
-        template = {"redirect": "nginx-redirect.conf", "proxy": "nginx-proxy.conf",
-                    "failover": "nginx-failover.conf"}[mode]
+        template = "nginx-%s.conf" % mode
         if mode == "failover":
             values["REDIR"] = self.ports.take()
         cfg = os.path.join(d, "nginx.conf")
@@ -169,8 +170,7 @@ class Launcher:
         if mode.startswith("failover-"):
             variant = mode.split("-", 1)[1]
             mode = "failover"
-        template = {"redirect": "haproxy-redirect.cfg", "proxy": "haproxy-proxy.cfg",
-                    "failover": "haproxy-failover.cfg"}[mode]
+        template = "haproxy-%s.cfg" % mode
         if mode == "failover":
             values["REDIR"] = self.ports.take()
             values.update(_haproxy_variant(variant, values["REDIR"]))
