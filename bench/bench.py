@@ -384,7 +384,11 @@ class Bench:
             server = self.launch.server(kind, "redirect-tls", workers, scpu,
                                         extra=self.certs.values(keytype))
             self._check(server, "GET", HANDSHAKE_TARGET, None, 307, tls=True)
-            self._measure(row, server.port, server, None, None, None, ccpu, load=load)
+            before, after = self._measure(row, server.port, server, None, None, None, ccpu,
+                                          load=load)
+            row["user_s"] = after.user_seconds_since(before)
+            row["sys_s"] = after.sys_seconds_since(before)
+            row["peak_rss_kib"] = after.hwm_kib
             row["resumed_pct"] = 100.0 * row["resumed"] / row["handshakes"] \
                 if row["handshakes"] else None
         except MEASURE_ERRORS as e:
