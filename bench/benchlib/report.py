@@ -419,16 +419,18 @@ def markdown(data):
                                          v["nginx"], v["haproxy"], v["wrk"]),
         "",
         "wrk: 1 thread, %d connections, %d s per run after a %d s warm-up, a fresh server per "
-        "run; each wrk workload measured %d time(s), servers taking turns; the tables show, of "
+        "run; each workload measured %d time(s), servers taking turns; the tables show, of "
         "the runs least disturbed by other processes (others' CPU within 3 points of the "
-        "quietest), the one with the lowest CPU time per request. Idle: %d connections. Failover: %d GET/s, starting "
-        "on %d keep-alive connections, for %.1f s, primary SIGKILLed at %.1f s."
-        % (s["connections"], s["duration_s"], s["warmup_s"], s.get("repeat", 1), s["idle_conns"],
-           s["failover_rate"], s["failover_conns"], s["failover_seconds"],
-           s["failover_kill_at_s"]),
+        "quietest), the one with the lowest CPU time per request."
+        % (s["connections"], s["duration_s"], s["warmup_s"], s.get("repeat", 1)),
     ]
     if s.get("tls"):
         lines += ["", tls_settings_text(s)]
+    else:
+        lines[-1] += (" Idle: %d connections. Failover: %d GET/s, starting on %d keep-alive "
+                      "connections, for %.1f s, primary SIGKILLed at %.1f s."
+                      % (s["idle_conns"], s["failover_rate"], s["failover_conns"],
+                         s["failover_seconds"], s["failover_kill_at_s"]))
     out = ["\n".join(lines)]
     tt = target_table(res)
     if tt:
