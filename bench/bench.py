@@ -376,6 +376,8 @@ class Bench:
             wrong = sum(n for code, n in res["statuses"].items() if code != "307")
             return {"requests": res["handshakes"], "handshakes": res["handshakes"],
                     "resumed": res["resumed"], "answers": res["answers"],
+                    "negotiated": res.get("negotiated"),
+                    "other_negotiated": res.get("other_negotiated"),
                     "statuses": res["statuses"], "load_errors": res["errors"],
                     "seconds": res["seconds"], "rps": res["handshakes"] / res["seconds"],
                     "errors": sum(res["errors"].values()) + wrong}

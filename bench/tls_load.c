@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 
 #define MAX_CONNS  1024
@@ -48,6 +49,8 @@ static struct {
     uint64_t handshakes, resumed, answers, errors[N_ERRORS];
     int status[N_STATUSES];
     uint64_t status_n[N_STATUSES];
+    char params[128];      /* version, suite and key exchange group of the first handshake */
+    uint64_t other_params; /* handshakes that negotiated something else */
 } count;
 
 static SSL_CTX *ctx;
@@ -81,6 +84,21 @@ static void count_status(const slot_t *s)
             return;
         }
     }
+}
+
+/* What the handshake agreed on, so that a run shows every server negotiated the same. */
+static void count_params(SSL *ssl)
+{
+    char now[sizeof count.params];
+    int group = SSL_get_negotiated_group(ssl);
+    const char *gname = group != 0 ? OBJ_nid2sn(group) : NULL;
+
+    snprintf(now, sizeof now, "%s %s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+             gname != NULL ? gname : "none");
+    if (count.params[0] == '\0')
+        memcpy(count.params, now, sizeof now);
+    else if (strcmp(count.params, now) != 0)
+        count.other_params++;
 }
 
 /* Ends the slot's connection; an error is counted under `err` (-1: none). */
@@ -181,6 +199,7 @@ static void slot_step(slot_t *s)
         count.handshakes++;
         if (SSL_session_reused(s->ssl))
             count.resumed++;
+        count_params(s->ssl);
         s->state = S_WRITE;
         /* fall through */
     case S_WRITE:
@@ -218,9 +237,11 @@ static void slot_step(slot_t *s)
 static void print_result(double seconds, long conns)
 {
     printf("{\"seconds\": %.3f, \"connections\": %ld, \"mode\": \"%s\", \"handshakes\": %llu, "
-           "\"resumed\": %llu, \"answers\": %llu, \"statuses\": {",
+           "\"resumed\": %llu, \"answers\": %llu, \"negotiated\": \"%s\", "
+           "\"other_negotiated\": %llu, \"statuses\": {",
            seconds, conns, resume ? "resume" : "full", (unsigned long long)count.handshakes,
-           (unsigned long long)count.resumed, (unsigned long long)count.answers);
+           (unsigned long long)count.resumed, (unsigned long long)count.answers, count.params,
+           (unsigned long long)count.other_params);
     for (int i = 0; i < N_STATUSES && count.status[i] != 0; i++)
         printf("%s\"%d\": %llu", i ? ", " : "", count.status[i],
                (unsigned long long)count.status_n[i]);

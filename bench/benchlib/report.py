@@ -245,20 +245,24 @@ def handshake_table(results, placement, workers):
             if r is None:
                 continue
             if r.get("error"):
-                rows.append([wl, s, "FAILED: " + r["error"][:120], "", "", "", "", "", ""])
+                rows.append([wl, s, "FAILED: " + r["error"][:120], "", "", "", "", "", "", ""])
                 continue
             cpu = r.get("cpu_s") or 0
             per = r.get("cpu_us_per_req")
+            agreed = r.get("negotiated") or "—"
+            if r.get("other_negotiated"):
+                agreed += " (%d others)" % r["other_negotiated"]
             rows.append([wl, s, num(r["rps"]), num(r.get("resumed_pct"), "%.0f%%"),
                          num(per, "%.1f"),
                          num(100.0 * r["sys_s"] / cpu if cpu and "sys_s" in r else None,
                              "%.0f%%"),
                          num(1e6 / per if per else None), str(r["errors"]),
-                         num(r.get("others_pct"), "%.0f%%")])
+                         num(r.get("others_pct"), "%.0f%%"), agreed])
     if not rows:
         return ""
     out = [table(["workload", "server", "handshakes/s", "resumed", "CPU µs/handshake",
-                  "of it sys", "per server core/s", "errors", "others' CPU"], rows)]
+                  "of it sys", "per server core/s", "errors", "others' CPU", "negotiated"],
+                 rows)]
     if "sidestep" in srv and any(p in srv for p in PEERS):
         peers = [p for p in PEERS if p in srv]
         rrows = []

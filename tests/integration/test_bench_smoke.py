@@ -112,18 +112,24 @@ class BenchSmoke(unittest.TestCase):
             rows = data["results"]
             self.assertEqual(sorted((r["workload"], r["server"]) for r in rows),
                              sorted((w, s) for w in TLS_WORKLOADS for s in SERVERS))
+            negotiated = set()
             for r in rows:
                 self.assertIsNone(r["error"], r)
                 self.assertEqual(r["errors"], 0, "%s %s: errors" % (r["workload"], r["server"]))
                 if r["type"] != "handshake":
                     continue
                 self.assertGreater(r["handshakes"], 0, r)
+                negotiated.add(r["negotiated"])
+                self.assertEqual(r["other_negotiated"], 0, r)
                 self.assertEqual(r["statuses"], {"307": r["answers"]}, r)
                 if r["mode"] == "full":
                     self.assertEqual(r["resumed"], 0, r)
                 else:  # each slot's first connection is a full handshake, the rest resume
                     self.assertGreaterEqual(r["resumed"],
                                             r["handshakes"] - 2 * r["connections"], r)
+            # the same version, suite and group with every server
+            self.assertEqual(len(negotiated), 1, negotiated)
+            self.assertRegex(negotiated.pop(), r"^TLSv1\.3 TLS_AES_\w+ \w+$")
             # the certificates were made at run time, into the run's directory
             self.assertTrue(os.path.exists(os.path.join(out_dir, "certs", "api-ecdsa.pem")))
             self.assertNotIn("NOTE: sidestep exited", stderr)
