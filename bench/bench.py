@@ -294,11 +294,13 @@ class Bench:
 
     def _run_load(self, argv, seconds, cpus):
         """Runs a load generator (wrk, tls-load) for about `seconds`; its stdout, also
-        appended with the command to wrk.log."""
+        appended with the command to wrk.log. A non-zero exit is an error (a sanitizer's
+        report, a usage error)."""
         log = os.path.join(self.out, "wrk.log")
         with open(log, "ab") as f:
             f.write(("\n$ %s\n" % " ".join(argv)).encode())
-        proc = self.procs.start("wrk", argv, log, cpus=cpus, stdout=subprocess.PIPE)
+        proc = self.procs.start(os.path.basename(argv[0]), argv, log, cpus=cpus,
+                                stdout=subprocess.PIPE)
         try:
             out, _ = proc.popen.communicate(timeout=seconds + 30)
         finally:
@@ -306,6 +308,9 @@ class Bench:
         text = out.decode("utf-8", "replace")
         with open(log, "a") as f:
             f.write(text)
+        if proc.exit_code != 0:
+            raise RuntimeError("%s exited with %s (see %s)"
+                               % (os.path.basename(argv[0]), proc.exit_code, log))
         return text
 
     def _measure(self, row, port, watched, stub, target, body, ccpu, tls=False, load=None):
