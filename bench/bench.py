@@ -4,6 +4,7 @@
     python3 bench/bench.py                 full run (about 30 minutes), tables on stdout
     python3 bench/bench.py --quick         a few seconds per workload, 1 worker, one placement
     python3 bench/bench.py --direct        wrk straight at the stub, then through sidestep
+    python3 bench/bench.py --tls           the TLS workloads (about 4 minutes), pinned, 1 worker
     python3 bench/bench.py --update-doc    also rewrite the results part of docs/benchmarks.md
                                            and docs/benchmarks.png
     python3 bench/bench.py --report-only bench/out/RUN/results.json --update-doc
@@ -11,7 +12,10 @@
 Workloads: get307, post307-1k, post307-64k (every request answered 307), proxy-get,
 proxy-post-1k (proxied to a stub over keep-alive), idle (N idle keep-alive connections: RSS),
 failover (a constant-rate client while the primary's backend is SIGKILLed), direct (stub alone
-against sidestep in front of it). Configs are rendered from bench/templates/ into
+against sidestep in front of it). TLS (--tls): get307-tls, proxy-get-tls (keep-alive over
+https, wrk), hs-full-ecdsa, hs-full-rsa (a full handshake per request), hs-resume (a resumed one,
+session tickets), the handshakes driven by tls-load (bench/tls_load.c); one certificate, suite
+list and group list for all three servers. Configs are rendered from bench/templates/ into
 bench/out/RUN/; the table, results.json and the chart land there too. Standard library only;
 every process started here is stopped by PID at the end, on Ctrl-C and on error as well.
 See docs/benchmarks.md.
@@ -32,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from benchlib import clients, procs, report, servers, syscalls, wrk  # noqa: E402
+from benchlib import clients, procs, report, servers, syscalls, tls, wrk  # noqa: E402
 
 SERVERS = ("sidestep", "nginx", "haproxy")
 WRK_WORKLOADS = {
@@ -42,8 +46,19 @@ WRK_WORKLOADS = {
     "post307-64k": ("redirect", "POST", "/bench/post?id=12345", 65536, 307),
     "proxy-get": ("proxy", "GET", "/bench/get?id=12345", None, 200),
     "proxy-post-1k": ("proxy", "POST", "/bench/post?id=12345", 1024, 200),
+    # over TLS (a mode ending in -tls): the ECDSA P-256 certificate, keep-alive https
+    "get307-tls": ("redirect-tls", "GET", "/bench/get?id=12345", None, 307),
+    "proxy-get-tls": ("proxy-tls", "GET", "/bench/get?id=12345", None, 200),
 }
-WORKLOADS = tuple(WRK_WORKLOADS) + ("idle", "failover", "direct")
+HANDSHAKE_WORKLOADS = {
+    # name: (certificate key type, tls-load mode); a GET answered 307, then the server's close
+    "hs-full-ecdsa": ("ecdsa", "full"),
+    "hs-full-rsa": ("rsa", "full"),
+    "hs-resume": ("ecdsa", "resume"),
+}
+HANDSHAKE_TARGET = "/bench/hs?id=12345"
+TLS_WORKLOADS = ("get307-tls", "proxy-get-tls") + tuple(HANDSHAKE_WORKLOADS)
+WORKLOADS = tuple(WRK_WORKLOADS) + tuple(HANDSHAKE_WORKLOADS) + ("idle", "failover", "direct")
 FAILOVER_VARIANTS = (
     # label, server kind, server mode
     ("sidestep", "sidestep", "failover"),
@@ -72,6 +87,12 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="2 s per workload, 16 connections, 1 worker, one placement")
     p.add_argument("--direct", action="store_true", help="only the stub-direct comparison")
+    p.add_argument("--tls", action="store_true",
+                   help="only the TLS workloads (%s), pinned, 1 worker, 4 s runs measured twice; "
+                        "about 4 minutes (quick: about 40 s)" % ",".join(TLS_WORKLOADS))
+    p.add_argument("--hs-conns", type=int,
+                   help="tls-load connections at once for the handshake workloads (default 32; "
+                        "quick 8)")
     p.add_argument("--workloads", help="comma list of: " + ",".join(WORKLOADS))
     p.add_argument("--servers", default=",".join(SERVERS), help="comma list (default: all)")
     p.add_argument("--workers", help="comma list of worker counts (default 1,2; quick: 1)")
@@ -98,6 +119,8 @@ def parse_args(argv):
                    os.path.join(ROOT, "build", "sidestep"), help="sidestep binary")
     p.add_argument("--stub", default=os.environ.get("SST_STUB") or
                    os.path.join(ROOT, "build", "tests", "sidestep-stub"), help="stub binary")
+    p.add_argument("--tls-load", help="the handshake load generator (default: tls-load beside "
+                                      "the stub binary)")
     p.add_argument("--update-doc", action="store_true",
                    help="rewrite the results section of docs/benchmarks.md and the chart")
     p.add_argument("--report-only", metavar="RESULTS_JSON",
@@ -105,26 +128,37 @@ def parse_args(argv):
     a = p.parse_args(argv)
 
     quick = a.quick
-    a.workload_list = _list(a.workloads, WORKLOADS, "workload") if a.workloads else \
-        (["direct"] if a.direct else [w for w in WORKLOADS if w != "direct" or not quick])
+    if a.workloads:
+        a.workload_list = _list(a.workloads, WORKLOADS, "workload")
+    elif a.direct:
+        a.workload_list = ["direct"]
+    elif a.tls:
+        a.workload_list = list(TLS_WORKLOADS)
+    else:  # the plain-HTTP matrix; the TLS workloads run with --tls
+        a.workload_list = [w for w in WORKLOADS if w not in TLS_WORKLOADS and
+                           (w != "direct" or not quick)]
     a.server_list = _list(a.servers, SERVERS, "server")
     a.worker_list = [int(w) for w in a.workers.split(",")] if a.workers else \
-        ([1] if quick or a.direct else [1, 2])
+        ([1] if quick or a.direct or a.tls else [1, 2])
     cpus = sorted(os.sched_getaffinity(0))
     a.cpus = cpus
     default_placements = ["pinned", "shared"] if len(cpus) >= 2 else ["shared"]
-    if quick:
+    if quick or a.tls:
         default_placements = default_placements[:1]
     a.placement_list = _list(a.placements, ("pinned", "shared"), "placement") \
         if a.placements else default_placements
     if "pinned" in a.placement_list and len(cpus) < 2:
         p.error("the pinned placement needs two cores; this process may use %s" % cpus)
-    a.duration = a.duration or (2 if quick else 6)
+    a.duration = a.duration or (2 if quick else 4 if a.tls else 6)
     a.warmup = a.warmup if a.warmup is not None else (0 if quick else 1)
     a.connections = a.connections or (16 if quick else 64)
+    a.hs_conns = a.hs_conns or (8 if quick else 32)
+    a.tls_load = a.tls_load or os.path.join(os.path.dirname(os.path.abspath(a.stub)),
+                                            "tls-load")
     a.idle_conns = a.idle_conns or (1000 if quick else 10000)
     a.failover_rate = a.failover_rate or (300 if quick else 500)
-    a.wait_quiet = a.wait_quiet if a.wait_quiet is not None else (0 if quick else 20)
+    a.wait_quiet = a.wait_quiet if a.wait_quiet is not None else \
+        (0 if quick else 5 if a.tls else 20)
     a.repeat = max(1, a.repeat or (1 if quick else 2))
     a.failover_conns = 2 if quick else 4
     a.failover_seconds = 3.5 if quick else 8.0
@@ -178,6 +212,7 @@ class Bench:
         maxconn = min(max(args.idle_conns + 2000, 4096), nofile - 100)
         self.launch = servers.Launcher(self.procs, self.ports, args.sidestep, args.stub,
                                        out_dir, nofile, maxconn)
+        self.certs = tls.Certs(out_dir)
         self.results = []
 
     def log(self, msg):
@@ -204,17 +239,20 @@ class Bench:
 
     def run_wrk(self, placement, workers, workload, kind, rnd=0):
         mode, method, target, body, want = WRK_WORKLOADS[workload]
+        is_tls = mode.endswith("-tls")
         ccpu, scpu = placement_cpus(placement, self.a.cpus)
         row = {"type": "wrk", "placement": placement, "workers": workers, "workload": workload,
                "server": kind, "round": rnd, "error": None}
         stub = server = None
         try:
-            if mode == "proxy":
+            if mode.startswith("proxy"):
                 stub = self.launch.stub("us-east", workers, ccpu)
             server = self.launch.server(kind, mode, workers, scpu,
-                                        stub_port=stub.port if stub else None)
-            self._check(server, method, target, body, want)
-            before, after = self._measure(row, server.port, server, stub, target, body, ccpu)
+                                        stub_port=stub.port if stub else None,
+                                        extra=self.certs.values("ecdsa") if is_tls else None)
+            self._check(server, method, target, body, want, tls=is_tls)
+            before, after = self._measure(row, server.port, server, stub, target, body, ccpu,
+                                          tls=is_tls)
             row["user_s"] = after.user_seconds_since(before)
             row["sys_s"] = after.sys_seconds_since(before)
             row["peak_rss_kib"] = after.hwm_kib
@@ -223,7 +261,8 @@ class Bench:
                 row["syscalls_per_req"] = syscalls.run_counted(
                     self.procs, server.pids(), self.out,
                     "%s-%s-w%d-%s" % (placement, workload, workers, kind),
-                    lambda: wrk.parse(self._wrk(server.port, target, body, 3, ccpu)))
+                    lambda: wrk.parse(self._wrk(server.port, target, body, 3, ccpu,
+                                                tls=is_tls)))
         except MEASURE_ERRORS as e:
             self._failed(row, e)
         finally:
@@ -237,10 +276,11 @@ class Bench:
                         row["errors"], row["others_pct"]))
         return row
 
-    def _check(self, server, method, target, body, want):
+    def _check(self, server, method, target, body, want, tls=False):
         """One request before the load: the server must answer what the workload expects."""
         payload = b"a" * body if body else b""
-        status, headers, _ = clients.check_request(server.port, method, target, payload)
+        status, headers, _ = clients.check_request(server.port, method, target, payload,
+                                                   tls=tls)
         if status != want:
             raise RuntimeError("%s answered %d to %s %s, expected %d"
                                % (server.kind, status, method, target, want))
@@ -248,12 +288,19 @@ class Bench:
             raise RuntimeError("%s sent Location %r, expected %r"
                                % (server.kind, headers.get("location"), LOCATION + target))
 
-    def _wrk(self, port, target, body, seconds, cpus):
-        argv = wrk.argv(port, target, self.a.connections, seconds, body, HERE)
+    def _wrk(self, port, target, body, seconds, cpus, tls=False):
+        argv = wrk.argv(port, target, self.a.connections, seconds, body, HERE, tls=tls)
+        return self._run_load(argv, seconds, cpus)
+
+    def _run_load(self, argv, seconds, cpus):
+        """Runs a load generator (wrk, tls-load) for about `seconds`; its stdout, also
+        appended with the command to wrk.log. A non-zero exit is an error (a sanitizer's
+        report, a usage error)."""
         log = os.path.join(self.out, "wrk.log")
         with open(log, "ab") as f:
             f.write(("\n$ %s\n" % " ".join(argv)).encode())
-        proc = self.procs.start("wrk", argv, log, cpus=cpus, stdout=subprocess.PIPE)
+        proc = self.procs.start(os.path.basename(argv[0]), argv, log, cpus=cpus,
+                                stdout=subprocess.PIPE)
         try:
             out, _ = proc.popen.communicate(timeout=seconds + 30)
         finally:
@@ -261,32 +308,40 @@ class Bench:
         text = out.decode("utf-8", "replace")
         with open(log, "a") as f:
             f.write(text)
+        if proc.exit_code != 0:
+            raise RuntimeError("%s exited with %s (see %s)"
+                               % (os.path.basename(argv[0]), proc.exit_code, log))
         return text
 
-    def _measure(self, row, port, watched, stub, target, body, ccpu):
+    def _measure(self, row, port, watched, stub, target, body, ccpu, tls=False, load=None):
         """The timed wrk run at `port`, after the quiet wait and the warm-up: fills row with
         wrk's figures and the CPU the watched processes spent per request (the stub's, when it
         is not the one watched, goes to stub_cpu_s and counts as the run's own for others_pct).
+        `load(seconds)`, when given, replaces wrk: it returns the figures, "requests" among them.
         Returns the process samples before and after."""
+        if load is None:
+            def load(seconds):
+                return wrk.parse(self._wrk(port, target, body, seconds, ccpu, tls=tls))
         row["quiet_wait_s"], row["others_before_pct"] = self.quiet()
         if self.a.warmup:
-            self._wrk(port, target, body, self.a.warmup, ccpu)
+            load(self.a.warmup)
         others = procs.Others()
         before = procs.Sample(watched.pids())
         stub_before = procs.Sample(stub.pids()) if stub is not None and stub is not watched \
             else None
-        out = self._wrk(port, target, body, self.a.duration, ccpu)
+        figures = load(self.a.duration)
         after = procs.Sample(watched.pids())
         stub_cpu = procs.Sample(stub.pids()).cpu_seconds_since(stub_before) \
             if stub_before is not None else 0.0
         row["others_pct"], row["steal_pct"] = others.finish(
             after.cpu_seconds_since(before) + stub_cpu)
         row["stub_cpu_s"] = stub_cpu
-        row.update(wrk.parse(out))
+        row.update(figures)
         row["cpu_s"] = after.cpu_seconds_since(before)
         row["cpu_us_per_req"] = row["cpu_s"] * 1e6 / row["requests"] if row["requests"] \
             else None
-        row["errors"] = sum(row["socket_errors"].values()) + row["non_2xx_3xx"]
+        if "socket_errors" in row:
+            row["errors"] = sum(row["socket_errors"].values()) + row["non_2xx_3xx"]
         return before, after
 
     def _failed(self, row, e):
@@ -305,6 +360,56 @@ class Bench:
                 self.log("  NOTE: " + note)
         if stub is not None:
             self.procs.stop(stub.proc)
+
+    # --- TLS handshakes: a new connection per request --------------------------------------------
+
+    def run_handshake(self, placement, workers, workload, kind, rnd=0):
+        """tls-load against the server's TLS redirect config: full or resumed handshakes, one
+        GET answered 307 on each connection. CPU per handshake is the server's user + system
+        time over the handshakes completed, TCP accept and close included."""
+        keytype, mode = HANDSHAKE_WORKLOADS[workload]
+        ccpu, scpu = placement_cpus(placement, self.a.cpus)
+        row = {"type": "handshake", "placement": placement, "workers": workers,
+               "workload": workload, "server": kind, "round": rnd, "error": None,
+               "key": keytype, "mode": mode, "connections": self.a.hs_conns}
+        server = None
+
+        def load(seconds):
+            argv = tls.load_argv(self.a.tls_load, server.port, HANDSHAKE_TARGET, seconds,
+                                 self.a.hs_conns, mode)
+            res = tls.parse_load(self._run_load(argv, seconds, ccpu))
+            wrong = sum(n for code, n in res["statuses"].items() if code != "307")
+            return {"requests": res["handshakes"], "handshakes": res["handshakes"],
+                    "resumed": res["resumed"], "answers": res["answers"],
+                    "negotiated": res.get("negotiated"),
+                    "other_negotiated": res.get("other_negotiated"),
+                    "statuses": res["statuses"], "load_errors": res["errors"],
+                    "seconds": res["seconds"], "rps": res["handshakes"] / res["seconds"],
+                    "errors": sum(res["errors"].values()) + wrong}
+
+        try:
+            server = self.launch.server(kind, "redirect-tls", workers, scpu,
+                                        extra=self.certs.values(keytype))
+            self._check(server, "GET", HANDSHAKE_TARGET, None, 307, tls=True)
+            before, after = self._measure(row, server.port, server, None, None, None, ccpu,
+                                          load=load)
+            row["user_s"] = after.user_seconds_since(before)
+            row["sys_s"] = after.sys_seconds_since(before)
+            row["peak_rss_kib"] = after.hwm_kib
+            row["resumed_pct"] = 100.0 * row["resumed"] / row["handshakes"] \
+                if row["handshakes"] else None
+        except MEASURE_ERRORS as e:
+            self._failed(row, e)
+        finally:
+            self._stop(server, row)
+        self.results.append(row)
+        if not row["error"]:
+            self.log("  %-13s %-8s w%d %-6s %7.0f handshakes/s  %7.1f us/handshake  resumed "
+                     "%3.0f%%  errors %d  others %.0f%%"
+                     % (workload, kind, workers, placement, row["rps"],
+                        row["cpu_us_per_req"] or 0, row["resumed_pct"] or 0, row["errors"],
+                        row["others_pct"]))
+        return row
 
     # --- idle keep-alive connections -----------------------------------------------------------
 
@@ -437,6 +542,10 @@ class Bench:
                         for rnd in range(a.repeat):
                             for kind in a.server_list:
                                 self.run_wrk(placement, workers, workload, kind, rnd)
+                    elif workload in HANDSHAKE_WORKLOADS:
+                        for rnd in range(a.repeat):
+                            for kind in a.server_list:
+                                self.run_handshake(placement, workers, workload, kind, rnd)
                     elif workload == "idle":
                         for kind in a.server_list:
                             self.run_idle(placement, workers, kind)
@@ -454,7 +563,10 @@ def check_tools(args):
     for t in args.server_list:
         if t != "sidestep" and shutil.which(t) is None:
             missing.append(t)
-    for path in (args.sidestep, args.stub):
+    paths = [args.sidestep, args.stub]
+    if any(w in HANDSHAKE_WORKLOADS for w in args.workload_list):
+        paths.append(args.tls_load)
+    for path in paths:
         if not os.access(path, os.X_OK):
             missing.append(path)
     return missing
@@ -534,7 +646,7 @@ def main(argv):
                      "failover_kill_at_s": args.failover_kill_at,
                      "workers": args.worker_list, "placements": args.placement_list,
                      "workloads": args.workload_list, "servers": args.server_list,
-                     "quick": args.quick},
+                     "quick": args.quick, "tls": args.tls, "hs_conns": args.hs_conns},
     }
     bench = Bench(args, out_dir)
     started = time.monotonic()

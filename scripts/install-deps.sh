@@ -4,7 +4,7 @@
 set -eu
 
 BUILD="cmake make gcc pkg-config libuv1-dev node-llhttp libyaml-dev libjson-c-dev libssl-dev"
-TEST="libcmocka-dev openssl python3 curl clang clang-format libclang-rt-14-dev valgrind chromium etcd-server"
+TEST="libcmocka-dev openssl python3 curl clang clang-format libclang-rt-14-dev valgrind chromium etcd-server testssl.sh"
 BENCH="wrk nginx haproxy gnuplot-nox procps util-linux linux-perf"
 
 want="$BUILD"

@@ -47,9 +47,26 @@ def body_length(headers):
     return int(value)
 
 
-def check_request(port, method, target, body=b"", timeout=5.0):
-    """One request on a fresh connection. Returns (status, headers, body)."""
-    with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
+def _tls_client():
+    """A TLS client context that checks nothing: the bench measures servers, not trust."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def check_request(port, method, target, body=b"", timeout=5.0, tls=False):
+    """One request on a fresh connection (over TLS when `tls`). Returns (status, headers,
+    body)."""
+    raw = socket.create_connection((LOOPBACK, port), timeout=timeout)
+    try:
+        s = _tls_client().wrap_socket(raw) if tls else raw
+    except OSError:
+        raw.close()
+        raise
+    with s:
         s.sendall(request_bytes(method, target, body))
         buf = b""
         while b"\r\n\r\n" not in buf:

@@ -14,8 +14,13 @@ PLACEMENT_TEXT = {
 PEERS = ("nginx", "haproxy")
 REDIRECT_WORKLOADS = ("get307", "post307-1k", "post307-64k")
 PROXY_WORKLOADS = ("proxy-get", "proxy-post-1k")
+TLS_KEEPALIVE_WORKLOADS = ("get307-tls", "proxy-get-tls")
+HANDSHAKE_WORKLOADS = ("hs-full-ecdsa", "hs-full-rsa", "hs-resume")
 DOC_BEGIN = "<!-- bench:results:begin -->"
 DOC_END = "<!-- bench:results:end -->"
+#: a --tls run rewrites this part of docs/benchmarks.md instead
+TLS_DOC_BEGIN = "<!-- bench:tls:begin -->"
+TLS_DOC_END = "<!-- bench:tls:end -->"
 
 
 def table(header, rows):
@@ -229,10 +234,91 @@ def direct_table(results):
                   "sidestep CPU µs/req"], rows)
 
 
-def _best(results, placement, workers, wl, key, pick):
-    vals = [r[key] for p in PEERS for r in [_find(results, "wrk", placement, workers, wl, p)]
+def handshake_table(results, placement, workers):
+    """Full and resumed handshakes: rate, the server's CPU per handshake, and what that CPU
+    figure means as the rate one core of the server could sustain."""
+    srv = _servers(results, "handshake")
+    rows = []
+    for wl in _workloads(results, "handshake"):
+        for s in srv:
+            r = _find(results, "handshake", placement, workers, wl, s)
+            if r is None:
+                continue
+            if r.get("error"):
+                rows.append([wl, s, "FAILED: " + r["error"][:120], "", "", "", "", "", "", ""])
+                continue
+            cpu = r.get("cpu_s") or 0
+            per = r.get("cpu_us_per_req")
+            agreed = r.get("negotiated") or "—"
+            if r.get("other_negotiated"):
+                agreed += " (%d others)" % r["other_negotiated"]
+            rows.append([wl, s, num(r["rps"]), num(r.get("resumed_pct"), "%.0f%%"),
+                         num(per, "%.1f"),
+                         num(100.0 * r["sys_s"] / cpu if cpu and "sys_s" in r else None,
+                             "%.0f%%"),
+                         num(1e6 / per if per else None), str(r["errors"]),
+                         num(r.get("others_pct"), "%.0f%%"), agreed])
+    if not rows:
+        return ""
+    out = [table(["workload", "server", "handshakes/s", "resumed", "CPU µs/handshake",
+                  "of it sys", "per server core/s", "errors", "others' CPU", "negotiated"],
+                 rows)]
+    if "sidestep" in srv and any(p in srv for p in PEERS):
+        peers = [p for p in PEERS if p in srv]
+        rrows = []
+        for wl in _workloads(results, "handshake"):
+            me = _find(results, "handshake", placement, workers, wl, "sidestep")
+            if not _ok(me):
+                continue
+            line = [wl]
+            for key in ("rps", "cpu_us_per_req"):
+                for p in peers:
+                    other = _find(results, "handshake", placement, workers, wl, p)
+                    line.append(rtext(ratio(me.get(key), other.get(key)) if _ok(other) else None))
+            rrows.append(line)
+        if rrows:
+            hdr = ["workload"] + ["handshakes/s ÷ %s" % p for p in peers] + \
+                ["CPU/handshake ÷ %s" % p for p in peers]
+            out.append("sidestep's figure divided by each peer's (handshakes/s: above 1 is "
+                       "better; CPU: below 1 is better):")
+            out.append(table(hdr, rrows))
+    return "\n\n".join(out)
+
+
+def _best(results, placement, workers, wl, key, pick, typ="wrk"):
+    vals = [r[key] for p in PEERS for r in [_find(results, typ, placement, workers, wl, p)]
             if _ok(r) and r.get(key) is not None]
     return pick(vals) if vals else None
+
+
+def tls_target_table(results):
+    """Issue 14's targets: keep-alive CPU per request over TLS at most the better peer's, and
+    handshakes within 10% of the better peer. The load generator shares one core, so it may cap
+    every server at the same rate: the handshake target is judged on the server's CPU per
+    handshake (the rate its core could sustain), with the measured rate beside it."""
+    rows = []
+    for placement, workers in _combos(results):
+        for wl in TLS_KEEPALIVE_WORKLOADS + HANDSHAKE_WORKLOADS:
+            typ = "handshake" if wl in HANDSHAKE_WORKLOADS else "wrk"
+            me = _find(results, typ, placement, workers, wl, "sidestep")
+            if not _ok(me):
+                if me is not None:
+                    rows.append([wl, placement, str(workers), "sidestep FAILED", "", "", ""])
+                continue
+            best_cpu = _best(results, placement, workers, wl, "cpu_us_per_req", min, typ)
+            cpu = ratio(me["cpu_us_per_req"], best_cpu)
+            rate = ratio(me["rps"], _best(results, placement, workers, wl, "rps", max, typ))
+            limit = 1.0 if typ == "wrk" else 1.1
+            ok = cpu is not None and cpu <= limit
+            rows.append([wl, placement, str(workers),
+                         "%.2f vs %.2f µs" % (me["cpu_us_per_req"], best_cpu)
+                         if best_cpu else "—",
+                         "—" if cpu is None else "%.2f× %s" % (cpu, "✓" if ok else "✗"),
+                         rtext(rate), "≤%.2f×" % limit])
+    if not rows:
+        return ""
+    return table(["workload", "placement", "workers", "CPU/req: sidestep vs best peer",
+                  "÷ best peer", "rate ÷ best peer", "target"], rows)
 
 
 def target_table(results):
@@ -291,6 +377,17 @@ def target_table(results):
     return "\n\n".join(out)
 
 
+def tls_settings_text(s):
+    return ("TLS: the same certificate for the three servers, made at run time by "
+            "tests/support/certs.py (ECDSA P-256 leaf + intermediate; RSA 2048 for "
+            "hs-full-rsa); TLS 1.2 and 1.3, the suites and groups of sidestep's `ciphers: "
+            "intermediate` (read from src/tls/tls_ctx.c) in the client's order, tickets on, "
+            "no session cache. Clients (wrk, tls-load) use OpenSSL's defaults: TLS 1.3, "
+            "TLS_AES_256_GCM_SHA384, X25519. Keep-alive: wrk, %d s runs; handshakes: tls-load "
+            "(bench/tls_load.c), %d s runs, %s connections at once."
+            % (s["duration_s"], s["duration_s"], s.get("hs_conns", "—")))
+
+
 def markdown(data):
     """The results section: settings, then per placement and worker count the tables."""
     meta = data["meta"]
@@ -326,18 +423,25 @@ def markdown(data):
                                          v["nginx"], v["haproxy"], v["wrk"]),
         "",
         "wrk: 1 thread, %d connections, %d s per run after a %d s warm-up, a fresh server per "
-        "run; each wrk workload measured %d time(s), servers taking turns; the tables show, of "
+        "run; each workload measured %d time(s), servers taking turns; the tables show, of "
         "the runs least disturbed by other processes (others' CPU within 3 points of the "
-        "quietest), the one with the lowest CPU time per request. Idle: %d connections. Failover: %d GET/s, starting "
-        "on %d keep-alive connections, for %.1f s, primary SIGKILLed at %.1f s."
-        % (s["connections"], s["duration_s"], s["warmup_s"], s.get("repeat", 1), s["idle_conns"],
-           s["failover_rate"], s["failover_conns"], s["failover_seconds"],
-           s["failover_kill_at_s"]),
+        "quietest), the one with the lowest CPU time per request."
+        % (s["connections"], s["duration_s"], s["warmup_s"], s.get("repeat", 1)),
     ]
+    if s.get("tls"):
+        lines += ["", tls_settings_text(s)]
+    else:
+        lines[-1] += (" Idle: %d connections. Failover: %d GET/s, starting on %d keep-alive "
+                      "connections, for %.1f s, primary SIGKILLed at %.1f s."
+                      % (s["idle_conns"], s["failover_rate"], s["failover_conns"],
+                         s["failover_seconds"], s["failover_kill_at_s"]))
     out = ["\n".join(lines)]
     tt = target_table(res)
     if tt:
         out.append("### Target check\n\n" + tt)
+    tt = tls_target_table(res)
+    if tt:
+        out.append("### TLS target check\n\n" + tt)
     for placement, workers in _combos(res):
         if placement == "n/a":
             continue
@@ -347,6 +451,11 @@ def markdown(data):
         t = wrk_tables(res, placement, workers)
         if t:
             parts.append(t)
+        t = handshake_table(res, placement, workers)
+        if t:
+            parts.append("TLS handshakes (tls-load, %s connections at once, a new connection "
+                         "per request; CPU per handshake includes the TCP accept and close):"
+                         "\n\n%s" % (s.get("hs_conns", "—"), t))
         t = syscall_table(res, placement, workers)
         if t:
             parts.append("System calls per request (a separate 3 s run under `perf stat`, all "
@@ -443,18 +552,20 @@ def chart(data, out_dir):
     return png
 
 
-def update_doc(root, text, png):
+def update_doc(root, text, png, tls=False):
+    """Rewrites the results part of docs/benchmarks.md (the TLS part for a --tls run)."""
     doc = os.path.join(root, "docs", "benchmarks.md")
+    begin, end = (TLS_DOC_BEGIN, TLS_DOC_END) if tls else (DOC_BEGIN, DOC_END)
     with open(doc) as f:
         old = f.read()
-    if DOC_BEGIN not in old or DOC_END not in old:
-        print("bench: %s lacks the %s ... %s markers; not updated" % (doc, DOC_BEGIN, DOC_END),
+    if begin not in old or end not in old:
+        print("bench: %s lacks the %s ... %s markers; not updated" % (doc, begin, end),
               file=sys.stderr)
         return False
-    head, rest = old.split(DOC_BEGIN, 1)
-    _, tail = rest.split(DOC_END, 1)
+    head, rest = old.split(begin, 1)
+    _, tail = rest.split(end, 1)
     with open(doc + ".tmp", "w") as f:
-        f.write(head + DOC_BEGIN + "\n" + text + "\n" + DOC_END + tail)
+        f.write(head + begin + "\n" + text + "\n" + end + tail)
     os.replace(doc + ".tmp", doc)
     if png:
         shutil.copyfile(png, os.path.join(root, "docs", "benchmarks.png"))
@@ -470,9 +581,11 @@ def emit(data, out_dir, root, update):
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(text)
     print(text)
-    png = chart(data, out_dir)
+    tls = bool(data["meta"]["settings"].get("tls"))
+    # the chart is the plain-HTTP matrix's: a --tls run leaves docs/benchmarks.png alone
+    png = None if tls else chart(data, out_dir)
     if update:
-        update_doc(root, text, png)
+        update_doc(root, text, png, tls=tls)
     failed = [r for r in data["results"] if r.get("error")]
     if failed:
         print("bench: %d run(s) failed" % len(failed), file=sys.stderr)

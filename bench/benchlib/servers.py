@@ -94,12 +94,14 @@ class Launcher:
         return Running("stub", proc, port, None)
 
     def server(self, kind, mode, workers, cpus, stub_port=None, stub2_port=None, extra=None):
-        """Starts `kind` (sidestep, nginx, haproxy) in `mode` (redirect, proxy, failover-*,
-        gray); `extra` adds template values (gray: the relays' ports and optional keys)."""
+        """Starts `kind` (sidestep, nginx, haproxy) in `mode` (redirect, proxy, failover-*, gray,
+        or any mode with a template of its own, KIND-MODE.yaml/.conf/.cfg, such as redirect-tls);
+        `extra` adds template values (gray: the relays' ports and optional keys)."""
         d = self._dir("%s-%s-w%d" % (kind, mode, workers))
         port = self.ports.take()
         values = {"WORKERS": workers, "PORT": port, "DIR": d, "NOFILE": self.nofile,
                   "MAXCONN": self.maxconn}
+        values.update(extra or {})
         if stub_port is not None:
             values["STUB"] = stub_port
         if stub2_port is not None:
@@ -115,8 +117,7 @@ class Launcher:
         raise ValueError("unknown server %r" % kind)
 
     def _sidestep(self, d, mode, values, cpus):
-        template = {"redirect": "sidestep-redirect.yaml", "proxy": "sidestep-proxy.yaml",
-                    "failover": "sidestep-failover.yaml", "gray": "sidestep-gray.yaml"}[mode]
+        template = "sidestep-%s.yaml" % mode
         values["CLOSED"] = self.ports.take()  # never listened on: connections are refused
         values["CLOSED2"] = self.ports.take()
         cfg = os.path.join(d, "sidestep.yaml")
@@ -147,8 +148,7 @@ class Launcher:
         return Running("sidestep", proc, values["PORT"], cfg)
 
     def _nginx(self, d, mode, values, cpus):
-        template = {"redirect": "nginx-redirect.conf", "proxy": "nginx-proxy.conf",
-                    "failover": "nginx-failover.conf"}[mode]
+        template = "nginx-%s.conf" % mode
         if mode == "failover":
             values["REDIR"] = self.ports.take()
         cfg = os.path.join(d, "nginx.conf")
@@ -172,8 +172,7 @@ class Launcher:
         if mode.startswith("failover-"):
             variant = mode.split("-", 1)[1]
             mode = "failover"
-        template = {"redirect": "haproxy-redirect.cfg", "proxy": "haproxy-proxy.cfg",
-                    "failover": "haproxy-failover.cfg", "gray": "haproxy-gray.cfg"}[mode]
+        template = "haproxy-%s.cfg" % mode
         if mode == "failover":
             values["REDIR"] = self.ports.take()
             values.update(_haproxy_variant(variant, values["REDIR"]))

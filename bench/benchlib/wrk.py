@@ -41,12 +41,13 @@ def parse(text):
     return out
 
 
-def argv(port, target, connections, seconds, body_bytes=None, script_dir="."):
-    """The wrk command line: one thread, --latency, POST through post.lua when body_bytes."""
+def argv(port, target, connections, seconds, body_bytes=None, script_dir=".", tls=False):
+    """The wrk command line: one thread, --latency, POST through post.lua when body_bytes,
+    https when `tls` (wrk's OpenSSL client defaults, no certificate check)."""
     cmd = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, "--latency"]
     if body_bytes is not None:
         cmd += ["-s", "%s/post.lua" % script_dir]
-    cmd.append("http://127.0.0.1:%d%s" % (port, target))
+    cmd.append("%s://127.0.0.1:%d%s" % ("https" if tls else "http", port, target))
     if body_bytes is not None:
         cmd += ["--", str(body_bytes)]
     return cmd

@@ -1,7 +1,10 @@
 """The benchmark harnesses run: bench/bench.py --quick on the smallest workload set (GET answered
-with 307) against sidestep, nginx and HAProxy, and prints a table with a row per server; and
-bench/failover.py on its shortest scenario (the primary region refuses connections under POSTs,
-about 10 s) against sidestep and HAProxy. Speed is not checked. Skipped when a tool is missing.
+with 307) against sidestep, nginx and HAProxy, and prints a table with a row per server; then
+the TLS path (--tls --quick): keep-alive 307 over https, full and resumed handshakes with
+tls-load, the same certificate for all three; and bench/failover.py on its shortest scenario
+(the primary region refuses connections under POSTs, about 10 s) against sidestep and HAProxy.
+Speed is not checked, only that every figure is there, plausible in kind (resumed handshakes
+resumed, full ones not) and error-free. Skipped when a tool is missing.
 """
 
 import json
@@ -21,6 +24,7 @@ SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 TOOLS = ("wrk", "nginx", "haproxy", "taskset")
 MISSING = [t for t in TOOLS if shutil.which(t, path=SBIN_PATH) is None]
 SERVERS = ("sidestep", "nginx", "haproxy")
+TLS_WORKLOADS = ("get307-tls", "hs-full-ecdsa", "hs-resume")
 
 
 def still_running(pid, started):
@@ -73,6 +77,65 @@ class BenchSmoke(unittest.TestCase):
             self.assertNotIn("NOTE: sidestep exited", stderr)
             procs = data["meta"]["processes"]
             self.assertGreaterEqual(len(procs), 6, procs)  # 3 servers, 3 wrk, nginx's worker
+            self.assertEqual([p for p in procs if still_running(p[1], p[2])], [])
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    def test_quick_tls_prints_keepalive_and_handshake_tables(self):
+        out_dir = tempfile.mkdtemp(prefix="sidestep-bench-smoke-tls-")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-B", BENCH, "--tls", "--quick", "--duration", "1",
+                 "--workloads", ",".join(TLS_WORKLOADS), "--out", out_dir],
+                capture_output=True, timeout=150)
+            stdout = done.stdout.decode("utf-8", "replace")
+            stderr = done.stderr.decode("utf-8", "replace")
+            self.assertEqual(done.returncode, 0, "bench failed:\n%s\n%s" % (stdout, stderr))
+
+            for server in SERVERS:
+                m = re.search(r"^\| get307-tls +\| %s +\| (\d+) +\| [\d.]+ +\| [\d.]+ +\| "
+                              r"([\d.]+) " % server, stdout, re.M)
+                self.assertIsNotNone(m, "no get307-tls row for %s in:\n%s" % (server, stdout))
+                self.assertGreater(int(m.group(1)), 0, "req/s of %s" % server)
+                self.assertGreater(float(m.group(2)), 0.0, "CPU per request of %s" % server)
+                for wl, resumed in (("hs-full-ecdsa", "0%"), ("hs-resume", r"\d+%")):
+                    m = re.search(r"^\| %s +\| %s +\| (\d+) +\| (%s) +\| ([\d.]+) +\| \d+%% +\| "
+                                  r"(\d+) +\| 0 " % (wl, server, resumed), stdout, re.M)
+                    self.assertIsNotNone(m, "no %s row for %s in:\n%s" % (wl, server, stdout))
+                    self.assertGreater(int(m.group(1)), 0, "%s handshakes/s" % server)
+                    self.assertGreater(float(m.group(3)), 0.0, "%s CPU/handshake" % server)
+            self.assertIn("### TLS target check", stdout)
+            self.assertRegex(stdout, r"\| hs-full-ecdsa +\| [\d.]+× +\| [\d.]+× +\| [\d.]+× ")
+
+            with open(os.path.join(out_dir, "results.json")) as f:
+                data = json.load(f)
+            self.assertTrue(data["meta"]["settings"]["tls"])
+            self.assertFalse(data["meta"]["interrupted"])
+            rows = data["results"]
+            self.assertEqual(sorted((r["workload"], r["server"]) for r in rows),
+                             sorted((w, s) for w in TLS_WORKLOADS for s in SERVERS))
+            negotiated = set()
+            for r in rows:
+                self.assertIsNone(r["error"], r)
+                self.assertEqual(r["errors"], 0, "%s %s: errors" % (r["workload"], r["server"]))
+                if r["type"] != "handshake":
+                    continue
+                self.assertGreater(r["handshakes"], 0, r)
+                negotiated.add(r["negotiated"])
+                self.assertEqual(r["other_negotiated"], 0, r)
+                self.assertEqual(r["statuses"], {"307": r["answers"]}, r)
+                if r["mode"] == "full":
+                    self.assertEqual(r["resumed"], 0, r)
+                else:  # each slot's first connection is a full handshake, the rest resume
+                    self.assertGreaterEqual(r["resumed"],
+                                            r["handshakes"] - 2 * r["connections"], r)
+            # the same version, suite and group with every server
+            self.assertEqual(len(negotiated), 1, negotiated)
+            self.assertRegex(negotiated.pop(), r"^TLSv1\.3 TLS_AES_\w+ \w+$")
+            # the certificates were made at run time, into the run's directory
+            self.assertTrue(os.path.exists(os.path.join(out_dir, "certs", "api-ecdsa.pem")))
+            self.assertNotIn("NOTE: sidestep exited", stderr)
+            procs = data["meta"]["processes"]
             self.assertEqual([p for p in procs if still_running(p[1], p[2])], [])
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
