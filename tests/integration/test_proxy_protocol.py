@@ -12,18 +12,18 @@ declared or not, probes with LOCAL / UNKNOWN, and pooled reuse only for the same
 connection.
 """
 
-import os
 import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 import unittest
 
+import haproxy_front
 import proxy_header as pp
 import sst
 from badbackend import BadBackend, ok, respond
+from haproxy_front import HAProxyFront
 from sst import Conn, Sidestep, scaled, wait_until
 
 
@@ -334,34 +334,18 @@ class BehindHAProxy(ListenerBase):
 
     @classmethod
     def setUpClass(cls):
-        cls.haproxy = shutil.which("haproxy") or (
-            "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
-        if cls.haproxy is None:
-            raise unittest.SkipTest("haproxy is not installed")
+        haproxy_front.find()  # skip before starting anything when HAProxy is absent
         super().setUpClass()
-        cls.dir = tempfile.mkdtemp(prefix="sidestep-haproxy-")
-        cls.front = sst.free_port()
-        path = os.path.join(cls.dir, "haproxy.cfg")
-        with open(path, "w") as f:
-            f.write(HAPROXY_CFG.format(front=cls.front, port=cls.sst.port))
-        cls.proc = subprocess.Popen([cls.haproxy, "-db", "-f", path], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_until(lambda: sst.port_open(cls.front), 10.0, what="haproxy listening")
-        except TimeoutError:
-            cls.proc.kill()
+            cls.ha = HAProxyFront(HAPROXY_CFG, cls.sst.port)
+        except BaseException:
+            super().tearDownClass()
             raise
+        cls.front = cls.ha.front
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()  # by PID: the process this class started
-        try:
-            cls.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            cls.proc.kill()
-            cls.proc.wait(timeout=5)
-        cls.proc.stderr.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.ha.stop()
         super().tearDownClass()
 
     def test_client_address_through_haproxy(self):
