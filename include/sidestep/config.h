@@ -373,6 +373,8 @@ int sst_parse_addr(const char *s, size_t len, bool allow_port0, bool resolve, ss
 int sst_parse_endpoint(const char *url, size_t len, bool resolve, sst_addr_t *out);
 /* A fleet or instance name: 1..63 bytes of [A-Za-z0-9_.-] starting with a letter or a digit. */
 bool sst_config_fleet_name_ok(const char *s, size_t len);
+/* health_quorum as written: "off", "majority" or the count (formatted into buf). */
+const char *sst_config_quorum_text(const sst_fleet_cfg_t *f, char *buf, size_t size);
 /* True for 127.0.0.0/8 and ::1. */
 bool sst_addr_is_loopback(const sst_addr_t *addr);
 /* True when `sa` is inside one of cfg->trusted_proxies. */

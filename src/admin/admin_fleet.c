@@ -197,20 +197,6 @@ static const char *fj_basis(sst_fleet_quorum_basis_t b)
                                              : "local";
 }
 
-static const char *fj_quorum_mode(const sst_config_t *cfg, char *buf, size_t size)
-{
-    switch (cfg->fleet.health_quorum) {
-    case SST_QUORUM_CFG_OFF:
-        return "off";
-    case SST_QUORUM_CFG_MAJORITY:
-        return "majority";
-    case SST_QUORUM_CFG_COUNT:
-        snprintf(buf, size, "%u", cfg->fleet.health_quorum_count);
-        return buf;
-    }
-    return "off";
-}
-
 json_object *sst__admin_fleet_status(sst_server_t *s)
 {
     const sst_sfleet_t *sf = s->fleet;
@@ -253,7 +239,7 @@ json_object *sst__admin_fleet_status(sst_server_t *s)
     fj_u64(o, "bad_values", st.bad_values, &oom);
     fj_u64(o, "members", st.n_members, &oom);
     fj_str(o, "restart_needed", sf->restart_why[0] ? sf->restart_why : NULL, &oom);
-    fj_str(q, "mode", fj_quorum_mode(cfg, mode, sizeof(mode)), &oom);
+    fj_str(q, "mode", sst_config_quorum_text(&cfg->fleet, mode, sizeof(mode)), &oom);
     fj_str(q, "basis", fj_basis(st.quorum.basis), &oom);
     for (size_t r = 0; r < cfg->n_regions && r < SST_MAX_REGIONS; r++) {
         uint32_t bit = 1u << r;

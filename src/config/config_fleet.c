@@ -30,6 +30,20 @@ static bool fleet_alnum(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+const char *sst_config_quorum_text(const sst_fleet_cfg_t *f, char *buf, size_t size)
+{
+    switch (f->health_quorum) {
+    case SST_QUORUM_CFG_OFF:
+        return "off";
+    case SST_QUORUM_CFG_MAJORITY:
+        return "majority";
+    case SST_QUORUM_CFG_COUNT:
+        snprintf(buf, size, "%u", f->health_quorum_count);
+        return buf;
+    }
+    return "off";
+}
+
 bool sst_config_fleet_name_ok(const char *s, size_t len)
 {
     if (s == NULL || len == 0 || len > FLEET_MAX_NAME || !fleet_alnum((unsigned char)s[0]))

@@ -35,20 +35,6 @@ static json_object *json_u64(uint64_t v)
     return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
 }
 
-static const char *json_quorum_mode(const sst_config_t *cfg, char *buf, size_t size)
-{
-    switch (cfg->fleet.health_quorum) {
-    case SST_QUORUM_CFG_OFF:
-        return "off";
-    case SST_QUORUM_CFG_MAJORITY:
-        return "majority";
-    case SST_QUORUM_CFG_COUNT:
-        snprintf(buf, size, "%u", cfg->fleet.health_quorum_count);
-        return buf;
-    }
-    return "off";
-}
-
 static json_object *json_quorum(const sst_fleet_t *f, bool *ok)
 {
     json_object *q = json_object_new_object(), *regions = json_object_new_object();
@@ -59,7 +45,8 @@ static json_object *json_quorum(const sst_fleet_t *f, bool *ok)
         *ok = false;
         return NULL;
     }
-    add(q, "mode", json_object_new_string(json_quorum_mode(f->cfg, mode, sizeof(mode))), ok);
+    add(q, "mode",
+        json_object_new_string(sst_config_quorum_text(&f->cfg->fleet, mode, sizeof(mode))), ok);
     add(q, "basis", json_object_new_string(f->quorum_valid ? json_bases[f->quorum.basis] : "local"),
         ok);
     for (size_t r = 0; r < f->cfg->n_regions && r < SST_MAX_REGIONS; r++) {
