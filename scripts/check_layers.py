@@ -46,7 +46,6 @@ PUBLIC = {
     "route.h": "route",
     "tls.h": "tls",
     "server.h": "core",
-    "metrics.h": "core",
     "tools.h": "tools",
 }
 
