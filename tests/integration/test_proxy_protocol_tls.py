@@ -25,7 +25,8 @@ import sst
 from badbackend import BadBackend, ok, respond
 from haproxy_front import HAProxyFront
 from sst import Conn, Sidestep, Stub, scaled, wait_until
-from test_proxy_protocol import accepted, closed_without_answer, get, metrics, rejected
+from test_proxy_protocol import (ListenerBase, accepted, closed_without_answer, config, get,
+                                 listener, metrics, rejected)
 from tlsfront import TlsFront
 
 
@@ -34,8 +35,9 @@ def tls_metric(m, name):
     return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
 
 
-class ProxyOverTlsListener(unittest.TestCase):
-    """One listener with tls and proxy_protocol, trusting headers from 127.0.0.1."""
+class ProxyOverTlsListener(ListenerBase):
+    """One listener with tls and proxy_protocol, trusting headers from 127.0.0.1; the backend,
+    the teardown and the lookups (forwarded, client_of) are test_proxy_protocol's."""
 
     @classmethod
     def setUpClass(cls):
@@ -43,38 +45,12 @@ class ProxyOverTlsListener(unittest.TestCase):
         f = cls.certs["files"]
         cls.backend = BadBackend(respond(ok(), then="keep"))
         cls.port = sst.free_port()
-        cls.sst = Sidestep({
-            "workers": 1,
-            "listen": [{"address": "127.0.0.1:%d" % cls.port, "proxy_protocol": True,
-                        "proxy_protocol_from": ["127.0.0.1"],
-                        "tls": {"certificates": [{"cert": f["selfsigned"]["cert"],
-                                                  "key": f["selfsigned"]["key"]}]}}],
-            "admin": {"address": "127.0.0.1:0"},
-            "regions": [{"name": "us-east", "url": "http://us-east.example",
-                         "backends": [cls.backend.addr],
-                         "health": {"enabled": False, "initial": "up"}}],
-            "timeouts": {"request_head": "%dms" % scaled(1000),
-                         "tls_handshake": "%dms" % scaled(1000), "linger": "300ms"},
-            "log": {"access": "stderr"},
-        })
+        tls = {"certificates": [{"cert": f["selfsigned"]["cert"], "key": f["selfsigned"]["key"]}]}
+        cls.sst = Sidestep(config(
+            cls.backend, [dict(listener(), address="127.0.0.1:%d" % cls.port, tls=tls)],
+            timeouts={"request_head": "%dms" % scaled(1000),
+                      "tls_handshake": "%dms" % scaled(1000), "linger": "300ms"}))
         cls.ctx = sst.tls_context(cafile=f["selfsigned"]["cert"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sst.stop()
-        cls.backend.stop()
-        if cls.backend.errors:
-            raise AssertionError("backend script errors: %r" % cls.backend.errors)
-
-    def forwarded(self, name):
-        def find():
-            return [q for q in self.backend.requests if q.target == "/" + name]
-        return wait_until(find, what="/%s at the backend" % name)[0]
-
-    def client_of(self, name):
-        text = self.sst.wait_stderr('"GET /%s HTTP/1.1"' % name)
-        line = [ln for ln in text.splitlines() if '"GET /%s HTTP/1.1"' % name in ln][0]
-        return line.split(" ")[1]
 
     def tls_after(self, header, name, hello_with_header=False):
         """Sends `header`, then does TLS on the same socket and asks for /name. With
