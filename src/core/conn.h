@@ -10,9 +10,9 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "core/buf.h"
 #include "core/dheap.h"
-#include "core/list.h"
 #include "sidestep/config.h"
 #include "sidestep/route.h"
 

@@ -9,10 +9,10 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "core/buf.h"
 #include "core/conn.h"
 #include "core/dheap.h"
-#include "core/list.h"
 #include "core/metrics.h"
 #include "core/transport.h"
 #include "core/upstream.h"

@@ -11,7 +11,7 @@
 
 #include <sys/socket.h>
 
-#include "core/list.h"
+#include "base/list.h"
 #include "core/metrics.h"
 #include "core/transport.h"
 #include "core/view.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/list.h"
+#include "base/list.h"
 #include "sidestep/error.h"
 
 /* Every libuv handle and request here belongs to a transport whose first member is the handle. */

@@ -9,7 +9,7 @@
 
 #include <netinet/in.h>
 
-#include "core/list.h"
+#include "base/list.h"
 #include "sidestep/error.h"
 
 /* An IP socket address in the room it needs (sockaddr_storage is 128 bytes). */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/list.h"
+#include "base/list.h"
 #include "sidestep/error.h"
 
 typedef struct tls_state_s {

@@ -11,8 +11,8 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "core/buf.h"
-#include "core/list.h"
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "core/transport.h"

@@ -60,10 +60,10 @@ int sst_etcd_new(uv_loop_t *loop, const sst_etcd_opts_t *o, sst_etcd_t **out)
     e->max_message = o->max_message ? o->max_message : SST_ETCD_MAX_MESSAGE;
     e->max_idle = o->max_idle ? o->max_idle : 4;
     e->keepalive_s = o->watch_keepalive_s ? o->watch_keepalive_s : 10;
-    link_init(&e->conns);
-    link_init(&e->idle);
-    link_init(&e->calls);
-    link_init(&e->done);
+    sst_list_init(&e->conns);
+    sst_list_init(&e->idle);
+    sst_list_init(&e->calls);
+    sst_list_init(&e->done);
     int rc = uv_timer_init(loop, &e->done_timer);
     if (rc != 0) {
         free(e);
@@ -87,9 +87,9 @@ static void etcd_on_freed(uv_handle_t *h)
 /* Frees the client once closing and nothing is left: no connection, nothing to deliver. */
 static void etcd_maybe_free(sst_etcd_t *e)
 {
-    if (!e->closing || e->freeing || !link_empty(&e->conns) || !link_empty(&e->done))
+    if (!e->closing || e->freeing || !sst_list_empty(&e->conns) || !sst_list_empty(&e->done))
         return;
-    assert(link_empty(&e->calls));
+    assert(sst_list_empty(&e->calls));
     e->freeing = true;
     uv_close((uv_handle_t *)&e->done_timer, etcd_on_freed);
 }
@@ -126,8 +126,8 @@ static void call_finish(etcd_call_t *c, int status)
         c->conn->call = NULL;
         c->conn = NULL;
     }
-    link_remove(&c->link);
-    link_append(&e->done, &c->link);
+    sst_list_remove(&c->link);
+    sst_list_append(&e->done, &c->link);
     if (!e->freeing)
         uv_timer_start(&e->done_timer, etcd_on_done_timer, 0, 0);
 }
@@ -176,9 +176,9 @@ static void etcd_on_done_timer(uv_timer_t *t)
 {
     sst_etcd_t *e = t->data;
     /* Calls finished by the callbacks run here are delivered in this same loop. */
-    while (!link_empty(&e->done)) {
-        etcd_call_t *c = link_of(e->done.next, etcd_call_t, link);
-        link_remove(&c->link);
+    while (!sst_list_empty(&e->done)) {
+        etcd_call_t *c = sst_container_of(e->done.next, etcd_call_t, link);
+        sst_list_remove(&c->link);
         call_deliver(c);
         sst__etcd_call_free(c);
     }
@@ -193,7 +193,7 @@ static void conn_on_closed(uv_handle_t *h)
     if (--conn->pending_closes > 0)
         return;
     sst_etcd_t *e = conn->e;
-    link_remove(&conn->link);
+    sst_list_remove(&conn->link);
     sst_head_free(conn->head);
     free(conn);
     etcd_maybe_free(e);
@@ -204,7 +204,7 @@ static void conn_close(etcd_conn_t *conn)
     if (conn->state == CONN_CLOSING)
         return;
     if (conn->state == CONN_IDLE) {
-        link_remove(&conn->idle);
+        sst_list_remove(&conn->idle);
         conn->e->n_idle--;
     }
     assert(conn->call == NULL || conn->call->conn == conn);
@@ -225,9 +225,9 @@ static void etcd_endpoint_failed(sst_etcd_t *e, size_t i)
     if (e->n_endpoints < 2 || e->preferred != i)
         return;
     e->preferred = (i + 1) % e->n_endpoints;
-    link_t *l = e->idle.next;
+    sst_link_t *l = e->idle.next;
     while (l != &e->idle) {
-        etcd_conn_t *conn = link_of(l, etcd_conn_t, idle);
+        etcd_conn_t *conn = sst_container_of(l, etcd_conn_t, idle);
         l = l->next;
         if (conn->endpoint == i)
             conn_close(conn);
@@ -376,7 +376,7 @@ static int conn_open(etcd_call_t *c, size_t i)
     }
     conn->e = e;
     conn->endpoint = i;
-    link_init(&conn->idle);
+    sst_list_init(&conn->idle);
     if ((rc = uv_tcp_init(e->loop, &conn->tcp)) != 0) {
         sst_head_free(conn->head);
         free(conn);
@@ -385,7 +385,7 @@ static int conn_open(etcd_call_t *c, size_t i)
     conn->tcp.data = conn;
     uv_timer_init(e->loop, &conn->timer); /* cannot fail: it only initialises the struct */
     conn->timer.data = conn;
-    link_append(&e->conns, &conn->link);
+    sst_list_append(&e->conns, &conn->link);
     conn->state = CONN_CONNECTING;
     conn->call = c;
     c->conn = conn;
@@ -410,11 +410,11 @@ void sst__etcd_call_dispatch(etcd_call_t *c, bool allow_reuse)
     sst_etcd_t *e = c->e;
     if (allow_reuse && c->kind != SST__ETCD_WATCH) {
         /* the most recently used first: the least likely to have been closed by etcd */
-        for (link_t *l = e->idle.prev; l != &e->idle; l = l->prev) {
-            etcd_conn_t *conn = link_of(l, etcd_conn_t, idle);
+        for (sst_link_t *l = e->idle.prev; l != &e->idle; l = l->prev) {
+            etcd_conn_t *conn = sst_container_of(l, etcd_conn_t, idle);
             if (conn->endpoint != e->preferred)
                 continue;
-            link_remove(&conn->idle);
+            sst_list_remove(&conn->idle);
             e->n_idle--;
             conn_begin(conn, c, true);
             return;
@@ -479,9 +479,9 @@ static void conn_release(etcd_conn_t *conn, bool reusable)
         return;
     }
     conn->state = CONN_IDLE;
-    link_append(&e->idle, &conn->idle);
+    sst_list_append(&e->idle, &conn->idle);
     if (++e->n_idle > e->max_idle)
-        conn_close(link_of(e->idle.next, etcd_conn_t, idle)); /* the oldest */
+        conn_close(sst_container_of(e->idle.next, etcd_conn_t, idle)); /* the oldest */
 }
 
 /* ---- responses ---------------------------------------------------------------------------- */
@@ -657,13 +657,14 @@ void sst_etcd_close(sst_etcd_t *e, sst_etcd_close_cb cb, void *arg)
     e->closing = true;
     e->close_cb = cb;
     e->close_arg = arg;
-    while (!link_empty(&e->calls)) {
-        etcd_call_t *c = link_of(e->calls.next, etcd_call_t, link);
+    while (!sst_list_empty(&e->calls)) {
+        etcd_call_t *c = sst_container_of(e->calls.next, etcd_call_t, link);
         sst__etcd_diag_printf(&c->diag, "etcd client closed");
         c->diag.grpc_code = 0;
         sst__etcd_call_fail(c, SST_ECANCELED, true);
     }
-    for (link_t *l = e->conns.next; l != &e->conns; l = l->next)
-        conn_close(link_of(l, etcd_conn_t, link)); /* unlinked only in the close callback */
+    for (sst_link_t *l = e->conns.next; l != &e->conns; l = l->next)
+        conn_close(
+            sst_container_of(l, etcd_conn_t, link)); /* unlinked only in the close callback */
     uv_timer_start(&e->done_timer, etcd_on_done_timer, 0, 0);
 }

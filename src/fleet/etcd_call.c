@@ -140,7 +140,7 @@ static int call_start(sst_etcd_t *e, sst__etcd_call_t kind, json_object *body, s
     uv_update_time(e->loop);
     c->deadline_ms = uv_now(e->loop) + e->request_timeout_ms;
     c->first_endpoint = e->preferred;
-    link_append(&e->calls, &c->link);
+    sst_list_append(&e->calls, &c->link);
     if (out != NULL)
         *out = c;
     sst__etcd_call_dispatch(c, true);

@@ -11,40 +11,12 @@
 #include <json-c/json.h>
 #include <uv.h>
 
+#include "base/list.h"
 #include "fleet/etcd.h"
 #include "fleet/etcd_codec.h"
 #include "http/http1.h"
 
 #define ETCD_READ_BUF (16 * 1024)
-
-/* Intrusive ring with a sentinel. */
-typedef struct link_s {
-    struct link_s *prev, *next;
-} link_t;
-
-static inline void link_init(link_t *l)
-{
-    l->prev = l->next = l;
-}
-static inline bool link_empty(const link_t *l)
-{
-    return l->next == l;
-}
-/* Appends n at the tail of ring h. */
-static inline void link_append(link_t *h, link_t *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-static inline void link_remove(link_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    link_init(n);
-}
-#define link_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct etcd_call_s etcd_call_t;
 
@@ -56,8 +28,8 @@ typedef enum conn_state_e {
 } conn_state_t;
 
 typedef struct etcd_conn_s {
-    link_t link; /* e->conns */
-    link_t idle; /* e->idle while CONN_IDLE */
+    sst_link_t link; /* e->conns */
+    sst_link_t idle; /* e->idle while CONN_IDLE */
     sst_etcd_t *e;
     uv_tcp_t tcp;
     uv_timer_t timer; /* dial timeout, then the call's deadline */
@@ -75,7 +47,7 @@ typedef struct etcd_conn_s {
 } etcd_conn_t;
 
 struct etcd_call_s {
-    link_t link; /* e->calls while running, e->done once finished */
+    sst_link_t link; /* e->calls while running, e->done once finished */
     sst_etcd_t *e;
     sst__etcd_call_t kind;
     char *body; /* JSON request body */
@@ -117,7 +89,7 @@ struct sst_etcd_s {
     uint64_t dial_timeout_ms, request_timeout_ms;
     size_t max_message;
     unsigned max_idle, keepalive_s;
-    link_t conns, idle, calls, done;
+    sst_link_t conns, idle, calls, done;
     size_t n_idle;
     uv_timer_t done_timer; /* delivers finished calls from the loop */
     bool closing, freeing;

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/list.h"
+#include "base/list.h"
 #include "core/transport.h"
 #include "sidestep/error.h"
 

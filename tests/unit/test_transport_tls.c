@@ -17,8 +17,8 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "core/buf.h"
-#include "core/list.h"
 #include "core/metrics.h"
 #include "core/transport.h"
 #include "sidestep/error.h"

@@ -1,7 +1,7 @@
 /* An intrusive doubly linked list (a ring with a sentinel) and container_of: the links live in
  * the objects listed, so listing allocates nothing. Owns no objects. */
-#ifndef SST_CORE_LIST_H
-#define SST_CORE_LIST_H
+#ifndef SST_BASE_LIST_H
+#define SST_BASE_LIST_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +24,14 @@ static inline void sst_list_push(sst_link_t *head, sst_link_t *n)
     n->prev = head;
     head->next->prev = n;
     head->next = n;
+}
+/* Inserts n at the tail of the ring: before head, so a walk from head->next meets it last. */
+static inline void sst_list_append(sst_link_t *head, sst_link_t *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
 }
 static inline void sst_list_remove(sst_link_t *n)
 {
